@@ -1,0 +1,95 @@
+package actor
+
+import (
+	"fmt"
+	"log/slog"
+	"runtime"
+	"time"
+
+	"github.com/eddyflow/eddy/stream"
+)
+
+// Config configures how a plan runs. The zero value of every field means its default.
+type Config struct {
+	// Parallelism is how many splits a source is read with and how many instances a
+	// stateless vertex after a fan-in runs. More than the cores rarely helps. Default:
+	// runtime.GOMAXPROCS(0).
+	Parallelism int
+	// MaxKeyGroups is how many key groups keyed stages have, each its own actor and unit of
+	// state. It is fixed for the life of a job's state (like Flink's max parallelism); more
+	// groups spread load finer but cost a batch buffer each per sender. Default 128.
+	MaxKeyGroups int
+	// BatchSize is how many records a sender buffers per destination before it sends them.
+	// Larger batches amortise the per-message cost; smaller ones cut latency. Default 512.
+	BatchSize int
+	// Linger is how long a partly filled batch may wait before it is sent anyway. Default 5ms.
+	Linger time.Duration
+	// Credits is how many batches a sender may have in flight on one channel. It bounds
+	// every mailbox: memory is at most senders × Credits × BatchSize records per receiver.
+	// Default 4.
+	Credits int
+	// Clock gives processing time and timers. Default: the real clock. Tests pass a
+	// stream.ManualClock.
+	Clock stream.Clock
+	// Logger receives the runtime's logs, and Proto.Actor's. Default: slog.Default().
+	Logger *slog.Logger
+	// Placement says where identities run. Default: Local.
+	Placement Placement
+	// ErrorPolicy says what a stage does when a user function fails. Default: Skip.
+	ErrorPolicy ErrorPolicy
+	// DeadLetters receives every record that could not be processed, with the reason. It
+	// is called from many actors at once. Default: a warning in the log. Dead letters are
+	// counted per stage either way.
+	DeadLetters func(stream.DeadLetter)
+}
+
+// Validate fills in defaults and rejects impossible values.
+func (c *Config) Validate() error {
+	checks := []struct {
+		name string
+		v    int64
+		min  int64
+	}{
+		{"parallelism", int64(c.Parallelism), 0},
+		{"max key groups", int64(c.MaxKeyGroups), 0},
+		{"batch size", int64(c.BatchSize), 0},
+		{"credits", int64(c.Credits), 0},
+		{"linger", int64(c.Linger), 0},
+	}
+	for _, ch := range checks {
+		if ch.v < ch.min {
+			if ch.name == "linger" {
+				return fmt.Errorf("config: %s %v is negative", ch.name, time.Duration(ch.v))
+			}
+			return fmt.Errorf("config: %s %d is negative", ch.name, ch.v)
+		}
+	}
+	if c.ErrorPolicy > FailJob {
+		return fmt.Errorf("config: unknown error policy %d", c.ErrorPolicy)
+	}
+	if c.Parallelism == 0 {
+		c.Parallelism = runtime.GOMAXPROCS(0)
+	}
+	if c.MaxKeyGroups == 0 {
+		c.MaxKeyGroups = stream.DefaultMaxKeyGroups
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 512
+	}
+	if c.Linger == 0 {
+		c.Linger = 5 * time.Millisecond
+	}
+	if c.Credits == 0 {
+		c.Credits = 4
+	}
+	if c.Clock == nil {
+		c.Clock = stream.RealClock{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Placement == nil {
+		c.Placement = Local{}
+	}
+	return nil
+}

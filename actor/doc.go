@@ -1,0 +1,22 @@
+// Package actor runs Eddy's physical plans on Proto.Actor
+// (github.com/asynkron/protoactor-go).
+//
+// A plan is a set of vertices, each a chain of fused stages, and the channels between them.
+// Every vertex runs as one actor per instance: a source runs one actor per split
+// (identity job/stage/split), a keyed stage one actor per key group (job/stage/keyGroup),
+// a stateless stage after a fan-in one per unit of parallelism. Where an identity runs is
+// asked of a Placement; the only implementation here is local.
+//
+// Records move between actors in batches: a sender buffers records per destination and sends
+// a batch when it holds BatchSize records, when Linger has passed, and at the end of input.
+// Every channel runs credit-based flow control: a receiver grants Credits batches to each
+// sender, a sender never has more in flight, and a receiver grants one more only when it has
+// processed a batch. A sender without credit stops taking input (a source stops reading), so
+// no mailbox and no buffer grows without bound; the time spent so is measured per stage.
+//
+// The package has two drivers for the same instance logic: Run, on Proto.Actor, and
+// SyncDriver, a deterministic single-goroutine driver with a manual clock that the testing
+// kit (actor/actortest) uses.
+//
+// Most users never see this package: graph.Build compiles a typed graph into a Plan.
+package actor

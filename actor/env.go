@@ -1,0 +1,240 @@
+package actor
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	pa "github.com/asynkron/protoactor-go/actor"
+
+	"github.com/eddyflow/eddy/stream"
+)
+
+// Env is what a task sees of its instance: who it is, its outputs, the clock, the
+// dead-letter output. It belongs to one instance and is used from its goroutine only.
+type Env struct {
+	// ID is the instance's identity.
+	ID Identity
+	// Instances is how many instances the vertex has.
+	Instances int
+	// Config is the job's configuration, with defaults filled in.
+	Config *Config
+	// Metrics are the vertex's counters, shared by its instances.
+	Metrics *StageMetrics
+	// Stage is the name of the stage whose user function runs now; chains set it before
+	// calling user code so that a panic is reported against the right stage.
+	Stage string
+
+	r *runner
+}
+
+// Output returns the i-th channel group leaving this vertex.
+func (e *Env) Output(i int) *OutputGroup { return e.r.outputs[i] }
+
+// Outputs returns how many channel groups leave this vertex.
+func (e *Env) Outputs() int { return len(e.r.outputs) }
+
+// Blocked reports whether an output holds a full batch it has no credit to send: the task
+// must stop taking input until credit comes.
+func (e *Env) Blocked() bool { return e.r.stalled > 0 }
+
+// Now returns the processing time.
+func (e *Env) Now() time.Time { return e.Config.Clock.Now() }
+
+// Context is the job's context: done when the job is cancelled.
+func (e *Env) Context() context.Context { return e.r.drv.context() }
+
+// DeadLetter sends d to the dead-letter output, counts it and applies the error policy.
+func (e *Env) DeadLetter(d stream.DeadLetter) {
+	e.Metrics.DeadLetters.Add(1)
+	if e.Config.DeadLetters != nil {
+		e.Config.DeadLetters(d)
+	} else {
+		e.Config.Logger.Warn("dead letter", "identity", e.ID.String(), "stage", d.Stage, "reason", d.Reason, "position", d.Position)
+	}
+	switch e.Config.ErrorPolicy {
+	case RestartStage:
+		e.Metrics.Restarts.Add(1)
+		e.r.task.Reset()
+	case FailJob:
+		e.r.drv.fail(fmt.Errorf("stage %s (%s): %s", d.Stage, e.ID, d.Reason))
+	}
+}
+
+// Drive calls f for each record of recs from start on, until the end or until an output is
+// blocked, and returns the index of the first record not handled. A record whose f panics
+// goes to the dead-letter output, reported against env.Stage, and the rest goes on.
+func Drive[T any](env *Env, recs []stream.Record[T], start int, f func(stream.Record[T])) int {
+	i := start
+	for i < len(recs) && !env.Blocked() {
+		i = driveUntilPanic(env, recs, i, f)
+	}
+	return i
+}
+
+func driveUntilPanic[T any](env *Env, recs []stream.Record[T], start int, f func(stream.Record[T])) (next int) {
+	defer func() {
+		if p := recover(); p != nil {
+			r := recs[next]
+			env.DeadLetter(stream.DeadLetter{Stage: env.Stage, Reason: fmt.Sprintf("panic: %v", p), Value: r.Value, Time: r.Time})
+			next++
+		}
+	}()
+	for next = start; next < len(recs) && !env.Blocked(); next++ {
+		f(recs[next])
+	}
+	return next
+}
+
+// OutputGroup is the set of channels from one instance to the instances of one downstream
+// vertex. A Writer fills its per-destination buffers; the group owns the credits.
+type OutputGroup struct {
+	r            *runner
+	index        int
+	port         int
+	partitioning Partitioning
+	dests        []*pa.PID
+	credits      []int
+	stalled      []bool
+	flushWanted  []bool
+	buffers      buffers
+}
+
+// buffers is the typed side of an output group: a Writer.
+type buffers interface {
+	take(dest int) (records any, n int)
+	size(dest int) int
+}
+
+// Partitioning returns how the group spreads records.
+func (g *OutputGroup) Partitioning() Partitioning { return g.partitioning }
+
+// Destinations returns how many receiver instances the group has.
+func (g *OutputGroup) Destinations() int { return len(g.dests) }
+
+// full is called by the writer when dest's buffer has reached the batch size.
+func (g *OutputGroup) full(dest int) {
+	if g.credits[dest] > 0 {
+		g.send(dest)
+		return
+	}
+	if !g.stalled[dest] {
+		g.stalled[dest] = true
+		g.r.stall()
+	}
+}
+
+func (g *OutputGroup) send(dest int) {
+	recs, n := g.buffers.take(dest)
+	if n == 0 {
+		return
+	}
+	g.credits[dest]--
+	g.flushWanted[dest] = false
+	g.r.env.Metrics.Out.Add(int64(n))
+	g.r.env.Metrics.Batches.Add(1)
+	g.r.drv.send(g.dests[dest], &Batch{Port: g.port, Records: records(recs), N: n, Sender: g.r.self, Group: g.index, Dest: dest})
+}
+
+// credit handles a credit returned by dest.
+func (g *OutputGroup) credit(dest int) {
+	g.credits[dest]++
+	n := g.buffers.size(dest)
+	if n >= g.r.env.Config.BatchSize || (g.flushWanted[dest] && n > 0) {
+		g.send(dest)
+	}
+	if g.stalled[dest] && g.buffers.size(dest) < g.r.env.Config.BatchSize {
+		g.stalled[dest] = false
+		g.r.unstall()
+	}
+}
+
+// flush sends every non-empty buffer that has credit and marks the others to go as soon as
+// credit comes. It reports whether every buffer is empty now.
+func (g *OutputGroup) flush() (empty bool) {
+	empty = true
+	for d := range g.dests {
+		if g.buffers.size(d) == 0 {
+			continue
+		}
+		if g.credits[d] > 0 {
+			g.send(d)
+		}
+		if g.buffers.size(d) > 0 {
+			g.flushWanted[d] = true
+			empty = false
+		}
+	}
+	return empty
+}
+
+func (g *OutputGroup) pending() bool {
+	for d := range g.dests {
+		if g.buffers.size(d) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// records wraps a typed batch so that the receiver can type-assert it back.
+type records = any
+
+// Writer buffers records of type T for the destinations of an output group.
+type Writer[T any] struct {
+	g     *OutputGroup
+	bufs  [][]stream.Record[T]
+	batch int
+	dest  func(stream.Record[T]) int
+	next  int
+}
+
+// NewWriter returns the writer of output group g. For Hash partitioning, dest returns the
+// key group of a record (in [0, g.Destinations())); other partitionings ignore it.
+func NewWriter[T any](g *OutputGroup, dest func(stream.Record[T]) int) *Writer[T] {
+	w := &Writer[T]{g: g, bufs: make([][]stream.Record[T], len(g.dests)), batch: g.r.env.Config.BatchSize, dest: dest}
+	if g.partitioning == Forward {
+		w.next = g.r.env.ID.Index % len(g.dests)
+	}
+	g.buffers = w
+	return w
+}
+
+// Write adds r to the buffer of its destination, sending the buffer when it is full and
+// credit allows. Without credit the group stalls the instance; the caller checks
+// Env.Blocked between records.
+func (w *Writer[T]) Write(r stream.Record[T]) {
+	switch w.g.partitioning {
+	case Hash:
+		w.append(w.dest(r), r)
+	case Broadcast:
+		for d := range w.bufs {
+			w.append(d, r)
+		}
+	default: // Forward, and Rebalance, which moves on per batch in take.
+		w.append(w.next, r)
+	}
+}
+
+func (w *Writer[T]) append(d int, r stream.Record[T]) {
+	b := w.bufs[d]
+	if b == nil {
+		b = make([]stream.Record[T], 0, w.batch)
+	}
+	b = append(b, r)
+	w.bufs[d] = b
+	if len(b) == w.batch {
+		w.g.full(d)
+	}
+}
+
+func (w *Writer[T]) take(d int) (any, int) {
+	b := w.bufs[d]
+	w.bufs[d] = nil
+	if w.g.partitioning == Rebalance && d == w.next {
+		w.next = (w.next + 1) % len(w.bufs)
+	}
+	return b, len(b)
+}
+
+func (w *Writer[T]) size(d int) int { return len(w.bufs[d]) }

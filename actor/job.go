@@ -1,0 +1,220 @@
+package actor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	pa "github.com/asynkron/protoactor-go/actor"
+)
+
+// Job is a plan ready to run.
+type Job struct {
+	plan    *Plan
+	cfg     Config
+	metrics []*StageMetrics
+	// instances counts the instances per vertex, for Stats.
+	instances []int
+}
+
+// NewJob checks plan and cfg and returns a job to run.
+func NewJob(plan *Plan, cfg Config) (*Job, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if len(plan.Vertices) == 0 {
+		return nil, errors.New("new job: the plan has no vertices")
+	}
+	j := &Job{plan: plan, cfg: cfg}
+	for _, v := range plan.Vertices {
+		if v.Instances < 1 {
+			return nil, fmt.Errorf("new job: vertex %s has %d instances", v.Name, v.Instances)
+		}
+		j.metrics = append(j.metrics, &StageMetrics{})
+		j.instances = append(j.instances, v.Instances)
+	}
+	for _, e := range plan.Edges {
+		if e.From < 0 || e.From >= len(plan.Vertices) || e.To < 0 || e.To >= len(plan.Vertices) {
+			return nil, fmt.Errorf("new job: edge %d→%d leaves the plan", e.From, e.To)
+		}
+	}
+	return j, nil
+}
+
+// Config returns the job's configuration with defaults filled in.
+func (j *Job) Config() Config { return j.cfg }
+
+// Stats returns a snapshot of every vertex's counters, in plan order.
+func (j *Job) Stats() []StageStats {
+	out := make([]StageStats, len(j.metrics))
+	for i, m := range j.metrics {
+		out[i] = m.snapshot(j.plan.Vertices[i].Name, j.instances[i])
+	}
+	return out
+}
+
+// instantiate makes a runner per instance of every vertex but those in skip, wired to drv.
+func (j *Job) instantiate(drv driver, pidOf func(Identity) *pa.PID, skip map[int]bool) ([]*runner, error) {
+	pids := make([][]*pa.PID, len(j.plan.Vertices))
+	for vi, v := range j.plan.Vertices {
+		for i := range v.Instances {
+			pids[vi] = append(pids[vi], pidOf(Identity{Job: j.plan.Job, Stage: v.Name, Index: i}))
+		}
+	}
+	eos := make([]int, len(j.plan.Vertices))
+	for _, e := range j.plan.Edges {
+		eos[e.To] += j.plan.Vertices[e.From].Instances
+	}
+	var runners []*runner
+	for vi, v := range j.plan.Vertices {
+		if skip[vi] {
+			continue
+		}
+		for i := range v.Instances {
+			r := &runner{drv: drv, self: pids[vi][i], vertex: v, eosLeft: eos[vi]}
+			r.env = &Env{ID: Identity{Job: j.plan.Job, Stage: v.Name, Index: i}, Instances: v.Instances, Config: &j.cfg, Metrics: j.metrics[vi], r: r}
+			for _, e := range j.plan.Edges {
+				if e.From != vi {
+					continue
+				}
+				to := j.plan.Vertices[e.To]
+				g := &OutputGroup{r: r, index: len(r.outputs), port: e.Port, partitioning: e.Partitioning, dests: pids[e.To],
+					credits: make([]int, to.Instances), stalled: make([]bool, to.Instances), flushWanted: make([]bool, to.Instances)}
+				for d := range g.credits {
+					g.credits[d] = j.cfg.Credits
+				}
+				r.outputs = append(r.outputs, g)
+			}
+			task, err := v.New(r.env)
+			if err != nil {
+				return nil, fmt.Errorf("start %s: %w", r.env.ID, err)
+			}
+			r.task = task
+			for _, g := range r.outputs {
+				if g.buffers == nil {
+					return nil, fmt.Errorf("start %s: output %d has no writer", r.env.ID, g.index)
+				}
+			}
+			runners = append(runners, r)
+		}
+	}
+	return runners, nil
+}
+
+// Run runs the job on Proto.Actor until every source is exhausted and everything is
+// flushed, until ctx is cancelled (it then stops cleanly and returns ctx's error), or until
+// the job fails. Sinks are closed before it returns.
+func (j *Job) Run(ctx context.Context) (err error) {
+	logger := j.cfg.Logger
+	sys := pa.NewActorSystem(pa.WithLoggerFactory(func(*pa.ActorSystem) *slog.Logger {
+		return logger.With("component", "protoactor")
+	}))
+	defer sys.Shutdown()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	d := &protoDriver{sys: sys, ctx: ctx, cancel: cancel, allDone: make(chan struct{})}
+	runners, err := j.instantiate(d, func(id Identity) *pa.PID { return sys.NewLocalPID(id.String()) }, nil)
+	if err != nil {
+		j.end()
+		return err
+	}
+	for _, r := range runners {
+		if node := j.cfg.Placement.Node(r.env.ID); node != "" {
+			j.end()
+			return fmt.Errorf("place %s: node %q is remote, and this runtime runs local placement only", r.env.ID, node)
+		}
+	}
+	d.left.Store(int64(len(runners)))
+	var pids []*pa.PID
+	for _, r := range runners {
+		props := pa.PropsFromProducer(func() pa.Actor { return &instanceActor{r: r, drv: d} })
+		pid, err := sys.Root.SpawnNamed(props, r.env.ID.String())
+		if err != nil {
+			d.fail(fmt.Errorf("spawn %s: %w", r.env.ID, err))
+			break
+		}
+		pids = append(pids, pid)
+	}
+	if ctx.Err() == nil {
+		for _, r := range runners {
+			sys.Root.Send(r.self, startMsg{})
+		}
+		select {
+		case <-d.allDone:
+		case <-ctx.Done():
+		}
+	}
+	for _, pid := range pids {
+		_ = sys.Root.StopFuture(pid).Wait()
+	}
+	// The actors are stopped: their runners are ours again. Close what did not finish.
+	for _, r := range runners {
+		if !r.done {
+			r.stopTimers()
+			if cerr := r.task.Close(); cerr != nil && err == nil {
+				err = fmt.Errorf("close %s: %w", r.env.ID, cerr)
+			}
+		}
+	}
+	if endErr := j.end(); endErr != nil && err == nil {
+		err = endErr
+	}
+	if cause := context.Cause(ctx); cause != nil && err == nil {
+		err = cause
+	}
+	return err
+}
+
+// end runs the plan's OnEnd hooks (close sinks).
+func (j *Job) end() error {
+	var errs []error
+	for _, f := range j.plan.OnEnd {
+		if err := f(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+type protoDriver struct {
+	sys     *pa.ActorSystem
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	left    atomic.Int64
+	allDone chan struct{}
+	once    sync.Once
+}
+
+func (d *protoDriver) send(to *pa.PID, msg any)  { d.sys.Root.Send(to, msg) }
+func (d *protoDriver) context() context.Context { return d.ctx }
+func (d *protoDriver) fail(err error)           { d.cancel(err) }
+func (d *protoDriver) finished(*runner) {
+	if d.left.Add(-1) == 0 {
+		d.once.Do(func() { close(d.allDone) })
+	}
+}
+
+// instanceActor is the Proto.Actor actor of one instance.
+type instanceActor struct {
+	r   *runner
+	drv *protoDriver
+}
+
+func (a *instanceActor) Receive(c pa.Context) {
+	switch c.Message().(type) {
+	case *pa.Started, *pa.Stopping, *pa.Restarting:
+		return
+	case *pa.Stopped:
+		a.r.stopTimers()
+		return
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			a.drv.fail(fmt.Errorf("instance %s: panic: %v", a.r.env.ID, p))
+		}
+	}()
+	a.r.receive(c.Message())
+}

@@ -1,0 +1,40 @@
+package actor
+
+import pa "github.com/asynkron/protoactor-go/actor"
+
+// Batch carries records from a sender instance to a receiver instance. Locally Records is a
+// []stream.Record[T] passed by pointer; across nodes it is encoded with the stage's Codec.
+type Batch struct {
+	// Port is the receiver's input port.
+	Port int
+	// Records is the typed slice of records.
+	Records any
+	// N is len(Records).
+	N int
+	// Sender, Group and Dest say where the credit for this batch goes back to.
+	Sender *pa.PID
+	Group  int
+	Dest   int
+
+	// start is how far the receiver got in a batch it had to pause.
+	start int
+}
+
+// Credit returns one batch credit to a sender's channel.
+type Credit struct {
+	Group int
+	Dest  int
+}
+
+// EndOfStream says a sender has sent its last batch on a port.
+type EndOfStream struct {
+	Port int
+}
+
+// Messages an instance sends to itself.
+type (
+	startMsg     struct{}
+	pullMsg      struct{}
+	flushTickMsg struct{}
+	timerTickMsg struct{}
+)

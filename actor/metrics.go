@@ -1,0 +1,45 @@
+package actor
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// StageMetrics counts what happened in one vertex, over all its instances. Every outcome of
+// a record has a counter, so that nothing is lost in silence: In = Out-side effects +
+// DeadLetters for stateless chains.
+type StageMetrics struct {
+	// In counts records taken in (read from a split, or received in a batch).
+	In atomic.Int64
+	// Out counts records sent on to other vertices and written to sinks.
+	Out atomic.Int64
+	// DeadLetters counts records sent to the dead-letter output.
+	DeadLetters atomic.Int64
+	// Restarts counts stage restarts (ErrorPolicy RestartStage).
+	Restarts atomic.Int64
+	// Batches counts batches sent.
+	Batches atomic.Int64
+	// BackpressureNanos is the time instances spent without credit, unable to go on.
+	BackpressureNanos atomic.Int64
+}
+
+// StageStats is a snapshot of StageMetrics.
+type StageStats struct {
+	Stage        string        `json:"stage"`
+	Instances    int           `json:"instances"`
+	In           int64         `json:"in"`
+	Out          int64         `json:"out"`
+	DeadLetters  int64         `json:"dead_letters"`
+	Restarts     int64         `json:"restarts"`
+	Batches      int64         `json:"batches"`
+	Backpressure time.Duration `json:"backpressure_ns"`
+}
+
+func (m *StageMetrics) snapshot(name string, instances int) StageStats {
+	return StageStats{
+		Stage: name, Instances: instances,
+		In: m.In.Load(), Out: m.Out.Load(), DeadLetters: m.DeadLetters.Load(),
+		Restarts: m.Restarts.Load(), Batches: m.Batches.Load(),
+		Backpressure: time.Duration(m.BackpressureNanos.Load()),
+	}
+}

@@ -1,0 +1,149 @@
+package actor
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/eddyflow/eddy/stream"
+)
+
+// Identity names one instance of a vertex: job/stage/index, where index is a key group for
+// keyed stages and a split for sources.
+type Identity struct {
+	Job   string
+	Stage string
+	Index int
+}
+
+func (id Identity) String() string { return fmt.Sprintf("%s/%s/%d", id.Job, id.Stage, id.Index) }
+
+// Placement says on which node an identity runs. The cluster package provides one that
+// spreads identities over peers; Local runs them all here.
+type Placement interface {
+	// Node returns the address of the node that runs id, or "" for this node.
+	Node(id Identity) string
+}
+
+// Local is the placement of a single process: every identity runs here.
+type Local struct{}
+
+// Node returns "": here.
+func (Local) Node(Identity) string { return "" }
+
+// Vertex is one node of a physical plan: a chain of fused stages run as Instances actors.
+type Vertex struct {
+	// Name identifies the vertex in identities and metrics; unique in a plan.
+	Name string
+	// Stages lists the logical stages fused into this vertex, in chain order.
+	Stages []string
+	// Instances is how many actors run the vertex.
+	Instances int
+	// Keyed says the instances are key groups.
+	Keyed bool
+	// Source says the vertex reads a source (it has no inputs).
+	Source bool
+	// New makes the task of one instance.
+	New func(env *Env) (Task, error)
+}
+
+// Partitioning says how a channel spreads a sender's records over the receiver's instances.
+type Partitioning uint8
+
+const (
+	// Forward sends to the receiver instance with the sender's index (modulo).
+	Forward Partitioning = iota
+	// Hash sends each record to the key group of its key.
+	Hash
+	// Rebalance spreads records round-robin, batch by batch.
+	Rebalance
+	// Broadcast sends every record to every instance.
+	Broadcast
+)
+
+func (p Partitioning) String() string {
+	return [...]string{"forward", "hash", "rebalance", "broadcast"}[p]
+}
+
+// Edge is a channel group from every instance of vertex From to the instances of vertex To,
+// delivering to input port Port.
+type Edge struct {
+	From, To     int
+	Port         int
+	Partitioning Partitioning
+}
+
+// Plan is a physical plan: vertices and the edges between them. Edges leaving a vertex are
+// numbered in the order they appear here; a task's Env.Output(i) is its i-th.
+type Plan struct {
+	Job      string
+	Vertices []*Vertex
+	Edges    []Edge
+	// OnEnd runs once when the job ends, however it ends (close sinks).
+	OnEnd []func() error
+}
+
+// Task is the logic of one vertex instance: the fused chain with its input handling. The
+// runtime calls its methods from one goroutine at a time. A task that needs no timers or no
+// inputs embeds NopTask.
+type Task interface {
+	// Read reads at most max records of a source split into the chain; io.EOF ends it.
+	Read(ctx context.Context, max int) (int, error)
+	// Process handles the records of a batch that arrived on port, from index start. It
+	// stops early when Env.Blocked reports an output without credit, and returns the index
+	// of the first record it did not handle (len when done).
+	Process(port int, records any, start int) int
+	// EndBatch is called when a batch (or a chunk that Read returned) is done: compacted
+	// results go out, sink buffers are written.
+	EndBatch()
+	// NextTimer returns when the earliest processing-time timer is due.
+	NextTimer() (time.Time, bool)
+	// FireTimers fires every timer due at now.
+	FireTimers(now time.Time)
+	// EndInput is called once every input has ended, before the final flush.
+	EndInput()
+	// Reset drops the task's state: a stage restart by ErrorPolicy RestartStage.
+	Reset()
+	// Close releases the task (source splits).
+	Close() error
+}
+
+// Inspector is implemented by tasks that can show the state of a key (for tests and the
+// admin endpoint).
+type Inspector interface {
+	// Inspect returns the state held for key, and whether there is any.
+	Inspect(key any) (any, bool)
+}
+
+// NopTask implements every Task method as a no-op; tasks embed it.
+type NopTask struct{}
+
+func (NopTask) Read(context.Context, int) (int, error) {
+	return 0, fmt.Errorf("read: not a source")
+}
+func (NopTask) Process(_ int, _ any, start int) int { return start }
+func (NopTask) EndBatch()                           {}
+func (NopTask) NextTimer() (time.Time, bool)        { return time.Time{}, false }
+func (NopTask) FireTimers(time.Time)                {}
+func (NopTask) EndInput()                           {}
+func (NopTask) Reset()                              {}
+func (NopTask) Close() error                        { return nil }
+
+// ErrorPolicy says what a stage does when a user function fails on a record.
+type ErrorPolicy uint8
+
+const (
+	// Skip sends the record to the dead-letter output and goes on (the default).
+	Skip ErrorPolicy = iota
+	// RestartStage sends the record to the dead-letter output, drops the failing
+	// instance's state (there is no checkpoint to restore yet) and goes on.
+	RestartStage
+	// FailJob sends the record to the dead-letter output and fails the job.
+	FailJob
+)
+
+func (p ErrorPolicy) String() string {
+	return [...]string{"skip", "restart-stage", "fail-job"}[p]
+}
+
+var _ = stream.Insert

@@ -1,0 +1,246 @@
+package actor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	pa "github.com/asynkron/protoactor-go/actor"
+)
+
+// ErrWait is returned by a source task's Read when it has nothing to read until something
+// outside wakes it with another pull (the testing kit's input does this).
+var ErrWait = errors.New("source has nothing to read until woken")
+
+// driver is what an instance needs of whatever runs it: Proto.Actor, or the synchronous
+// test driver.
+type driver interface {
+	send(to *pa.PID, msg any)
+	context() context.Context
+	fail(err error)
+	finished(r *runner)
+}
+
+// runner is the engine of one instance: batches in, credits, end of stream, timers, linger.
+// Both drivers feed it the same messages, one at a time.
+type runner struct {
+	drv     driver
+	self    *pa.PID
+	vertex  *Vertex
+	env     *Env
+	task    Task
+	outputs []*OutputGroup
+
+	// queue holds batches received and not yet processed; bounded by the credits granted.
+	queue []*Batch
+	// eosLeft counts the EndOfStream messages still expected over all ports.
+	eosLeft int
+
+	stalled      int
+	stalledSince time.Time
+
+	pullQueued  bool
+	sourceEOF   bool
+	finishing   bool
+	done        bool
+	lingerArmed bool
+	lingerStop  func() bool
+	timerStop   func() bool
+	timerAt     time.Time
+}
+
+func (r *runner) receive(msg any) {
+	if r.done {
+		return
+	}
+	switch m := msg.(type) {
+	case startMsg:
+		if r.vertex.Source {
+			r.schedulePull()
+		} else if r.eosLeft == 0 {
+			r.startFinish()
+		}
+	case pullMsg:
+		r.pullQueued = false
+		if !r.sourceEOF {
+			r.pull()
+		}
+	case *Batch:
+		r.env.Metrics.In.Add(int64(m.N))
+		r.queue = append(r.queue, m)
+		r.drain()
+	case *Credit:
+		r.outputs[m.Group].credit(m.Dest)
+	case *EndOfStream:
+		r.eosLeft--
+		if r.eosLeft == 0 && len(r.queue) == 0 {
+			r.startFinish()
+		}
+	case flushTickMsg:
+		r.lingerArmed = false
+		for _, g := range r.outputs {
+			g.flush()
+		}
+	case timerTickMsg:
+		r.timerStop = nil
+		r.task.FireTimers(r.env.Now())
+		r.afterWork()
+	default:
+		r.drv.fail(fmt.Errorf("%s: unexpected message %T", r.env.ID, msg))
+	}
+	if r.finishing && !r.done {
+		r.tryFinish()
+	}
+}
+
+func (r *runner) schedulePull() {
+	if r.pullQueued || r.finishing || r.stalled > 0 {
+		return
+	}
+	r.pullQueued = true
+	r.drv.send(r.self, pullMsg{})
+}
+
+func (r *runner) pull() {
+	if r.finishing || r.stalled > 0 {
+		return
+	}
+	n, err := r.task.Read(r.drv.context(), r.env.Config.BatchSize)
+	r.env.Metrics.In.Add(int64(n))
+	r.task.EndBatch()
+	switch {
+	case errors.Is(err, io.EOF):
+		r.sourceEOF = true
+		r.startFinish()
+		return
+	case errors.Is(err, ErrWait):
+		r.afterWork()
+		return
+	case err != nil:
+		if r.drv.context().Err() == nil {
+			r.drv.fail(fmt.Errorf("read source split %s: %w", r.env.ID, err))
+		}
+		return
+	}
+	r.afterWork()
+	r.schedulePull()
+}
+
+func (r *runner) drain() {
+	for len(r.queue) > 0 && r.stalled == 0 {
+		b := r.queue[0]
+		b.start = r.task.Process(b.Port, b.Records, b.start)
+		if b.start < b.N {
+			break
+		}
+		r.queue[0] = nil
+		r.queue = r.queue[1:]
+		r.drv.send(b.Sender, &Credit{Group: b.Group, Dest: b.Dest})
+		r.task.EndBatch()
+	}
+	if len(r.queue) == 0 && r.eosLeft == 0 && !r.vertex.Source {
+		r.startFinish()
+		return
+	}
+	r.afterWork()
+}
+
+// afterWork arms the linger and timer wake-ups that the work just done calls for.
+func (r *runner) afterWork() {
+	if !r.lingerArmed && !r.finishing {
+		for _, g := range r.outputs {
+			if g.pending() {
+				r.lingerArmed = true
+				r.lingerStop = r.after(r.env.Config.Linger, flushTickMsg{})
+				break
+			}
+		}
+	}
+	if at, ok := r.task.NextTimer(); ok && (r.timerStop == nil || at.Before(r.timerAt)) {
+		if r.timerStop != nil {
+			r.timerStop()
+		}
+		r.timerAt = at
+		r.timerStop = r.after(at.Sub(r.env.Now()), timerTickMsg{})
+	}
+}
+
+func (r *runner) after(d time.Duration, msg any) func() bool {
+	self := r.self
+	return r.env.Config.Clock.AfterFunc(d, func() { r.drv.send(self, msg) })
+}
+
+func (r *runner) stall() {
+	if r.stalled == 0 {
+		r.stalledSince = r.env.Now()
+	}
+	r.stalled++
+}
+
+func (r *runner) unstall() {
+	r.stalled--
+	if r.stalled > 0 {
+		return
+	}
+	r.env.Metrics.BackpressureNanos.Add(int64(r.env.Now().Sub(r.stalledSince)))
+	if r.finishing {
+		return
+	}
+	if r.vertex.Source {
+		r.schedulePull()
+	} else {
+		r.drain()
+	}
+}
+
+// startFinish runs once all input has been handled: final results, then the last flush.
+// Processing-time timers still pending fire now, so that a bounded job's results that wait
+// on a timer are not lost.
+func (r *runner) startFinish() {
+	if r.finishing {
+		return
+	}
+	r.finishing = true
+	r.task.EndInput()
+	r.task.FireTimers(time.Unix(1<<62, 0))
+	r.task.EndBatch()
+	r.tryFinish()
+}
+
+// tryFinish sends what is buffered, and once every buffer is empty sends EndOfStream
+// downstream and reports the instance finished.
+func (r *runner) tryFinish() {
+	empty := true
+	for _, g := range r.outputs {
+		if !g.flush() {
+			empty = false
+		}
+	}
+	if !empty {
+		return
+	}
+	for _, g := range r.outputs {
+		for _, d := range g.dests {
+			r.drv.send(d, &EndOfStream{Port: g.port})
+		}
+	}
+	r.done = true
+	r.stopTimers()
+	if err := r.task.Close(); err != nil {
+		r.drv.fail(fmt.Errorf("close %s: %w", r.env.ID, err))
+	}
+	r.drv.finished(r)
+}
+
+func (r *runner) stopTimers() {
+	if r.lingerStop != nil {
+		r.lingerStop()
+		r.lingerStop = nil
+	}
+	if r.timerStop != nil {
+		r.timerStop()
+		r.timerStop = nil
+	}
+}

@@ -1,0 +1,236 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/eddyflow/eddy/actor"
+)
+
+type edgeKey struct{ to, port int }
+
+// vertexPlan is a vertex at compile time: its root stage, the stages fused after it, and
+// the index of each of its outgoing channel groups.
+type vertexPlan struct {
+	index     int
+	root      *stage
+	chain     []*stage
+	edgeIndex map[edgeKey]int
+}
+
+func (g *Graph) onEndSink(s *stage, close func() error) {
+	g.sinkClosers = append(g.sinkClosers, sinkCloser{s, close})
+}
+
+type sinkCloser struct {
+	s     *stage
+	close func() error
+}
+
+// Build checks the graph and compiles it into a job. Every mistake found is in the error.
+func (g *Graph) Build(opts ...JobOption) (*Job, error) {
+	var cfg actor.Config
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("build %s: %w", g.name, err)
+	}
+	if err := g.validate(); err != nil {
+		return nil, fmt.Errorf("build %s: %w", g.name, err)
+	}
+	plan := &actor.Plan{Job: g.name}
+	var vps []*vertexPlan
+	vertexOf := map[int]*vertexPlan{}
+	for _, s := range g.stages {
+		if !s.root {
+			continue
+		}
+		n, err := s.instances(&cfg)
+		if err != nil {
+			return nil, fmt.Errorf("build %s: %w", g.name, err)
+		}
+		vp := &vertexPlan{index: len(vps), root: s, edgeIndex: map[edgeKey]int{}}
+		vps = append(vps, vp)
+		vertexOf[s.id] = vp
+		plan.Vertices = append(plan.Vertices, &actor.Vertex{Name: s.name, Instances: n, Keyed: s.keyed, Source: !s.keyed})
+	}
+	for _, vp := range vps {
+		seen := map[int]bool{}
+		var visit func(s *stage)
+		visit = func(s *stage) {
+			if seen[s.id] {
+				return
+			}
+			seen[s.id] = true
+			vp.chain = append(vp.chain, s)
+			for _, l := range s.links {
+				if !l.exchange {
+					visit(l.to)
+					continue
+				}
+				k := edgeKey{to: l.to.id, port: l.port}
+				if _, ok := vp.edgeIndex[k]; ok {
+					continue
+				}
+				var out int
+				for _, e := range plan.Edges {
+					if e.From == vp.index {
+						out++
+					}
+				}
+				vp.edgeIndex[k] = out
+				plan.Edges = append(plan.Edges, actor.Edge{From: vp.index, To: vertexOf[l.to.id].index, Port: l.port, Partitioning: actor.Hash})
+			}
+		}
+		visit(vp.root)
+		v := plan.Vertices[vp.index]
+		for _, s := range vp.chain {
+			v.Stages = append(v.Stages, s.name)
+		}
+		v.New = func(env *actor.Env) (actor.Task, error) {
+			ic := &inst{env: env, v: vp, pushes: map[int]any{}, writers: map[edgeKey]any{}, sides: map[int]map[string]func(any, int64) bool{}}
+			return vp.root.newTask(ic)
+		}
+	}
+	for _, sc := range g.sinkClosers {
+		var once sync.Once
+		close := sc.close
+		name := sc.s.name
+		plan.OnEnd = append(plan.OnEnd, func() (err error) {
+			once.Do(func() {
+				if e := close(); e != nil {
+					err = fmt.Errorf("close sink %q: %w", name, e)
+				}
+			})
+			return err
+		})
+	}
+	aj, err := actor.NewJob(plan, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("build %s: %w", g.name, err)
+	}
+	return &Job{aj: aj, desc: g.describe(plan, vps)}, nil
+}
+
+// validate reports every mistake in the graph.
+func (g *Graph) validate() error {
+	errs := append([]error(nil), g.errs...)
+	if len(g.stages) == 0 {
+		errs = append(errs, errors.New("the graph has no stages"))
+	}
+	for _, c := range g.checks {
+		if err := c(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	names := map[string]*stage{}
+	for _, s := range g.stages {
+		if prev, dup := names[s.name]; dup {
+			errs = append(errs, fmt.Errorf("duplicate stage name %q (a %s and a %s)", s.name, prev.kind, s.kind))
+			continue
+		}
+		names[s.name] = s
+	}
+	if cyc := g.findCycle(); cyc != nil {
+		parts := make([]string, len(cyc))
+		for i, s := range cyc {
+			parts[i] = fmt.Sprintf("%q", s.name)
+		}
+		errs = append(errs, fmt.Errorf("cycle: %s (Eddy runs acyclic graphs)", strings.Join(parts, " → ")))
+	}
+	for _, s := range g.stages {
+		if !s.sink && len(s.links) == 0 {
+			errs = append(errs, fmt.Errorf("stage %q (%s): its output is not consumed (dangling); end it with To or feed it to another stage", s.name, s.kind))
+		}
+	}
+	hasSource := false
+	for _, s := range g.stages {
+		if s.root && !s.keyed {
+			hasSource = true
+		}
+	}
+	if len(g.stages) > 0 && !hasSource {
+		errs = append(errs, errors.New("the graph has no source"))
+	}
+	return errors.Join(errs...)
+}
+
+// findCycle returns the stages of a cycle, first stage repeated at the end, or nil.
+func (g *Graph) findCycle() []*stage {
+	const (
+		white = iota
+		grey
+		black
+	)
+	color := make([]int, len(g.stages))
+	var path []*stage
+	var found []*stage
+	var visit func(s *stage) bool
+	visit = func(s *stage) bool {
+		color[s.id] = grey
+		path = append(path, s)
+		for _, l := range s.links {
+			switch color[l.to.id] {
+			case grey:
+				for i, p := range path {
+					if p == l.to {
+						found = append(append([]*stage(nil), path[i:]...), l.to)
+					}
+				}
+				return true
+			case white:
+				if visit(l.to) {
+					return true
+				}
+			}
+		}
+		path = path[:len(path)-1]
+		color[s.id] = black
+		return false
+	}
+	for _, s := range g.stages {
+		if color[s.id] == white && visit(s) {
+			return found
+		}
+	}
+	return nil
+}
+
+// Job is a built graph, ready to run once.
+type Job struct {
+	aj   *actor.Job
+	desc Description
+	ran  atomic.Bool
+}
+
+// Run runs the job until its bounded sources are drained and everything is flushed, until
+// ctx is cancelled, or until it fails. A job runs once.
+func (j *Job) Run(ctx context.Context) error {
+	if j.ran.Swap(true) {
+		return errors.New("run: this job has run already; build the graph again")
+	}
+	return j.aj.Run(ctx)
+}
+
+// Describe returns the logical and physical plan.
+func (j *Job) Describe() Description { return j.desc }
+
+// Stats returns the counters of every vertex.
+func (j *Job) Stats() []actor.StageStats { return j.aj.Stats() }
+
+// Runtime returns the compiled job, for drivers other than Run (the testing kit's).
+func (j *Job) Runtime() *actor.Job { return j.aj }
+
+// Run builds the graph and runs it.
+func (g *Graph) Run(ctx context.Context, opts ...JobOption) error {
+	j, err := g.Build(opts...)
+	if err != nil {
+		return err
+	}
+	return j.Run(ctx)
+}

@@ -1,0 +1,20 @@
+// Package graph is Eddy's typed DSL: build a dataflow graph of stages, check it, and run it.
+//
+// Type-preserving steps are methods (Filter, To) where Go allows; type-changing steps are
+// functions (Map, FlatMap, KeyBy, Aggregate), because Go methods cannot take type
+// parameters. A wrong graph is an error from Build, before anything runs: a dangling output,
+// a cycle, a duplicate stage name, a stream that crosses a re-partitioning boundary (KeyBy)
+// without a Codec, a nil function.
+//
+// Build fuses consecutive stateless stages (Map, Filter, FlatMap, Merge, Partition,
+// Broadcast, sinks) into the vertex of the source or keyed stage before them: one function
+// chain run inside one actor, with no hop per stage. A hop exists only at KeyBy, where
+// records are re-partitioned to key groups.
+//
+//	g := graph.New("wordcount")
+//	lines := graph.From(g, stream.Lines("book.txt"))
+//	words := graph.FlatMap(lines, splitWords)
+//	counts := graph.Count(graph.KeyBy(words, func(w string) string { return w }))
+//	counts.To(stream.Stdout[stream.KV[string, int64]]())
+//	err := g.Run(ctx, graph.Parallelism(2))
+package graph

@@ -1,0 +1,554 @@
+package graph
+
+import (
+	"fmt"
+	"reflect"
+
+	"github.com/eddyflow/eddy/actor"
+	"github.com/eddyflow/eddy/stream"
+)
+
+// Graph is a dataflow graph under construction. Its methods and the functions of this
+// package record stages; mistakes are collected and returned by Build.
+type Graph struct {
+	name   string
+	stages []*stage
+	errs   []error
+	// checks run at Build, once the whole graph is known (codecs can be given late).
+	checks      []func() error
+	sinkClosers []sinkCloser
+}
+
+// New returns an empty graph; name is the job's name, the first part of every identity.
+func New(name string) *Graph { return &Graph{name: name} }
+
+// Name returns the graph's name.
+func (g *Graph) Name() string { return g.name }
+
+func (g *Graph) errorf(format string, args ...any) {
+	g.errs = append(g.errs, fmt.Errorf(format, args...))
+}
+
+// stage is one logical stage, type-erased; its typed parts live in closures.
+type stage struct {
+	g        *Graph
+	id       int
+	name     string
+	kind     string
+	typ      string
+	inputs   []*stage
+	links    []link
+	root     bool // starts a vertex: a source or a keyed stage
+	keyed    bool
+	sink     bool
+	codec    any
+	keyDesc  string
+	parent   *stage // for Partition/Broadcast/side outputs: the stage they split
+	outputs  any    // *outputs[T]
+	sides    map[string]*sideOut
+	emitMode stream.EmitMode
+
+	// Vertex roots only.
+	instances func(cfg *actor.Config) (int, error)
+	newTask   func(ic *inst) (actor.Task, error)
+}
+
+// link is a consumer of a stage's output: fused, or across an exchange to a keyed stage.
+type link struct {
+	to       *stage
+	exchange bool
+	port     int
+}
+
+// sideOut is a side output of a stage: the stream that carries it, and how to push into it.
+type sideOut struct {
+	st   *stage
+	push func(ic *inst) func(v any, ts int64) bool
+}
+
+// outputs holds the consumers of a stage that produces T.
+type outputs[T any] struct {
+	consumers []func(ic *inst) func(stream.Record[T])
+}
+
+// Stream is a typed stream of records of T, the output of a stage.
+type Stream[T any] struct {
+	st *stage
+}
+
+// Keyed is a stream partitioned by key: the input of a keyed stage.
+type Keyed[K comparable, T any] struct {
+	in       Stream[T]
+	key      func(T) K
+	hash     func(K) uint64
+	opts     stageOpts
+	keyCodec stream.Codec[K]
+}
+
+func typeName[T any]() string { return reflect.TypeFor[T]().String() }
+
+func newStage[T any](g *Graph, kind string, opts []Option, inputs ...*stage) (*stage, stageOpts) {
+	var o stageOpts
+	for _, opt := range opts {
+		if opt != nil {
+			opt.apply(&o)
+		}
+	}
+	s := &stage{g: g, id: len(g.stages), kind: kind, typ: typeName[T](), inputs: inputs, name: o.name, outputs: &outputs[T]{}, emitMode: o.emit}
+	if s.name == "" {
+		s.name = fmt.Sprintf("%s-%d", kind, s.id)
+	}
+	if o.codec != nil {
+		c, ok := o.codec.(stream.Codec[T])
+		if !ok {
+			g.errorf("stage %q: WithCodec gives a %T, not a codec of %s", s.name, o.codec, s.typ)
+		}
+		s.codec = c
+	}
+	for _, in := range inputs {
+		if in == nil {
+			g.errorf("stage %q: input is an empty Stream (not made by this package)", s.name)
+		} else if in.g != g {
+			g.errorf("stage %q: input %q belongs to graph %q, not %q", s.name, in.name, in.g.name, g.name)
+		}
+	}
+	g.stages = append(g.stages, s)
+	return s, o
+}
+
+// consume registers f as a fused consumer of s's output.
+func consume[T any](from Stream[T], to *stage, f func(ic *inst) func(stream.Record[T])) {
+	if from.st == nil || from.st.g != to.g {
+		return // reported by newStage
+	}
+	outs := from.st.outputs.(*outputs[T])
+	outs.consumers = append(outs.consumers, f)
+	from.st.links = append(from.st.links, link{to: to})
+}
+
+// forward is the consumer that hands records to stage to's own consumers unchanged.
+func forward[T any](to *stage) func(ic *inst) func(stream.Record[T]) {
+	return func(ic *inst) func(stream.Record[T]) { return pushOf[T](ic, to) }
+}
+
+func nilFunc(g *Graph, s *stage, what string, isNil bool) {
+	if isNil {
+		g.errorf("stage %q: %s is nil", s.name, what)
+	}
+}
+
+// From adds a source stage.
+func From[T any](g *Graph, src stream.Source[T], opts ...Option) Stream[T] {
+	s, _ := newStage[T](g, "source", opts)
+	s.root = true
+	if src == nil {
+		g.errorf("stage %q: source is nil", s.name)
+		return Stream[T]{st: s}
+	}
+	var splits []stream.Split[T]
+	s.instances = func(cfg *actor.Config) (int, error) {
+		var err error
+		splits, err = src.Splits(cfg.Parallelism)
+		if err != nil {
+			return 0, fmt.Errorf("source %q: %w", s.name, err)
+		}
+		if len(splits) == 0 {
+			return 0, fmt.Errorf("source %q: no splits", s.name)
+		}
+		return len(splits), nil
+	}
+	s.newTask = func(ic *inst) (actor.Task, error) {
+		t := &sourceTask[T]{env: ic.env, name: s.name, split: splits[ic.env.ID.Index], ic: ic}
+		t.push = pushOf[T](ic, s)
+		return t, nil
+	}
+	return Stream[T]{st: s}
+}
+
+// WithCodec sets the codec of the stream's records, for when they cross a re-partitioning
+// boundary (KeyBy). It returns the same stream.
+func (s Stream[T]) WithCodec(c stream.Codec[T]) Stream[T] {
+	if s.st != nil {
+		s.st.codec = c
+	}
+	return s
+}
+
+// Name returns the name of the stage that produces the stream.
+func (s Stream[T]) Name() string {
+	if s.st == nil {
+		return ""
+	}
+	return s.st.name
+}
+
+// Map applies f to every record's value.
+func Map[T, O any](s Stream[T], f func(T) O, opts ...Option) Stream[O] {
+	ns, _ := newStage[O](s.g(), "map", opts, s.st)
+	nilFunc(ns.g, ns, "map function", f == nil)
+	consume(s, ns, func(ic *inst) func(stream.Record[T]) {
+		next, env, name := pushOf[O](ic, ns), ic.env, ns.name
+		return func(r stream.Record[T]) {
+			env.Stage = name
+			next(stream.Record[O]{Value: f(r.Value), Time: r.Time, Kind: r.Kind})
+		}
+	})
+	return Stream[O]{st: ns}
+}
+
+// TryMap applies f to every record's value; a record for which f returns an error goes to
+// the dead-letter output with the error.
+func TryMap[T, O any](s Stream[T], f func(T) (O, error), opts ...Option) Stream[O] {
+	ns, _ := newStage[O](s.g(), "map", opts, s.st)
+	nilFunc(ns.g, ns, "map function", f == nil)
+	consume(s, ns, func(ic *inst) func(stream.Record[T]) {
+		next, env, name := pushOf[O](ic, ns), ic.env, ns.name
+		return func(r stream.Record[T]) {
+			env.Stage = name
+			v, err := f(r.Value)
+			if err != nil {
+				env.DeadLetter(stream.DeadLetter{Stage: name, Reason: err.Error(), Value: r.Value, Time: r.Time})
+				return
+			}
+			next(stream.Record[O]{Value: v, Time: r.Time, Kind: r.Kind})
+		}
+	})
+	return Stream[O]{st: ns}
+}
+
+// Filter keeps the records whose value satisfies keep.
+func (s Stream[T]) Filter(keep func(T) bool, opts ...Option) Stream[T] {
+	ns, _ := newStage[T](s.g(), "filter", opts, s.st)
+	nilFunc(ns.g, ns, "filter function", keep == nil)
+	consume(s, ns, func(ic *inst) func(stream.Record[T]) {
+		next, env, name := pushOf[T](ic, ns), ic.env, ns.name
+		return func(r stream.Record[T]) {
+			env.Stage = name
+			if keep(r.Value) {
+				next(r)
+			}
+		}
+	})
+	return Stream[T]{st: ns}
+}
+
+// FlatMap calls f for every record's value; f emits zero or more results. Results inherit
+// the record's timestamp and kind.
+func FlatMap[T, O any](s Stream[T], f func(in T, emit func(O)), opts ...Option) Stream[O] {
+	ns, _ := newStage[O](s.g(), "flatMap", opts, s.st)
+	nilFunc(ns.g, ns, "flatMap function", f == nil)
+	consume(s, ns, func(ic *inst) func(stream.Record[T]) {
+		next, env, name := pushOf[O](ic, ns), ic.env, ns.name
+		var cur stream.Record[T]
+		emit := func(v O) { next(stream.Record[O]{Value: v, Time: cur.Time, Kind: cur.Kind}) }
+		return func(r stream.Record[T]) {
+			env.Stage = name
+			cur = r
+			f(r.Value, emit)
+		}
+	})
+	return Stream[O]{st: ns}
+}
+
+// To writes the stream to sink. A sink ends a branch of the graph.
+func (s Stream[T]) To(sink stream.Sink[T], opts ...Option) {
+	ns, _ := newStage[T](s.g(), "sink", opts, s.st)
+	ns.sink = true
+	if sink == nil {
+		ns.g.errorf("stage %q: sink is nil", ns.name)
+		return
+	}
+	consume(s, ns, func(ic *inst) func(stream.Record[T]) {
+		b := &sinkBuffer[T]{sink: sink, env: ic.env, name: ns.name}
+		ic.flushers = append(ic.flushers, b.flush)
+		return b.add
+	})
+	ns.g.onEndSink(ns, sink.Close)
+}
+
+func (s Stream[T]) g() *Graph {
+	if s.st == nil {
+		return &Graph{name: "<none>"}
+	}
+	return s.st.g
+}
+
+// MergeJunction is a fan-in whose inputs can be added after its output is used, as in
+// Akka's GraphDSL. That makes cycles possible to write, and Build rejects them: Eddy runs
+// acyclic graphs (a cycle under credit-based flow control can deadlock).
+type MergeJunction[T any] struct {
+	st *stage
+}
+
+// NewMerge returns an empty merge junction.
+func NewMerge[T any](g *Graph, opts ...Option) *MergeJunction[T] {
+	s, _ := newStage[T](g, "merge", opts)
+	return &MergeJunction[T]{st: s}
+}
+
+// Add makes s an input of the junction.
+func (m *MergeJunction[T]) Add(s Stream[T]) *MergeJunction[T] {
+	if s.st != nil && s.st.g != m.st.g {
+		m.st.g.errorf("stage %q: input %q belongs to graph %q", m.st.name, s.st.name, s.st.g.name)
+		return m
+	}
+	m.st.inputs = append(m.st.inputs, s.st)
+	consume(s, m.st, forward[T](m.st))
+	return m
+}
+
+// Out returns the merged stream.
+func (m *MergeJunction[T]) Out() Stream[T] { return Stream[T]{st: m.st} }
+
+// Merge returns one stream of the records of all of ss, in no fixed order across inputs.
+func Merge[T any](ss ...Stream[T]) Stream[T] {
+	if len(ss) == 0 {
+		g := &Graph{}
+		g.errorf("merge: no inputs")
+		return Stream[T]{}
+	}
+	m := NewMerge[T](ss[0].g())
+	for _, s := range ss {
+		m.Add(s)
+	}
+	return m.Out()
+}
+
+// Broadcast returns n streams that each carry every record of s.
+func Broadcast[T any](s Stream[T], n int, opts ...Option) []Stream[T] {
+	return fanOut(s, "broadcast", n, opts, func(ic *inst, outs []func(stream.Record[T])) func(stream.Record[T]) {
+		return func(r stream.Record[T]) {
+			for _, o := range outs {
+				o(r)
+			}
+		}
+	})
+}
+
+// Partition returns n streams; each record of s goes to the one whose index pick returns.
+// An index out of [0, n) sends the record to the dead-letter output.
+func Partition[T any](s Stream[T], n int, pick func(T) int, opts ...Option) []Stream[T] {
+	var name string
+	outs := fanOut(s, "partition", n, opts, func(ic *inst, outs []func(stream.Record[T])) func(stream.Record[T]) {
+		env := ic.env
+		return func(r stream.Record[T]) {
+			env.Stage = name
+			i := pick(r.Value)
+			if i < 0 || i >= len(outs) {
+				env.DeadLetter(stream.DeadLetter{Stage: name, Reason: fmt.Sprintf("partition index %d out of [0, %d)", i, len(outs)), Value: r.Value, Time: r.Time})
+				return
+			}
+			outs[i](r)
+		}
+	})
+	if len(outs) > 0 && outs[0].st != nil {
+		name = outs[0].st.parent.name
+		nilFunc(s.g(), outs[0].st.parent, "partition function", pick == nil)
+	}
+	return outs
+}
+
+func fanOut[T any](s Stream[T], kind string, n int, opts []Option, route func(ic *inst, outs []func(stream.Record[T])) func(stream.Record[T])) []Stream[T] {
+	g := s.g()
+	p, _ := newStage[T](g, kind, opts, s.st)
+	if n < 1 {
+		g.errorf("stage %q: %d outputs; want at least 1", p.name, n)
+		n = 1
+	}
+	children := make([]*stage, n)
+	streams := make([]Stream[T], n)
+	for i := range children {
+		c, _ := newStage[T](g, kind+"-out", []Option{Name(fmt.Sprintf("%s.%d", p.name, i))}, p)
+		c.parent = p
+		children[i] = c
+		streams[i] = Stream[T]{st: c}
+		p.links = append(p.links, link{to: c})
+	}
+	consume(s, p, func(ic *inst) func(stream.Record[T]) {
+		outs := make([]func(stream.Record[T]), n)
+		for i, c := range children {
+			outs[i] = pushOf[T](ic, c)
+		}
+		return route(ic, outs)
+	})
+	return streams
+}
+
+// Connected is two streams of different types joined for a two-input stage.
+type Connected[A, B any] struct {
+	a Stream[A]
+	b Stream[B]
+}
+
+// Connect joins a and b for a two-input stage (CoMap).
+func Connect[A, B any](a Stream[A], b Stream[B]) Connected[A, B] { return Connected[A, B]{a, b} }
+
+// CoMap maps the records of both connected streams into one stream of O.
+func CoMap[A, B, O any](c Connected[A, B], fa func(A) O, fb func(B) O, opts ...Option) Stream[O] {
+	ns, _ := newStage[O](c.a.g(), "coMap", opts, c.a.st, c.b.st)
+	nilFunc(ns.g, ns, "first map function", fa == nil)
+	nilFunc(ns.g, ns, "second map function", fb == nil)
+	consume(c.a, ns, func(ic *inst) func(stream.Record[A]) {
+		next, env, name := pushOf[O](ic, ns), ic.env, ns.name
+		return func(r stream.Record[A]) {
+			env.Stage = name
+			next(stream.Record[O]{Value: fa(r.Value), Time: r.Time, Kind: r.Kind})
+		}
+	})
+	consume(c.b, ns, func(ic *inst) func(stream.Record[B]) {
+		next, env, name := pushOf[O](ic, ns), ic.env, ns.name
+		return func(r stream.Record[B]) {
+			env.Stage = name
+			next(stream.Record[O]{Value: fb(r.Value), Time: r.Time, Kind: r.Kind})
+		}
+	})
+	return Stream[O]{st: ns}
+}
+
+// SideOutput returns the stream of the values that stage s emits to tag.
+func SideOutput[O, E any](s Stream[O], tag stream.Tag[E], opts ...Option) Stream[E] {
+	g := s.g()
+	if len(opts) == 0 {
+		opts = []Option{Name(fmt.Sprintf("%s.%s", s.Name(), tag.Name()))}
+	}
+	ns, _ := newStage[E](g, "side", opts, s.st)
+	if s.st == nil {
+		return Stream[E]{st: ns}
+	}
+	ns.parent = s.st
+	if s.st.sides == nil {
+		s.st.sides = map[string]*sideOut{}
+	}
+	if _, dup := s.st.sides[tag.Name()]; dup {
+		g.errorf("stage %q: side output %q taken twice", s.st.name, tag.Name())
+	}
+	s.st.links = append(s.st.links, link{to: ns})
+	s.st.sides[tag.Name()] = &sideOut{st: ns, push: func(ic *inst) func(any, int64) bool {
+		next := pushOf[E](ic, ns)
+		return func(v any, ts int64) bool {
+			e, ok := v.(E)
+			if ok {
+				next(stream.Record[E]{Value: e, Time: ts})
+			}
+			return ok
+		}
+	}}
+	return Stream[E]{st: ns}
+}
+
+// KeyBy partitions s by key: the next stage (Process, Aggregate, Reduce, Count) runs per
+// key group, with per-key state. The records of s cross a re-partitioning boundary, so their
+// type needs a Codec (built-in types have one; give others with WithCodec).
+func KeyBy[T any, K comparable](s Stream[T], key func(T) K, opts ...Option) Keyed[K, T] {
+	var o stageOpts
+	for _, opt := range opts {
+		if opt != nil {
+			opt.apply(&o)
+		}
+	}
+	k := Keyed[K, T]{in: s, key: key, opts: o}
+	g := s.g()
+	if key == nil {
+		g.errorf("keyBy after %q: key function is nil", s.Name())
+	}
+	if o.keyCodec != nil {
+		c, ok := o.keyCodec.(stream.Codec[K])
+		if !ok {
+			g.errorf("keyBy after %q: WithKeyCodec gives a %T, not a codec of %s", s.Name(), o.keyCodec, typeName[K]())
+		}
+		k.keyCodec = c
+	}
+	k.hash = stream.KeyHasher[K](k.keyCodec)
+	if k.hash == nil {
+		g.errorf("keyBy after %q: key type %s has no built-in codec; give one with graph.WithKeyCodec", s.Name(), typeName[K]())
+	}
+	return k
+}
+
+// keyedStage adds the stage of a keyed operator with input k, wiring the exchange.
+func keyedStage[K comparable, T, O any](k Keyed[K, T], kind string, opts []Option) *stage {
+	g := k.in.g()
+	ns, _ := newStage[O](g, kind, opts, k.in.st)
+	ns.root, ns.keyed = true, true
+	ns.keyDesc = typeName[K]()
+	ns.instances = func(cfg *actor.Config) (int, error) { return cfg.MaxKeyGroups, nil }
+	if k.in.st == nil || k.in.st.g != g {
+		return ns
+	}
+	in := k.in.st
+	codec := k.opts.codec
+	g.checks = append(g.checks, func() error {
+		c := codec
+		if c == nil {
+			c = in.codec
+		}
+		if c == nil {
+			if _, ok := stream.CodecFor[T](); ok {
+				return nil
+			}
+			return fmt.Errorf("stage %q: records of type %s from %q cross a re-partitioning boundary (KeyBy) without a Codec; give one with graph.WithCodec", ns.name, typeName[T](), in.name)
+		}
+		if _, ok := c.(stream.Codec[T]); !ok {
+			return fmt.Errorf("stage %q: the codec for %q is a %T, not a codec of %s", ns.name, in.name, c, typeName[T]())
+		}
+		return nil
+	})
+	outs := in.outputs.(*outputs[T])
+	key, hash := k.key, k.hash
+	outs.consumers = append(outs.consumers, func(ic *inst) func(stream.Record[T]) {
+		w := ic.writer(ns, 0, func(g *actor.OutputGroup) any {
+			n := g.Destinations()
+			return actor.NewWriter(g, func(r stream.Record[T]) int { return stream.KeyGroup(hash(key(r.Value)), n) })
+		}).(*actor.Writer[T])
+		return w.Write
+	})
+	in.links = append(in.links, link{to: ns, exchange: true})
+	return ns
+}
+
+// Process runs fn per key: the most general keyed stage, with per-key state, timers and
+// side outputs.
+func Process[K comparable, T, O any](k Keyed[K, T], fn stream.KeyedProcess[K, T, O], opts ...Option) Stream[O] {
+	ns := keyedStage[K, T, O](k, "process", opts)
+	nilFunc(ns.g, ns, "OnRecord", fn.OnRecord == nil)
+	ns.newTask = func(ic *inst) (actor.Task, error) {
+		t := &processTask[K, T, O]{env: ic.env, name: ns.name, ic: ic}
+		push := pushOf[O](ic, ns)
+		emitter := stream.NewEmitter(push, func(tag string, v any, ts int64) { ic.side(ns, tag, v, ts) })
+		t.op = stream.NewProcessOperator(k.key, fn, emitter)
+		t.handle = t.process
+		return t, nil
+	}
+	return Stream[O]{st: ns}
+}
+
+// Aggregate folds the records of each key with agg and emits the running result per key
+// as KV(key, result), when the emit mode says (default: per batch, compacted).
+func Aggregate[K comparable, T, A, R any](k Keyed[K, T], agg stream.Aggregator[T, A, R], opts ...Option) Stream[stream.KV[K, R]] {
+	return aggregate(k, agg, "aggregate", opts)
+}
+
+func aggregate[K comparable, T, A, R any](k Keyed[K, T], agg stream.Aggregator[T, A, R], kind string, opts []Option) Stream[stream.KV[K, R]] {
+	ns := keyedStage[K, T, stream.KV[K, R]](k, kind, opts)
+	nilFunc(ns.g, ns, "aggregator", agg == nil)
+	ns.newTask = func(ic *inst) (actor.Task, error) {
+		t := &aggregateTask[K, T, A, R]{env: ic.env, name: ns.name, ic: ic}
+		t.op = stream.NewAggregateOperator(k.key, agg, ns.emitMode, pushOf[stream.KV[K, R]](ic, ns))
+		t.handle = t.process
+		return t, nil
+	}
+	return Stream[stream.KV[K, R]]{st: ns}
+}
+
+// Reduce combines the records of each key with f and emits the running value per key.
+func Reduce[K comparable, T any](k Keyed[K, T], f func(acc, v T) T, opts ...Option) Stream[stream.KV[K, T]] {
+	if f == nil {
+		k.in.g().errorf("reduce after %q: reduce function is nil", k.in.Name())
+	}
+	return aggregate(k, stream.Reduce(f), "reduce", opts)
+}
+
+// Count counts the records of each key and emits the running count per key.
+func Count[K comparable, T any](k Keyed[K, T], opts ...Option) Stream[stream.KV[K, int64]] {
+	return aggregate(k, stream.Count[T](), "count", opts)
+}

@@ -1,0 +1,74 @@
+package graph
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/eddyflow/eddy/actor"
+	"github.com/eddyflow/eddy/stream"
+)
+
+// Option configures one stage.
+type Option interface{ apply(*stageOpts) }
+
+type stageOpts struct {
+	name     string
+	codec    any
+	keyCodec any
+	emit     stream.EmitMode
+}
+
+type optFunc func(*stageOpts)
+
+func (f optFunc) apply(o *stageOpts) { f(o) }
+
+// Name names a stage. Names are unique in a graph; unnamed stages get kind-N.
+func Name(name string) Option { return optFunc(func(o *stageOpts) { o.name = name }) }
+
+// WithCodec gives the codec of the records a stage produces (for KeyBy: of the records it
+// re-partitions). Built-in types (strings, numbers, []byte) have one already.
+func WithCodec[T any](c stream.Codec[T]) Option {
+	return optFunc(func(o *stageOpts) { o.codec = c })
+}
+
+// WithKeyCodec gives KeyBy the codec of its key type, whose bytes are hashed to a key
+// group. Built-in key types (strings, integers, float64) need none.
+func WithKeyCodec[K any](c stream.Codec[K]) Option {
+	return optFunc(func(o *stageOpts) { o.keyCodec = c })
+}
+
+// Emit sets when a running aggregate sends its results (default stream.EmitPerBatch).
+func Emit(m stream.EmitMode) Option { return optFunc(func(o *stageOpts) { o.emit = m }) }
+
+// JobOption configures how a graph runs.
+type JobOption func(*actor.Config)
+
+// Parallelism sets how many splits sources are read with (default GOMAXPROCS).
+func Parallelism(n int) JobOption { return func(c *actor.Config) { c.Parallelism = n } }
+
+// MaxKeyGroups sets the number of key groups (default 128).
+func MaxKeyGroups(n int) JobOption { return func(c *actor.Config) { c.MaxKeyGroups = n } }
+
+// BatchSize sets how many records go in one batch between actors (default 512).
+func BatchSize(n int) JobOption { return func(c *actor.Config) { c.BatchSize = n } }
+
+// Linger sets how long a partly filled batch may wait (default 5ms).
+func Linger(d time.Duration) JobOption { return func(c *actor.Config) { c.Linger = d } }
+
+// Credits sets how many batches may be in flight per channel (default 4).
+func Credits(n int) JobOption { return func(c *actor.Config) { c.Credits = n } }
+
+// Clock sets the processing-time clock (tests pass a stream.ManualClock).
+func Clock(clock stream.Clock) JobOption { return func(c *actor.Config) { c.Clock = clock } }
+
+// Logger sets the logger of the runtime and of Proto.Actor.
+func Logger(l *slog.Logger) JobOption { return func(c *actor.Config) { c.Logger = l } }
+
+// OnError sets what a stage does when a user function fails (default actor.Skip).
+func OnError(p actor.ErrorPolicy) JobOption { return func(c *actor.Config) { c.ErrorPolicy = p } }
+
+// DeadLetters sets the dead-letter output (default: a warning in the log). It is called
+// from many actors at once.
+func DeadLetters(f func(stream.DeadLetter)) JobOption {
+	return func(c *actor.Config) { c.DeadLetters = f }
+}

@@ -1,0 +1,216 @@
+package stream
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Aggregator folds values of T into an accumulator A and reads a result R from it
+// (Flink's AggregateFunction). Accumulators are values: Add returns the new one.
+type Aggregator[T, A, R any] interface {
+	// Zero returns the accumulator of no values.
+	Zero() A
+	// Add returns acc with v added.
+	Add(acc A, v T) A
+	// Result reads the result from acc.
+	Result(acc A) R
+}
+
+// Retracter is implemented by aggregators that can take a value back (count, sum), so that a
+// Retract record undoes an earlier insert.
+type Retracter[T, A any] interface {
+	Retract(acc A, v T) A
+}
+
+// Merger is implemented by aggregators whose accumulators combine (for merging windows and
+// partial aggregates).
+type Merger[A any] interface {
+	Merge(a, b A) A
+}
+
+// ErrCannotRetract is the reason a retraction reaches an aggregator that cannot retract.
+var ErrCannotRetract = errors.New("aggregator cannot retract")
+
+// Count counts records.
+func Count[T any]() Aggregator[T, int64, int64] { return countAgg[T]{} }
+
+type countAgg[T any] struct{}
+
+func (countAgg[T]) Zero() int64                  { return 0 }
+func (countAgg[T]) Add(acc int64, _ T) int64     { return acc + 1 }
+func (countAgg[T]) Retract(acc int64, _ T) int64 { return acc - 1 }
+func (countAgg[T]) Merge(a, b int64) int64       { return a + b }
+func (countAgg[T]) Result(acc int64) int64       { return acc }
+
+// Number is a type Sum can add.
+type Number interface {
+	~int | ~int8 | ~int16 | ~int32 | ~int64 | ~uint | ~uint8 | ~uint16 | ~uint32 | ~uint64 | ~float32 | ~float64
+}
+
+// Sum adds the values.
+func Sum[T Number]() Aggregator[T, T, T] { return sumAgg[T]{} }
+
+type sumAgg[T Number] struct{}
+
+func (sumAgg[T]) Zero() T            { return 0 }
+func (sumAgg[T]) Add(acc, v T) T     { return acc + v }
+func (sumAgg[T]) Retract(acc, v T) T { return acc - v }
+func (sumAgg[T]) Merge(a, b T) T     { return a + b }
+func (sumAgg[T]) Result(acc T) T     { return acc }
+
+// Reduced is the accumulator of Reduce: the value so far, and whether there is one.
+type Reduced[T any] struct {
+	Value T
+	Set   bool
+}
+
+// Reduce turns a reduce function into an aggregator whose result is the reduced value.
+// It cannot retract.
+func Reduce[T any](f func(acc, v T) T) Aggregator[T, Reduced[T], T] { return reduceAgg[T]{f} }
+
+type reduceAgg[T any] struct{ f func(acc, v T) T }
+
+func (reduceAgg[T]) Zero() Reduced[T] { return Reduced[T]{} }
+func (r reduceAgg[T]) Add(acc Reduced[T], v T) Reduced[T] {
+	if !acc.Set {
+		return Reduced[T]{Value: v, Set: true}
+	}
+	return Reduced[T]{Value: r.f(acc.Value, v), Set: true}
+}
+func (r reduceAgg[T]) Merge(a, b Reduced[T]) Reduced[T] {
+	if !a.Set {
+		return b
+	}
+	if !b.Set {
+		return a
+	}
+	return Reduced[T]{Value: r.f(a.Value, b.Value), Set: true}
+}
+func (reduceAgg[T]) Result(acc Reduced[T]) T { return acc.Value }
+
+// EmitMode says when a running aggregate sends its updated results downstream.
+type EmitMode uint8
+
+const (
+	// EmitPerBatch sends, after each input batch, the latest result of every key the batch
+	// changed: updates are compacted as Kafka Streams' record cache compacts a KTable's, and
+	// the last result of every key is always sent. The default.
+	EmitPerBatch EmitMode = iota
+	// EmitEveryUpdate sends a result for every input record (Flink's running reduce).
+	EmitEveryUpdate
+	// EmitAtEnd sends each key's result once, when a bounded input has ended (batch mode).
+	EmitAtEnd
+)
+
+func (m EmitMode) String() string {
+	switch m {
+	case EmitPerBatch:
+		return "per-batch"
+	case EmitEveryUpdate:
+		return "every-update"
+	case EmitAtEnd:
+		return "at-end"
+	default:
+		return fmt.Sprintf("emit-mode(%d)", uint8(m))
+	}
+}
+
+// AggregateOperator runs an Aggregator per key over the records of one key group and emits
+// KV results as EmitMode says.
+type AggregateOperator[K comparable, T, A, R any] struct {
+	key     func(T) K
+	agg     Aggregator[T, A, R]
+	retract func(A, T) A
+	mode    EmitMode
+	push    func(Record[KV[K, R]])
+
+	entries map[K]*aggEntry[K, A]
+	dirty   []*aggEntry[K, A]
+	epoch   uint64
+}
+
+type aggEntry[K comparable, A any] struct {
+	key  K
+	acc  A
+	ts   int64
+	mark uint64
+}
+
+// NewAggregateOperator returns an operator that keys records with key, folds them with agg
+// and hands results to push.
+func NewAggregateOperator[K comparable, T, A, R any](key func(T) K, agg Aggregator[T, A, R], mode EmitMode, push func(Record[KV[K, R]])) *AggregateOperator[K, T, A, R] {
+	op := &AggregateOperator[K, T, A, R]{key: key, agg: agg, mode: mode, push: push, entries: make(map[K]*aggEntry[K, A]), epoch: 1}
+	if r, ok := agg.(Retracter[T, A]); ok {
+		op.retract = r.Retract
+	}
+	return op
+}
+
+// Process folds one record into its key's accumulator.
+func (op *AggregateOperator[K, T, A, R]) Process(r Record[T]) error {
+	k := op.key(r.Value)
+	e := op.entries[k]
+	if e == nil {
+		e = &aggEntry[K, A]{key: k, acc: op.agg.Zero()}
+		op.entries[k] = e
+	}
+	if r.Kind == Retract {
+		if op.retract == nil {
+			return ErrCannotRetract
+		}
+		e.acc = op.retract(e.acc, r.Value)
+	} else {
+		e.acc = op.agg.Add(e.acc, r.Value)
+	}
+	if r.Time > e.ts {
+		e.ts = r.Time
+	}
+	if op.mode == EmitEveryUpdate {
+		op.push(Record[KV[K, R]]{Value: KV[K, R]{Key: k, Value: op.agg.Result(e.acc)}, Time: e.ts})
+		return nil
+	}
+	if e.mark != op.epoch {
+		e.mark = op.epoch
+		op.dirty = append(op.dirty, e)
+	}
+	return nil
+}
+
+// EndBatch emits the compacted updates of the batch (EmitPerBatch).
+func (op *AggregateOperator[K, T, A, R]) EndBatch() {
+	if op.mode == EmitPerBatch {
+		op.emitDirty()
+	}
+}
+
+// EndInput emits what is still held back (EmitPerBatch, EmitAtEnd) once the input has ended.
+func (op *AggregateOperator[K, T, A, R]) EndInput() { op.emitDirty() }
+
+func (op *AggregateOperator[K, T, A, R]) emitDirty() {
+	for i, e := range op.dirty {
+		op.push(Record[KV[K, R]]{Value: KV[K, R]{Key: e.key, Value: op.agg.Result(e.acc)}, Time: e.ts})
+		op.dirty[i] = nil
+	}
+	op.dirty = op.dirty[:0]
+	op.epoch++
+}
+
+// Get returns key's accumulator, for inspection and tests.
+func (op *AggregateOperator[K, T, A, R]) Get(key K) (A, bool) {
+	e, ok := op.entries[key]
+	if !ok {
+		var zero A
+		return zero, false
+	}
+	return e.acc, true
+}
+
+// Len returns how many keys hold an accumulator.
+func (op *AggregateOperator[K, T, A, R]) Len() int { return len(op.entries) }
+
+// Reset drops all accumulators.
+func (op *AggregateOperator[K, T, A, R]) Reset() {
+	op.entries = make(map[K]*aggEntry[K, A])
+	op.dirty = op.dirty[:0]
+	op.epoch++
+}

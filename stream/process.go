@@ -1,0 +1,149 @@
+package stream
+
+import (
+	"fmt"
+	"time"
+)
+
+// Emitter sends a stage's results downstream. A result inherits the event timestamp of the
+// record (or timer) being processed unless EmitAt gives another.
+type Emitter[T any] struct {
+	push func(Record[T])
+	side func(tag string, v any, ts int64)
+	ts   int64
+}
+
+// NewEmitter returns an emitter that hands records to push and side-output values to side
+// (nil: side outputs are an error). It is for runtimes and tests.
+func NewEmitter[T any](push func(Record[T]), side func(tag string, v any, ts int64)) *Emitter[T] {
+	return &Emitter[T]{push: push, side: side}
+}
+
+// SetTime sets the timestamp that results inherit.
+func (e *Emitter[T]) SetTime(ts int64) { e.ts = ts }
+
+// Emit sends v downstream as an insert.
+func (e *Emitter[T]) Emit(v T) { e.push(Record[T]{Value: v, Time: e.ts}) }
+
+// EmitAt sends v downstream as an insert with event timestamp ts.
+func (e *Emitter[T]) EmitAt(v T, ts int64) { e.push(Record[T]{Value: v, Time: ts}) }
+
+// Retract sends a retraction of v downstream.
+func (e *Emitter[T]) Retract(v T) { e.push(Record[T]{Value: v, Time: e.ts, Kind: Retract}) }
+
+func (e *Emitter[T]) emitSide(tag string, v any) {
+	if e.side == nil {
+		panic(fmt.Sprintf("side output %q: this stage has no side outputs", tag))
+	}
+	e.side(tag, v, e.ts)
+}
+
+// sideEmitter is what a Tag needs of an emitter.
+type sideEmitter interface{ emitSide(tag string, v any) }
+
+// Tag names a side output of element type E: a second, typed output of a process function,
+// for records that do not belong in the main output (Flink's OutputTag).
+type Tag[E any] struct{ name string }
+
+// NewTag declares a side output named name.
+func NewTag[E any](name string) Tag[E] { return Tag[E]{name: name} }
+
+// Name returns the tag's name.
+func (t Tag[E]) Name() string { return t.name }
+
+// Emit sends v to the side output t of the stage that owns out.
+func (t Tag[E]) Emit(out sideEmitter, v E) { out.emitSide(t.name, v) }
+
+// Context is what a keyed process function sees while it handles one record or timer: the
+// current key, the record's timestamp, processing time, per-key state and timers.
+type Context[K comparable] struct {
+	key    K
+	ts     int64
+	now    time.Time
+	state  *KeyedState[K]
+	timers *Timers[K]
+}
+
+// Key returns the key of the record or timer being handled.
+func (c *Context[K]) Key() K { return c.key }
+
+// Timestamp returns the event timestamp (Unix ms) of the record being handled.
+func (c *Context[K]) Timestamp() int64 { return c.ts }
+
+// Now returns the processing time.
+func (c *Context[K]) Now() time.Time { return c.now }
+
+// RegisterTimer asks for OnTimer to be called for the current key at processing time at.
+func (c *Context[K]) RegisterTimer(at time.Time) { c.timers.Register(c.key, at) }
+
+// DeleteTimer cancels the current key's timer at at.
+func (c *Context[K]) DeleteTimer(at time.Time) { c.timers.Delete(c.key, at) }
+
+func (c *Context[K]) scopeSlot(name string) (any, bool) { return c.state.slot(c.key, name) }
+func (c *Context[K]) scopeSet(name string, v any)       { c.state.set(c.key, name, v) }
+func (c *Context[K]) scopeClear(name string)            { c.state.clear(c.key, name) }
+
+// KeyedProcess is a keyed process function: the most general keyed stage, with per-key state
+// and timers (Flink's KeyedProcessFunction). OnRecord is required; OnTimer is called for due
+// timers and may be nil when the function registers none.
+type KeyedProcess[K comparable, I, O any] struct {
+	OnRecord func(ctx *Context[K], in I, out *Emitter[O]) error
+	OnTimer  func(ctx *Context[K], at time.Time, out *Emitter[O]) error
+}
+
+// ProcessOperator runs a KeyedProcess over the records of one key group. It is plain logic:
+// the caller passes records and the time, and drains due timers.
+type ProcessOperator[K comparable, I, O any] struct {
+	key    func(I) K
+	fn     KeyedProcess[K, I, O]
+	state  KeyedState[K]
+	timers Timers[K]
+	ctx    Context[K]
+	out    *Emitter[O]
+}
+
+// NewProcessOperator returns an operator that keys records with key and emits to out.
+func NewProcessOperator[K comparable, I, O any](key func(I) K, fn KeyedProcess[K, I, O], out *Emitter[O]) *ProcessOperator[K, I, O] {
+	op := &ProcessOperator[K, I, O]{key: key, fn: fn, out: out}
+	op.ctx.state = &op.state
+	op.ctx.timers = &op.timers
+	return op
+}
+
+// Process handles one record at processing time now.
+func (op *ProcessOperator[K, I, O]) Process(r Record[I], now time.Time) error {
+	op.ctx.key = op.key(r.Value)
+	op.ctx.ts = r.Time
+	op.ctx.now = now
+	op.out.ts = r.Time
+	return op.fn.OnRecord(&op.ctx, r.Value, op.out)
+}
+
+// NextTimer returns the time of the earliest timer.
+func (op *ProcessOperator[K, I, O]) NextTimer() (time.Time, bool) { return op.timers.Next() }
+
+// FireTimer fires the earliest timer due at now, if any; it reports whether one fired.
+// Firing one at a time lets the caller deal with each error on its own.
+func (op *ProcessOperator[K, I, O]) FireTimer(now time.Time) (fired bool, err error) {
+	key, at, ok := op.timers.PopDue(now)
+	if !ok {
+		return false, nil
+	}
+	if op.fn.OnTimer == nil {
+		return true, fmt.Errorf("timer at %s for key %v: the process function has no OnTimer", at.Format(time.RFC3339Nano), key)
+	}
+	op.ctx.key = key
+	op.ctx.ts = at.UnixMilli()
+	op.ctx.now = now
+	op.out.ts = op.ctx.ts
+	return true, op.fn.OnTimer(&op.ctx, at, op.out)
+}
+
+// State returns the keyed state, for inspection and tests.
+func (op *ProcessOperator[K, I, O]) State() *KeyedState[K] { return &op.state }
+
+// Reset drops all state and timers (a stage restart without a checkpoint to restore).
+func (op *ProcessOperator[K, I, O]) Reset() {
+	op.state.Clear()
+	op.timers = Timers[K]{}
+}

@@ -1,0 +1,261 @@
+package stream
+
+import (
+	"container/heap"
+	"time"
+)
+
+// KeyedState is the per-key state of one key group. The user reaches it through state
+// handles (Value, Map, List) declared once and read with the Context of the current key; the
+// runtime keeps one KeyedState per key group.
+type KeyedState[K comparable] struct {
+	keys map[K]map[string]any
+}
+
+func (s *KeyedState[K]) slot(key K, name string) (any, bool) {
+	v, ok := s.keys[key][name]
+	return v, ok
+}
+
+func (s *KeyedState[K]) set(key K, name string, v any) {
+	if s.keys == nil {
+		s.keys = make(map[K]map[string]any)
+	}
+	m := s.keys[key]
+	if m == nil {
+		m = make(map[string]any, 1)
+		s.keys[key] = m
+	}
+	m[name] = v
+}
+
+// clear removes one named state of key, and the key itself when it holds no more state, so
+// that state of keys that are gone does not stay behind.
+func (s *KeyedState[K]) clear(key K, name string) {
+	m := s.keys[key]
+	delete(m, name)
+	if len(m) == 0 {
+		delete(s.keys, key)
+	}
+}
+
+// Get returns every named state of key (a copy of the map, not of the values), for tests
+// and inspection.
+func (s *KeyedState[K]) Get(key K) map[string]any {
+	m := s.keys[key]
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// Len returns how many keys hold state.
+func (s *KeyedState[K]) Len() int { return len(s.keys) }
+
+// Clear drops all state.
+func (s *KeyedState[K]) Clear() { s.keys = nil }
+
+// stateScope is what state handles need of a Context: the key it is for.
+type stateScope interface {
+	scopeSlot(name string) (any, bool)
+	scopeSet(name string, v any)
+	scopeClear(name string)
+}
+
+// Value is a single value of type T per key.
+type Value[T any] struct{ name string }
+
+// NewValue declares a per-key value state named name. Names are unique within a stage.
+func NewValue[T any](name string) Value[T] { return Value[T]{name: name} }
+
+// Get returns the current key's value and whether it was set.
+func (v Value[T]) Get(c stateScope) (T, bool) {
+	x, ok := c.scopeSlot(v.name)
+	if !ok {
+		var zero T
+		return zero, false
+	}
+	return x.(T), true
+}
+
+// Set sets the current key's value.
+func (v Value[T]) Set(c stateScope, x T) { c.scopeSet(v.name, x) }
+
+// Clear removes the current key's value.
+func (v Value[T]) Clear(c stateScope) { c.scopeClear(v.name) }
+
+// Map is a map from MK to MV per key.
+type Map[MK comparable, MV any] struct{ name string }
+
+// NewMap declares a per-key map state named name.
+func NewMap[MK comparable, MV any](name string) Map[MK, MV] { return Map[MK, MV]{name: name} }
+
+func (m Map[MK, MV]) get(c stateScope) map[MK]MV {
+	x, ok := c.scopeSlot(m.name)
+	if !ok {
+		return nil
+	}
+	return x.(map[MK]MV)
+}
+
+// Get returns the entry for k of the current key.
+func (m Map[MK, MV]) Get(c stateScope, k MK) (MV, bool) {
+	v, ok := m.get(c)[k]
+	return v, ok
+}
+
+// Put sets the entry for k of the current key.
+func (m Map[MK, MV]) Put(c stateScope, k MK, v MV) {
+	mm := m.get(c)
+	if mm == nil {
+		mm = make(map[MK]MV)
+		c.scopeSet(m.name, mm)
+	}
+	mm[k] = v
+}
+
+// Delete removes the entry for k of the current key.
+func (m Map[MK, MV]) Delete(c stateScope, k MK) {
+	mm := m.get(c)
+	delete(mm, k)
+	if len(mm) == 0 {
+		c.scopeClear(m.name)
+	}
+}
+
+// Len returns how many entries the current key's map has.
+func (m Map[MK, MV]) Len(c stateScope) int { return len(m.get(c)) }
+
+// All calls f for every entry of the current key's map, in no fixed order, until f returns
+// false.
+func (m Map[MK, MV]) All(c stateScope, f func(MK, MV) bool) {
+	for k, v := range m.get(c) {
+		if !f(k, v) {
+			return
+		}
+	}
+}
+
+// Clear removes the current key's map.
+func (m Map[MK, MV]) Clear(c stateScope) { c.scopeClear(m.name) }
+
+// List is an ordered list of T per key.
+type List[T any] struct{ name string }
+
+// NewList declares a per-key list state named name.
+func NewList[T any](name string) List[T] { return List[T]{name: name} }
+
+// Append adds v at the end of the current key's list.
+func (l List[T]) Append(c stateScope, v T) {
+	x, _ := c.scopeSlot(l.name)
+	s, _ := x.([]T)
+	c.scopeSet(l.name, append(s, v))
+}
+
+// Items returns the current key's list. The caller must not keep it past the call.
+func (l List[T]) Items(c stateScope) []T {
+	x, _ := c.scopeSlot(l.name)
+	s, _ := x.([]T)
+	return s
+}
+
+// Clear removes the current key's list.
+func (l List[T]) Clear(c stateScope) { c.scopeClear(l.name) }
+
+// Timers is the processing-time timer queue of one key group: a min-heap of (time, key), with
+// at most one timer per key and time (registering it twice is one timer, as in Flink).
+type Timers[K comparable] struct {
+	h   timerHeap[K]
+	set map[timerID[K]]*timer[K]
+	seq uint64
+}
+
+type timerID[K comparable] struct {
+	at  int64
+	key K
+}
+
+type timer[K comparable] struct {
+	timerID[K]
+	seq   uint64
+	index int
+}
+
+// Register adds a timer for key at t (nanosecond precision).
+func (ts *Timers[K]) Register(key K, at time.Time) {
+	id := timerID[K]{at: at.UnixNano(), key: key}
+	if _, ok := ts.set[id]; ok {
+		return
+	}
+	if ts.set == nil {
+		ts.set = make(map[timerID[K]]*timer[K])
+	}
+	ts.seq++
+	t := &timer[K]{timerID: id, seq: ts.seq}
+	ts.set[id] = t
+	heap.Push(&ts.h, t)
+}
+
+// Delete removes the timer for key at t, if there is one.
+func (ts *Timers[K]) Delete(key K, at time.Time) {
+	id := timerID[K]{at: at.UnixNano(), key: key}
+	t, ok := ts.set[id]
+	if !ok {
+		return
+	}
+	delete(ts.set, id)
+	heap.Remove(&ts.h, t.index)
+}
+
+// Next returns the time of the earliest timer.
+func (ts *Timers[K]) Next() (time.Time, bool) {
+	if len(ts.h) == 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, ts.h[0].at), true
+}
+
+// PopDue removes and returns the earliest timer at or before now.
+func (ts *Timers[K]) PopDue(now time.Time) (key K, at time.Time, ok bool) {
+	if len(ts.h) == 0 || ts.h[0].at > now.UnixNano() {
+		return key, at, false
+	}
+	t := heap.Pop(&ts.h).(*timer[K])
+	delete(ts.set, t.timerID)
+	return t.key, time.Unix(0, t.at), true
+}
+
+// Len returns how many timers wait.
+func (ts *Timers[K]) Len() int { return len(ts.h) }
+
+type timerHeap[K comparable] []*timer[K]
+
+func (h timerHeap[K]) Len() int { return len(h) }
+func (h timerHeap[K]) Less(i, j int) bool {
+	if h[i].at != h[j].at {
+		return h[i].at < h[j].at
+	}
+	return h[i].seq < h[j].seq
+}
+func (h timerHeap[K]) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index = i
+	h[j].index = j
+}
+func (h *timerHeap[K]) Push(x any) {
+	t := x.(*timer[K])
+	t.index = len(*h)
+	*h = append(*h, t)
+}
+func (h *timerHeap[K]) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	t.index = -1
+	return t
+}
