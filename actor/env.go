@@ -104,6 +104,7 @@ type OutputGroup struct {
 type buffers interface {
 	take(dest int) (records any, n int)
 	size(dest int) int
+	recycle(dest int, records any)
 }
 
 // Partitioning returns how the group spreads records.
@@ -136,9 +137,12 @@ func (g *OutputGroup) send(dest int) {
 	g.r.drv.send(g.dests[dest], &Batch{Port: g.port, Records: records(recs), N: n, Sender: g.r.self, Group: g.index, Dest: dest})
 }
 
-// credit handles a credit returned by dest.
-func (g *OutputGroup) credit(dest int) {
+// credit handles a credit returned by dest, with the batch's slice to reuse.
+func (g *OutputGroup) credit(dest int, recs any) {
 	g.credits[dest]++
+	if recs != nil {
+		g.buffers.recycle(dest, recs)
+	}
 	n := g.buffers.size(dest)
 	if n >= g.r.env.Config.BatchSize || (g.flushWanted[dest] && n > 0) {
 		g.send(dest)
@@ -184,6 +188,7 @@ type records = any
 type Writer[T any] struct {
 	g     *OutputGroup
 	bufs  [][]stream.Record[T]
+	spare [][]stream.Record[T]
 	batch int
 	dest  func(stream.Record[T]) int
 	next  int
@@ -192,7 +197,7 @@ type Writer[T any] struct {
 // NewWriter returns the writer of output group g. For Hash partitioning, dest returns the
 // key group of a record (in [0, g.Destinations())); other partitionings ignore it.
 func NewWriter[T any](g *OutputGroup, dest func(stream.Record[T]) int) *Writer[T] {
-	w := &Writer[T]{g: g, bufs: make([][]stream.Record[T], len(g.dests)), batch: g.r.env.Config.BatchSize, dest: dest}
+	w := &Writer[T]{g: g, bufs: make([][]stream.Record[T], len(g.dests)), spare: make([][]stream.Record[T], len(g.dests)), batch: g.r.env.Config.BatchSize, dest: dest}
 	if g.partitioning == Forward {
 		w.next = g.r.env.ID.Index % len(g.dests)
 	}
@@ -230,7 +235,7 @@ func (w *Writer[T]) append(d int, r stream.Record[T]) {
 
 func (w *Writer[T]) take(d int) (any, int) {
 	b := w.bufs[d]
-	w.bufs[d] = nil
+	w.bufs[d], w.spare[d] = w.spare[d], nil
 	if w.g.partitioning == Rebalance && d == w.next {
 		w.next = (w.next + 1) % len(w.bufs)
 	}
@@ -238,3 +243,12 @@ func (w *Writer[T]) take(d int) (any, int) {
 }
 
 func (w *Writer[T]) size(d int) int { return len(w.bufs[d]) }
+
+func (w *Writer[T]) recycle(d int, records any) {
+	b, ok := records.([]stream.Record[T])
+	if !ok || w.spare[d] != nil || cap(b) < w.batch {
+		return
+	}
+	clear(b)
+	w.spare[d] = b[:0]
+}

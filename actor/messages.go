@@ -20,10 +20,12 @@ type Batch struct {
 	start int
 }
 
-// Credit returns one batch credit to a sender's channel.
+// Credit returns one batch credit to a sender's channel. Locally it also hands back the
+// batch's slice, which the sender reuses: records then cost no allocation at steady state.
 type Credit struct {
-	Group int
-	Dest  int
+	Group   int
+	Dest    int
+	Records any
 }
 
 // EndOfStream says a sender has sent its last batch on a port.

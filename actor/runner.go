@@ -72,7 +72,7 @@ func (r *runner) receive(msg any) {
 		r.queue = append(r.queue, m)
 		r.drain()
 	case *Credit:
-		r.outputs[m.Group].credit(m.Dest)
+		r.outputs[m.Group].credit(m.Dest, m.Records)
 	case *EndOfStream:
 		r.eosLeft--
 		if r.eosLeft == 0 && len(r.queue) == 0 {
@@ -137,7 +137,7 @@ func (r *runner) drain() {
 		}
 		r.queue[0] = nil
 		r.queue = r.queue[1:]
-		r.drv.send(b.Sender, &Credit{Group: b.Group, Dest: b.Dest})
+		r.drv.send(b.Sender, &Credit{Group: b.Group, Dest: b.Dest, Records: b.Records})
 		r.task.EndBatch()
 	}
 	if len(r.queue) == 0 && r.eosLeft == 0 && !r.vertex.Source {

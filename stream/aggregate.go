@@ -149,15 +149,15 @@ func NewAggregateOperator[K comparable, T, A, R any](key func(T) K, agg Aggregat
 // Process folds one record into its key's accumulator.
 func (op *AggregateOperator[K, T, A, R]) Process(r Record[T]) error {
 	k := op.key(r.Value)
+	if r.Kind == Retract && op.retract == nil {
+		return fmt.Errorf("retract for key %v: %w", k, ErrCannotRetract)
+	}
 	e := op.entries[k]
 	if e == nil {
 		e = &aggEntry[K, A]{key: k, acc: op.agg.Zero()}
 		op.entries[k] = e
 	}
 	if r.Kind == Retract {
-		if op.retract == nil {
-			return ErrCannotRetract
-		}
 		e.acc = op.retract(e.acc, r.Value)
 	} else {
 		e.acc = op.agg.Add(e.acc, r.Value)

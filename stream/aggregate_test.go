@@ -112,7 +112,7 @@ func TestAggregateOperator(t *testing.T) {
 		}, []string{"a=3@2", "|", "a=1@2", "|"}},
 		{"reduce cannot retract", func(t *testing.T) []string {
 			return aggScript(t, maxOfValues(), EmitEveryUpdate, []string{"a 1", "-a 1"})
-		}, []string{"a={a 1}@1", "error: " + ErrCannotRetract.Error()}},
+		}, []string{"a={a 1}@1", "error: retract for key a: " + ErrCannotRetract.Error()}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -73,6 +73,9 @@ func (c *ManualClock) Advance(d time.Duration) {
 
 // Set moves the clock to t (never backwards), running the callbacks that come due.
 func (c *ManualClock) Set(t time.Time) {
+	if now := c.Now(); t.Before(now) {
+		t = now
+	}
 	for {
 		c.mu.Lock()
 		if len(c.pending) == 0 || c.pending[0].at.After(t) {

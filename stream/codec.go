@@ -109,7 +109,7 @@ func (boolCodec) Append(dst []byte, v bool) ([]byte, error) {
 
 func (boolCodec) Decode(src []byte) (bool, error) {
 	if len(src) != 1 || src[0] > 1 {
-		return false, fmt.Errorf("decode bool: want 1 byte of 0 or 1, got %d bytes", len(src))
+		return false, fmt.Errorf("decode bool: want one byte, 0 or 1, got % x", src)
 	}
 	return src[0] == 1, nil
 }

@@ -1,8 +1,8 @@
 package stream
 
 import (
-	"encoding/binary"
 	"math"
+	"math/bits"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -31,7 +31,9 @@ func KeyHasher[K comparable](codec Codec[K]) func(K) uint64 {
 	case uint32:
 		return func(k K) uint64 { return hash8(uint64(any(k).(uint32))) }
 	case float64:
-		return func(k K) uint64 { return hash8(math.Float64bits(any(k).(float64))) }
+		// -0 == 0 in Go, so both must land in one key group; NaN is never equal to
+		// itself, so a NaN key cannot find its state whatever its hash.
+		return func(k K) uint64 { return hash8(math.Float64bits(any(k).(float64) + 0)) }
 	}
 	if codec == nil {
 		if c, ok := CodecFor[K](); ok {
@@ -53,13 +55,29 @@ func KeyHasher[K comparable](codec Codec[K]) func(K) uint64 {
 
 // KeyGroup maps a key hash to one of maxKeyGroups key groups: the high bits of
 // (low 32 bits of hash) × maxKeyGroups, a multiply instead of a division.
+// maxKeyGroups must be positive.
 func KeyGroup(hash uint64, maxKeyGroups int) int {
 	return int((uint64(uint32(hash)) * uint64(maxKeyGroups)) >> 32)
 }
 
-// hash8 is xxhash64 of the 8 little-endian bytes of v: the same value CodecFor's bytes hash to.
+// hash8 is xxhash64 (seed 0) of the 8 little-endian bytes of v: the same value as
+// xxhash.Sum64 of CodecFor's bytes, computed without a byte slice because it runs once per
+// record at every KeyBy.
 func hash8(v uint64) uint64 {
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], v)
-	return xxhash.Sum64(b[:])
+	const (
+		prime1 uint64 = 11400714785074694791
+		prime2 uint64 = 14029467366897019727
+		prime3 uint64 = 1609587929392839161
+		prime4 uint64 = 9650029242287828579
+		prime5 uint64 = 2870177450012600261
+	)
+	k1 := bits.RotateLeft64(v*prime2, 31) * prime1
+	h := (prime5 + 8) ^ k1
+	h = bits.RotateLeft64(h, 27)*prime1 + prime4
+	h ^= h >> 33
+	h *= prime2
+	h ^= h >> 29
+	h *= prime3
+	h ^= h >> 32
+	return h
 }

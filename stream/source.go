@@ -72,9 +72,18 @@ func rangeSplits[T any](count int64, n int, f func(int64) T) []Split[T] {
 	if n < 1 {
 		n = 1
 	}
+	// Split i gets q records, and one more for the first r splits: no multiplication that
+	// could overflow for huge counts.
+	q, r := count/int64(n), count%int64(n)
 	splits := make([]Split[T], 0, n)
+	var next int64
 	for i := range int64(n) {
-		splits = append(splits, &rangeSplit[T]{next: count * i / int64(n), end: count * (i + 1) / int64(n), f: f})
+		size := q
+		if i < r {
+			size++
+		}
+		splits = append(splits, &rangeSplit[T]{next: next, end: next + size, f: f})
+		next += size
 	}
 	return splits
 }
@@ -85,12 +94,20 @@ type rangeSplit[T any] struct {
 }
 
 func (s *rangeSplit[T]) Read(_ context.Context, max int, out Output[T]) (int, error) {
-	end := min(s.end, s.next+int64(max))
+	if s.next >= s.end {
+		return 0, io.EOF
+	}
+	if max <= 0 {
+		return 0, nil
+	}
+	end := s.next + min(int64(max), s.end-s.next)
 	n := int(end - s.next)
 	for i := s.next; i < end; i++ {
+		// Move on before emitting, so that a record whose processing panics is not read
+		// again.
+		s.next = i + 1
 		out.Emit(Record[T]{Value: s.f(i)})
 	}
-	s.next = end
 	if s.next >= s.end {
 		return n, io.EOF
 	}
@@ -122,6 +139,9 @@ type chanSplit[T any] struct {
 }
 
 func (c *chanSplit[T]) Read(ctx context.Context, max int, out Output[T]) (int, error) {
+	if max <= 0 {
+		return 0, nil
+	}
 	n := 0
 	// Take what is ready without waiting.
 	for n < max {

@@ -79,7 +79,8 @@ func (v Value[T]) Get(c stateScope) (T, bool) {
 		var zero T
 		return zero, false
 	}
-	return x.(T), true
+	t, _ := x.(T) // a nil interface value comes back as T's zero value
+	return t, true
 }
 
 // Set sets the current key's value.

@@ -1,0 +1,305 @@
+// Command bench measures Eddy against a plain single-goroutine Go loop doing the same work in
+// the same process, and checks that both get the same result.
+//
+//	go run ./examples/bench -scenario keyed-count -events 10000000 -parallelism 2
+//
+// It prints one JSON line: scenario, events, parallelism, seconds, events_per_sec,
+// baseline_events_per_sec, ratio (engine / baseline throughput) and peak_heap_bytes (the
+// largest live heap seen while the engine ran, sampled with runtime/metrics). It exits
+// non-zero when the engine's result differs from the baseline's.
+//
+// Scenarios:
+//   - stateless: value i*7 % 1000 for i in [0, N), times 2, kept when divisible by 3, summed.
+//   - keyed-count: key uint64(i)*2654435761 % 10000, counted per key.
+//   - backpressure: keyed-count, every update into a sink 100× slower per record than the
+//     source; checks that every update arrived and the final counts are exact.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"runtime/metrics"
+	"runtime/pprof"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/eddyflow/eddy/graph"
+	"github.com/eddyflow/eddy/stream"
+)
+
+type result struct {
+	Scenario             string  `json:"scenario"`
+	Events               int64   `json:"events"`
+	Parallelism          int     `json:"parallelism"`
+	Seconds              float64 `json:"seconds"`
+	EventsPerSec         float64 `json:"events_per_sec"`
+	BaselineEventsPerSec float64 `json:"baseline_events_per_sec"`
+	Ratio                float64 `json:"ratio"`
+	PeakHeapBytes        uint64  `json:"peak_heap_bytes"`
+}
+
+func main() {
+	scenario := flag.String("scenario", "keyed-count", "stateless, keyed-count or backpressure")
+	events := flag.Int64("events", 10_000_000, "number of events")
+	parallelism := flag.Int("parallelism", runtime.GOMAXPROCS(0), "source parallelism")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the engine run to this file")
+	flag.Parse()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if err := run(*scenario, *events, *parallelism, *cpuprofile, logger); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(scenario string, n int64, p int, cpuprofile string, logger *slog.Logger) error {
+	if n < 0 {
+		return fmt.Errorf("negative -events %d", n)
+	}
+	if p < 1 {
+		return fmt.Errorf("-parallelism %d: want at least 1", p)
+	}
+	var s bench
+	switch scenario {
+	case "stateless":
+		s = &stateless{}
+	case "keyed-count":
+		s = &keyedCount{}
+	case "backpressure":
+		s = &keyedCount{slow: true}
+	default:
+		return fmt.Errorf("unknown -scenario %q (want stateless, keyed-count or backpressure)", scenario)
+	}
+	s.prepare(n)
+	runtime.GC()
+	t0 := time.Now()
+	s.baseline(n)
+	base := time.Since(t0).Seconds()
+	runtime.GC()
+
+	g := graph.New(scenario)
+	s.build(g, n)
+	job, err := g.Build(graph.Parallelism(p), graph.Logger(logger))
+	if err != nil {
+		return err
+	}
+	if cpuprofile != "" {
+		f, err := os.Create(cpuprofile)
+		if err != nil {
+			return fmt.Errorf("create cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("start cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	peak := watchHeap()
+	t0 = time.Now()
+	err = job.Run(context.Background())
+	secs := time.Since(t0).Seconds()
+	heap := peak()
+	if err != nil {
+		return fmt.Errorf("run %s: %w", scenario, err)
+	}
+	if err := s.check(); err != nil {
+		return fmt.Errorf("%s: engine and baseline differ: %w", scenario, err)
+	}
+	r := result{Scenario: scenario, Events: n, Parallelism: p, Seconds: secs,
+		EventsPerSec: float64(n) / secs, BaselineEventsPerSec: float64(n) / base, PeakHeapBytes: heap}
+	r.Ratio = r.EventsPerSec / r.BaselineEventsPerSec
+	return json.NewEncoder(os.Stdout).Encode(r)
+}
+
+// watchHeap samples the live heap every millisecond until the returned function is called,
+// which returns the peak.
+func watchHeap() func() uint64 {
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	read := func() uint64 {
+		metrics.Read(sample)
+		return sample[0].Value.Uint64()
+	}
+	var peak atomic.Uint64
+	peak.Store(read())
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if v := read(); v > peak.Load() {
+					peak.Store(v)
+				}
+			}
+		}
+	}()
+	return func() uint64 {
+		close(done)
+		wg.Wait()
+		return peak.Load()
+	}
+}
+
+type bench interface {
+	prepare(n int64)
+	baseline(n int64)
+	build(g *graph.Graph, n int64)
+	check() error
+}
+
+func statelessValue(i int64) int64 { return i * 7 % 1000 }
+
+type stateless struct {
+	want int64
+	got  atomic.Int64
+}
+
+func (s *stateless) prepare(int64) {}
+
+func (s *stateless) baseline(n int64) {
+	var sum int64
+	for i := range n {
+		v := statelessValue(i) * 2
+		if v%3 == 0 {
+			sum += v
+		}
+	}
+	s.want = sum
+}
+
+func (s *stateless) build(g *graph.Graph, n int64) {
+	src := graph.From(g, stream.Generate(n, statelessValue))
+	doubled := graph.Map(src, func(v int64) int64 { return v * 2 })
+	doubled.Filter(func(v int64) bool { return v%3 == 0 }).To(stream.Func(func(recs []stream.Record[int64]) error {
+		var sum int64
+		for _, r := range recs {
+			sum += r.Value
+		}
+		s.got.Add(sum)
+		return nil
+	}))
+}
+
+func (s *stateless) check() error {
+	if got := s.got.Load(); got != s.want {
+		return fmt.Errorf("sum %d, baseline %d", got, s.want)
+	}
+	return nil
+}
+
+const keys = 10000
+
+func key(i int64) uint64 { return uint64(i) * 2654435761 % keys }
+
+type keyedCount struct {
+	slow    bool
+	spin    time.Duration
+	want    map[uint64]int64
+	got     []int64 // final count per key, written by the sink
+	updates atomic.Int64
+}
+
+func (k *keyedCount) prepare(n int64) {
+	k.got = make([]int64, keys)
+	if k.slow {
+		// Time the source's own work per record, and make the sink 100× slower.
+		t0 := time.Now()
+		var sink uint64
+		const probe = 1_000_000
+		for i := range int64(probe) {
+			sink += key(i)
+		}
+		per := time.Since(t0) / probe
+		k.spin = max(100*per, 100*time.Nanosecond)
+		_ = sink
+	}
+}
+
+func spin(d time.Duration) {
+	for end := time.Now().Add(d); time.Now().Before(end); {
+	}
+}
+
+func (k *keyedCount) baseline(n int64) {
+	counts := make(map[uint64]int64, keys)
+	for i := range n {
+		kk := key(i)
+		counts[kk]++
+		if k.slow {
+			spin(k.spin)
+		}
+	}
+	k.want = counts
+}
+
+func (k *keyedCount) build(g *graph.Graph, n int64) {
+	src := graph.From(g, stream.Generate(n, key))
+	var opts []graph.Option
+	if k.slow {
+		opts = append(opts, graph.Emit(stream.EmitEveryUpdate))
+	}
+	counts := graph.Count(graph.KeyBy(src, func(k uint64) uint64 { return k }), opts...)
+	// Keys are partitioned: one key's updates come from one actor, in order; the sink
+	// keeps each key's latest count.
+	var mu sync.Mutex
+	counts.To(sinkFunc(func(recs []stream.Record[stream.KV[uint64, int64]]) error {
+		if k.slow {
+			for range recs {
+				spin(k.spin)
+			}
+		}
+		mu.Lock()
+		for _, r := range recs {
+			k.got[r.Value.Key] = r.Value.Value
+		}
+		mu.Unlock()
+		k.updates.Add(int64(len(recs)))
+		return nil
+	}))
+}
+
+// sinkFunc is a sink that calls f from many actors at once (stream.Func serialises calls,
+// which would make the slow sink slower still on more cores).
+type sinkFunc func([]stream.Record[stream.KV[uint64, int64]]) error
+
+func (f sinkFunc) WriteBatch(recs []stream.Record[stream.KV[uint64, int64]]) error { return f(recs) }
+func (f sinkFunc) Close() error                                                    { return nil }
+
+func (k *keyedCount) check() error {
+	var errs []error
+	for key, want := range k.want {
+		if got := k.got[key]; got != want {
+			errs = append(errs, fmt.Errorf("key %d: count %d, baseline %d", key, got, want))
+			if len(errs) > 5 {
+				break
+			}
+		}
+	}
+	var total int64
+	for _, c := range k.got {
+		total += c
+	}
+	var wantTotal int64
+	for _, c := range k.want {
+		wantTotal += c
+	}
+	if total != wantTotal {
+		errs = append(errs, fmt.Errorf("total %d, baseline %d: records lost", total, wantTotal))
+	}
+	if k.slow && k.updates.Load() != wantTotal {
+		errs = append(errs, fmt.Errorf("the sink got %d updates, want one per event (%d)", k.updates.Load(), wantTotal))
+	}
+	return errors.Join(errs...)
+}
