@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"time"
 
 	pa "github.com/asynkron/protoactor-go/actor"
@@ -204,7 +205,7 @@ func (r *runner) startFinish() {
 	}
 	r.finishing = true
 	r.task.EndInput()
-	r.task.FireTimers(time.Unix(1<<62, 0))
+	r.task.FireTimers(time.Unix(0, math.MaxInt64))
 	r.task.EndBatch()
 	r.tryFinish()
 }

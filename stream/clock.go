@@ -94,6 +94,16 @@ func (c *ManualClock) Set(t time.Time) {
 	}
 }
 
+// Next returns when the earliest waiting callback is due.
+func (c *ManualClock) Next() (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.pending) == 0 {
+		return time.Time{}, false
+	}
+	return c.pending[0].at, true
+}
+
 // Pending returns how many callbacks wait.
 func (c *ManualClock) Pending() int {
 	c.mu.Lock()

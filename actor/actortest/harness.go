@@ -1,0 +1,276 @@
+package actortest
+
+import (
+	"context"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eddyflow/eddy/actor"
+	"github.com/eddyflow/eddy/graph"
+	"github.com/eddyflow/eddy/stream"
+)
+
+// Epoch is where a harness's manual clock starts.
+var Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Harness runs the stages built on its input deterministically, on the test's goroutine.
+// It is not safe for concurrent use.
+type Harness[In any] struct {
+	*core
+	src   *inputSource[In]
+	input graph.Stream[In]
+}
+
+// core is the part of a harness that does not depend on its input type.
+type core struct {
+	t      testing.TB
+	g      *graph.Graph
+	clock  *stream.ManualClock
+	opts   []graph.JobOption
+	job    *graph.Job
+	drv    *actor.SyncDriver
+	desc   graph.Description
+	input  string
+	vertex int
+	err    error
+
+	// mu guards dead: dead letters arrive through the job's callback.
+	mu   sync.Mutex
+	dead []stream.DeadLetter
+}
+
+// Stager is a harness of any input type, for the functions that attach outputs to it.
+type Stager interface{ harness() *core }
+
+func (c *core) harness() *core { return c }
+
+// NewHarness returns a harness whose input carries records of In. Build stages on Input,
+// attach outputs with Collect, then Push. Job options (graph.BatchSize, graph.MaxKeyGroups,
+// graph.OnError, ...) apply to the job the harness builds; the harness always sets the clock,
+// the dead-letter output and a parallelism of 1.
+func NewHarness[In any](t testing.TB, opts ...graph.JobOption) *Harness[In] {
+	t.Helper()
+	h := &Harness[In]{core: &core{t: t, g: graph.New("test"), clock: stream.NewManualClock(Epoch), opts: opts}, src: &inputSource[In]{}}
+	h.input = graph.From[In](h.g, h.src, graph.Name("input"))
+	h.core.input = h.input.Name()
+	t.Cleanup(func() {
+		if h.drv != nil {
+			if err := h.drv.Close(); err != nil {
+				t.Errorf("close harness: %v", err)
+			}
+		}
+	})
+	return h
+}
+
+// Input returns the stream that Push feeds.
+func (h *Harness[In]) Input() graph.Stream[In] { return h.input }
+
+// Graph returns the graph the input belongs to, for stages that start elsewhere.
+func (h *Harness[In]) Graph() *graph.Graph { return h.g }
+
+// Clock returns the harness's manual clock.
+func (h *Harness[In]) Clock() *stream.ManualClock { return h.clock }
+
+// Start builds the graph and starts the job; Push does it on first use. A build error
+// fails the test.
+func (c *core) Start() {
+	c.t.Helper()
+	if c.drv != nil {
+		return
+	}
+	opts := append([]graph.JobOption{graph.BatchSize(1)}, c.opts...)
+	opts = append(opts, graph.Parallelism(1), graph.Clock(c.clock), graph.DeadLetters(func(d stream.DeadLetter) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.dead = append(c.dead, d)
+	}))
+	job, err := c.g.Build(opts...)
+	if err != nil {
+		c.t.Fatalf("build the harness's graph: %v", err)
+	}
+	c.job, c.desc = job, job.Describe()
+	c.vertex = -1
+	for i, v := range c.desc.Vertices {
+		if v.Name == c.input {
+			c.vertex = i
+		}
+	}
+	drv, err := actor.NewSyncDriver(job.Runtime())
+	if err != nil {
+		c.t.Fatalf("start the harness's job: %v", err)
+	}
+	c.drv = drv
+	c.note(drv.Start())
+}
+
+func (c *core) note(err error) {
+	if err != nil && c.err == nil {
+		c.err = err
+	}
+}
+
+// Push feeds one value with event timestamp ts (Unix ms) and runs until nothing moves.
+func (h *Harness[In]) Push(v In, ts int64) { h.PushRecord(stream.Record[In]{Value: v, Time: ts}) }
+
+// Retract feeds a retraction of v.
+func (h *Harness[In]) Retract(v In, ts int64) {
+	h.PushRecord(stream.Record[In]{Value: v, Time: ts, Kind: stream.Retract})
+}
+
+// PushRecord feeds records and runs until nothing moves.
+func (h *Harness[In]) PushRecord(recs ...stream.Record[In]) {
+	h.t.Helper()
+	h.Start()
+	if h.src.ended {
+		h.t.Fatalf("push after End")
+	}
+	h.src.pending = append(h.src.pending, recs...)
+	h.note(h.drv.Wake(h.vertex))
+}
+
+// End ends the input: stages drain, emit what they hold back, fire pending timers and
+// finish.
+func (h *Harness[In]) End() {
+	h.t.Helper()
+	h.Start()
+	h.src.ended = true
+	h.note(h.drv.Wake(h.vertex))
+}
+
+// Flush sends every partly filled batch, as if the linger had passed, and runs.
+func (c *core) Flush() {
+	c.t.Helper()
+	c.Start()
+	c.note(c.drv.Flush())
+}
+
+// Advance moves the manual clock forward by d, stopping at each callback's due time to
+// run what it set off, so that timers fire in order and see their own time.
+func (c *core) Advance(d time.Duration) {
+	c.t.Helper()
+	c.Start()
+	target := c.clock.Now().Add(d)
+	for {
+		next, ok := c.clock.Next()
+		if !ok || next.After(target) {
+			break
+		}
+		c.clock.Set(next)
+		c.note(c.drv.Run())
+	}
+	c.clock.Set(target)
+	c.note(c.drv.Run())
+}
+
+// Now returns the manual clock's time.
+func (c *core) Now() time.Time { return c.clock.Now() }
+
+// Err returns the job's error (a failed job under actor.FailJob), if any.
+func (c *core) Err() error { return c.err }
+
+// Done reports whether every instance has finished (after End).
+func (c *core) Done() bool { return c.drv != nil && c.drv.Done() }
+
+// DeadLetters returns the dead letters so far, in order.
+func (c *core) DeadLetters() []stream.DeadLetter {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]stream.DeadLetter(nil), c.dead...)
+}
+
+// State returns what keyed stage stage holds for key: the accumulator of an aggregate, the
+// named states of a process function. ok is false when the key holds nothing.
+func (c *core) State(stage string, key any) (state any, ok bool) {
+	c.t.Helper()
+	c.Start()
+	for vi, v := range c.desc.Vertices {
+		if v.Name != stage {
+			continue
+		}
+		for i := range v.Instances {
+			if in, isInspector := c.drv.Task(vi, i).(actor.Inspector); isInspector {
+				if s, ok := in.Inspect(key); ok {
+					return s, true
+				}
+			}
+		}
+		return nil, false
+	}
+	c.t.Fatalf("state: no keyed stage named %q", stage)
+	return nil, false
+}
+
+// Stats returns the job's counters.
+func (c *core) Stats() []actor.StageStats {
+	c.Start()
+	return c.job.Stats()
+}
+
+// Describe returns the plan of the harness's job.
+func (c *core) Describe() graph.Description {
+	c.Start()
+	return c.desc
+}
+
+// Output collects what a stream carries.
+type Output[T any] struct {
+	sink *stream.Collect[T]
+	seen int
+}
+
+// Collect attaches an output to s, which must be built on h's input. Call it before the
+// first Push.
+func Collect[T any](h Stager, s graph.Stream[T]) *Output[T] {
+	c := h.harness()
+	c.t.Helper()
+	if c.drv != nil {
+		c.t.Fatalf("collect %s: the harness has started; attach outputs before the first Push", s.Name())
+	}
+	o := &Output[T]{sink: stream.NewCollect[T]()}
+	s.To(o.sink)
+	return o
+}
+
+// Records returns every record so far.
+func (o *Output[T]) Records() []stream.Record[T] { return o.sink.Records() }
+
+// Values returns the values of every record so far.
+func (o *Output[T]) Values() []T { return o.sink.Values() }
+
+// Take returns the records that arrived since the last Take.
+func (o *Output[T]) Take() []stream.Record[T] {
+	all := o.sink.Records()
+	out := all[o.seen:]
+	o.seen = len(all)
+	return out
+}
+
+// inputSource is the harness's input: one split that reads what Push left, and says
+// actor.ErrWait when there is nothing until the next Push.
+type inputSource[T any] struct {
+	pending []stream.Record[T]
+	ended   bool
+}
+
+func (s *inputSource[T]) Splits(int) ([]stream.Split[T], error) { return []stream.Split[T]{s}, nil }
+
+func (s *inputSource[T]) Read(_ context.Context, max int, out stream.Output[T]) (int, error) {
+	if len(s.pending) == 0 {
+		if s.ended {
+			return 0, io.EOF
+		}
+		return 0, actor.ErrWait
+	}
+	n := min(max, len(s.pending))
+	for _, r := range s.pending[:n] {
+		out.Emit(r)
+	}
+	clear(s.pending[:n])
+	s.pending = s.pending[n:]
+	return n, nil
+}
+
+func (s *inputSource[T]) Close() error { return nil }

@@ -1,0 +1,262 @@
+package actortest_test
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/datadriven"
+
+	"github.com/eddyflow/eddy/actor"
+	"github.com/eddyflow/eddy/actor/actortest"
+	"github.com/eddyflow/eddy/graph"
+	"github.com/eddyflow/eddy/stream"
+)
+
+// Event is the input of the operator scripts.
+type Event struct {
+	Key   string
+	Value int
+}
+
+var eventCodec = graph.WithCodec(stream.JSON[Event]())
+
+// script runs one datadriven file against a harness built by setup from the script's
+// first command, "build <pipeline> [batch=N] [emit=MODE] [policy=P]".
+func TestOperatorScripts(t *testing.T) {
+	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
+		var s *scriptEnv
+		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
+			if d.Cmd == "build" {
+				s = newScript(t, d)
+				return ""
+			}
+			if s == nil {
+				return "error: the script must start with build\n"
+			}
+			return s.handle(t, d)
+		})
+	})
+}
+
+type scriptEnv struct {
+	h      *actortest.Harness[Event]
+	out    func() []string
+	side   func() []string
+	stage  string
+	nDead  int
+}
+
+func newScript(t *testing.T, d *datadriven.TestData) *scriptEnv {
+	var opts []graph.JobOption
+	var stageOpts []graph.Option
+	pipeline := d.CmdArgs[0].Key
+	for _, a := range d.CmdArgs[1:] {
+		switch a.Key {
+		case "batch":
+			n, _ := strconv.Atoi(a.Vals[0])
+			opts = append(opts, graph.BatchSize(n))
+		case "emit":
+			m := map[string]stream.EmitMode{"per-batch": stream.EmitPerBatch, "every-update": stream.EmitEveryUpdate, "at-end": stream.EmitAtEnd}[a.Vals[0]]
+			stageOpts = append(stageOpts, graph.Emit(m))
+		case "policy":
+			p := map[string]actor.ErrorPolicy{"skip": actor.Skip, "restart": actor.RestartStage, "fail": actor.FailJob}[a.Vals[0]]
+			opts = append(opts, graph.OnError(p))
+		}
+	}
+	h := actortest.NewHarness[Event](t, opts...)
+	s := &scriptEnv{h: h}
+	keyed := graph.KeyBy(h.Input(), func(e Event) string { return e.Key }, eventCodec)
+	switch pipeline {
+	case "count":
+		st := graph.Count(keyed, append(stageOpts, graph.Name("count"))...)
+		s.stage = st.Name()
+		o := actortest.Collect(h, st)
+		s.out = func() []string { return showKV(o.Take()) }
+	case "sum":
+		vals := graph.Map(h.Input(), func(e Event) stream.KV[string, int] { return stream.KV[string, int]{Key: e.Key, Value: e.Value} })
+		st := graph.Aggregate(graph.KeyBy(vals, func(kv stream.KV[string, int]) string { return kv.Key }, graph.WithCodec(stream.JSON[stream.KV[string, int]]())), sumKV{}, append(stageOpts, graph.Name("sum"))...)
+		s.stage = st.Name()
+		o := actortest.Collect(h, st)
+		s.out = func() []string { return showKV(o.Take()) }
+	case "idle":
+		st := graph.Process(keyed, idleAlert(10*time.Second), graph.Name("idle"))
+		s.stage = st.Name()
+		o := actortest.Collect(h, st)
+		neg := actortest.Collect(h, graph.SideOutput(st, negative))
+		s.out = func() []string { return showStrings(o.Take()) }
+		s.side = func() []string { return showStrings(neg.Take()) }
+	default:
+		t.Fatalf("unknown pipeline %q", pipeline)
+	}
+	return s
+}
+
+func (s *scriptEnv) handle(t *testing.T, d *datadriven.TestData) string {
+	switch d.Cmd {
+	case "push", "retract":
+		// One event per line: key value ts.
+		for _, line := range strings.Split(strings.TrimSpace(d.Input), "\n") {
+			f := strings.Fields(line)
+			if len(f) != 3 {
+				return fmt.Sprintf("error: want 'key value ts', got %q\n", line)
+			}
+			v, err1 := strconv.Atoi(f[1])
+			ts, err2 := strconv.ParseInt(f[2], 10, 64)
+			if err1 != nil || err2 != nil {
+				return fmt.Sprintf("error: bad numbers in %q\n", line)
+			}
+			if d.Cmd == "push" {
+				s.h.Push(Event{Key: f[0], Value: v}, ts)
+			} else {
+				s.h.Retract(Event{Key: f[0], Value: v}, ts)
+			}
+		}
+		return s.flushOutput()
+	case "advance-time":
+		dur, err := time.ParseDuration(d.CmdArgs[0].Key)
+		if err != nil {
+			return fmt.Sprintf("error: %v\n", err)
+		}
+		s.h.Advance(dur)
+		return fmt.Sprintf("now +%s\n", s.h.Now().Sub(actortest.Epoch)) + s.flushOutput()
+	case "flush":
+		s.h.Flush()
+		return s.flushOutput()
+	case "end":
+		s.h.End()
+		return s.flushOutput() + fmt.Sprintf("done: %v\n", s.h.Done())
+	case "state":
+		st, ok := s.h.State(s.stage, d.CmdArgs[0].Key)
+		if !ok {
+			return "no state\n"
+		}
+		return fmt.Sprintf("%v\n", showState(st))
+	case "stats":
+		var b strings.Builder
+		for _, st := range s.h.Stats() {
+			fmt.Fprintf(&b, "%s: in=%d out=%d dead=%d restarts=%d\n", st.Stage, st.In, st.Out, st.DeadLetters, st.Restarts)
+		}
+		return b.String()
+	case "error":
+		if err := s.h.Err(); err != nil {
+			return err.Error() + "\n"
+		}
+		return "no error\n"
+	default:
+		return fmt.Sprintf("error: unknown command %q\n", d.Cmd)
+	}
+}
+
+// flushOutput prints what arrived since the last command: outputs, side outputs, dead
+// letters.
+func (s *scriptEnv) flushOutput() string {
+	var b strings.Builder
+	for _, l := range s.out() {
+		fmt.Fprintf(&b, "out: %s\n", l)
+	}
+	if s.side != nil {
+		for _, l := range s.side() {
+			fmt.Fprintf(&b, "side: %s\n", l)
+		}
+	}
+	dead := s.h.DeadLetters()
+	for _, dl := range dead[s.nDead:] {
+		fmt.Fprintf(&b, "dead: %s: %s (%v)\n", dl.Stage, dl.Reason, dl.Value)
+	}
+	s.nDead = len(dead)
+	return b.String()
+}
+
+func showKV[K comparable, V any](recs []stream.Record[stream.KV[K, V]]) []string {
+	var out []string
+	for _, r := range recs {
+		out = append(out, fmt.Sprintf("%v=%v@%d%s", r.Value.Key, r.Value.Value, r.Time, kindMark(r.Kind)))
+	}
+	return out
+}
+
+func showStrings(recs []stream.Record[string]) []string {
+	var out []string
+	for _, r := range recs {
+		out = append(out, fmt.Sprintf("%s@%d", r.Value, r.Time))
+	}
+	return out
+}
+
+func kindMark(k stream.Kind) string {
+	if k == stream.Retract {
+		return " (retract)"
+	}
+	return ""
+}
+
+func showState(st any) string {
+	m, ok := st.(map[string]any)
+	if !ok {
+		return fmt.Sprint(st)
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s=%v", k, m[k]))
+	}
+	return strings.Join(parts, " ")
+}
+
+// sumKV sums the values of a key; it can retract, and fails on a value of 13, to test the
+// error policies.
+type sumKV struct{}
+
+func (sumKV) Zero() int { return 0 }
+func (sumKV) Add(acc int, kv stream.KV[string, int]) int {
+	if kv.Value == 13 {
+		panic("unlucky value 13")
+	}
+	return acc + kv.Value
+}
+func (sumKV) Retract(acc int, kv stream.KV[string, int]) int { return acc - kv.Value }
+func (sumKV) Result(acc int) int                            { return acc }
+
+var negative = stream.NewTag[string]("negative")
+
+// idleAlert counts a key's events and, once the key has been quiet for gap of processing
+// time, emits "key: n events" and forgets the key. Negative values go to a side output.
+func idleAlert(gap time.Duration) stream.KeyedProcess[string, Event, string] {
+	count := stream.NewValue[int]("count")
+	due := stream.NewValue[time.Time]("due")
+	return stream.KeyedProcess[string, Event, string]{
+		OnRecord: func(ctx *stream.Context[string], e Event, out *stream.Emitter[string]) error {
+			if e.Value < 0 {
+				negative.Emit(out, fmt.Sprintf("%s: %d", e.Key, e.Value))
+				return nil
+			}
+			if e.Value == 0 {
+				return fmt.Errorf("value 0 is not allowed")
+			}
+			n, _ := count.Get(ctx)
+			count.Set(ctx, n+1)
+			if old, ok := due.Get(ctx); ok {
+				ctx.DeleteTimer(old)
+			}
+			at := ctx.Now().Add(gap)
+			due.Set(ctx, at)
+			ctx.RegisterTimer(at)
+			return nil
+		},
+		OnTimer: func(ctx *stream.Context[string], at time.Time, out *stream.Emitter[string]) error {
+			n, _ := count.Get(ctx)
+			out.Emit(fmt.Sprintf("%s: %d events, idle since %s", ctx.Key(), n, at.Add(-gap).Sub(actortest.Epoch)))
+			count.Clear(ctx)
+			due.Clear(ctx)
+			return nil
+		},
+	}
+}
