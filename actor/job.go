@@ -147,6 +147,9 @@ func (j *Job) Run(ctx context.Context) (err error) {
 		case <-ctx.Done():
 		}
 	}
+	// From here on nothing is sent: a message to an actor already stopped would become a
+	// Proto.Actor dead letter.
+	d.stopping.Store(true)
 	for _, pid := range pids {
 		_ = sys.Root.StopFuture(pid).Wait()
 	}
@@ -180,15 +183,20 @@ func (j *Job) end() error {
 }
 
 type protoDriver struct {
-	sys     *pa.ActorSystem
-	ctx     context.Context
-	cancel  context.CancelCauseFunc
-	left    atomic.Int64
-	allDone chan struct{}
-	once    sync.Once
+	sys      *pa.ActorSystem
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
+	left     atomic.Int64
+	allDone  chan struct{}
+	once     sync.Once
+	stopping atomic.Bool
 }
 
-func (d *protoDriver) send(to *pa.PID, msg any)  { d.sys.Root.Send(to, msg) }
+func (d *protoDriver) send(to *pa.PID, msg any) {
+	if !d.stopping.Load() {
+		d.sys.Root.Send(to, msg)
+	}
+}
 func (d *protoDriver) context() context.Context { return d.ctx }
 func (d *protoDriver) fail(err error)           { d.cancel(err) }
 func (d *protoDriver) finished(*runner) {

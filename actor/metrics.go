@@ -21,6 +21,18 @@ type StageMetrics struct {
 	Batches atomic.Int64
 	// BackpressureNanos is the time instances spent without credit, unable to go on.
 	BackpressureNanos atomic.Int64
+	// MaxQueuedBatches is the most batches any instance held received and not yet
+	// processed: bounded by its senders × Credits, whatever the load.
+	MaxQueuedBatches atomic.Int64
+}
+
+func (m *StageMetrics) noteQueued(n int) {
+	for {
+		cur := m.MaxQueuedBatches.Load()
+		if int64(n) <= cur || m.MaxQueuedBatches.CompareAndSwap(cur, int64(n)) {
+			return
+		}
+	}
 }
 
 // StageStats is a snapshot of StageMetrics.
@@ -33,6 +45,7 @@ type StageStats struct {
 	Restarts     int64         `json:"restarts"`
 	Batches      int64         `json:"batches"`
 	Backpressure time.Duration `json:"backpressure_ns"`
+	MaxQueued    int64         `json:"max_queued_batches"`
 }
 
 func (m *StageMetrics) snapshot(name string, instances int) StageStats {
@@ -41,5 +54,6 @@ func (m *StageMetrics) snapshot(name string, instances int) StageStats {
 		In: m.In.Load(), Out: m.Out.Load(), DeadLetters: m.DeadLetters.Load(),
 		Restarts: m.Restarts.Load(), Batches: m.Batches.Load(),
 		Backpressure: time.Duration(m.BackpressureNanos.Load()),
+		MaxQueued:    m.MaxQueuedBatches.Load(),
 	}
 }

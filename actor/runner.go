@@ -71,6 +71,7 @@ func (r *runner) receive(msg any) {
 	case *Batch:
 		r.env.Metrics.In.Add(int64(m.N))
 		r.queue = append(r.queue, m)
+		r.env.Metrics.noteQueued(len(r.queue))
 		r.drain()
 	case *Credit:
 		r.outputs[m.Group].credit(m.Dest, m.Records)

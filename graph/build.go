@@ -144,6 +144,9 @@ func (g *Graph) validate() error {
 		errs = append(errs, fmt.Errorf("cycle: %s (Eddy runs acyclic graphs)", strings.Join(parts, " → ")))
 	}
 	for _, s := range g.stages {
+		if s.kind == "merge" && len(s.inputs) == 0 {
+			errs = append(errs, fmt.Errorf("stage %q (merge): it has no inputs; give it some with Add", s.name))
+		}
 		if !s.sink && len(s.links) == 0 {
 			errs = append(errs, fmt.Errorf("stage %q (%s): its output is not consumed (dangling); end it with To or feed it to another stage", s.name, s.kind))
 		}

@@ -288,7 +288,11 @@ func NewMerge[T any](g *Graph, opts ...Option) *MergeJunction[T] {
 
 // Add makes s an input of the junction.
 func (m *MergeJunction[T]) Add(s Stream[T]) *MergeJunction[T] {
-	if s.st != nil && s.st.g != m.st.g {
+	if s.st == nil {
+		m.st.g.errorf("stage %q: input is an empty Stream (not made by this package)", m.st.name)
+		return m
+	}
+	if s.st.g != m.st.g {
 		m.st.g.errorf("stage %q: input %q belongs to graph %q", m.st.name, s.st.name, s.st.g.name)
 		return m
 	}
