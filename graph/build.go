@@ -18,6 +18,7 @@ type edgeKey struct{ to, port int }
 type vertexPlan struct {
 	index     int
 	root      *stage
+	newTask   func(ic *inst) (actor.Task, error)
 	chain     []*stage
 	edgeIndex map[edgeKey]int
 }
@@ -54,7 +55,7 @@ func (g *Graph) Build(opts ...JobOption) (*Job, error) {
 		if err != nil {
 			return nil, fmt.Errorf("build %s: %w", g.name, err)
 		}
-		vp := &vertexPlan{index: len(vps), root: s, edgeIndex: map[edgeKey]int{}}
+		vp := &vertexPlan{index: len(vps), root: s, newTask: s.newTask, edgeIndex: map[edgeKey]int{}}
 		vps = append(vps, vp)
 		vertexOf[s.id] = vp
 		plan.Vertices = append(plan.Vertices, &actor.Vertex{Name: s.name, Instances: n, Keyed: s.keyed, Source: !s.keyed})
@@ -94,7 +95,7 @@ func (g *Graph) Build(opts ...JobOption) (*Job, error) {
 		}
 		v.New = func(env *actor.Env) (actor.Task, error) {
 			ic := &inst{env: env, v: vp, pushes: map[int]any{}, writers: map[edgeKey]any{}, sides: map[int]map[string]func(any, int64) bool{}}
-			return vp.root.newTask(ic)
+			return vp.newTask(ic)
 		}
 	}
 	for _, sc := range g.sinkClosers {

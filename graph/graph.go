@@ -48,7 +48,7 @@ type stage struct {
 	sides    map[string]*sideOut
 	emitMode stream.EmitMode
 
-	// Vertex roots only.
+	// Vertex roots only. instances may set newTask for the Build that calls it.
 	instances func(cfg *actor.Config) (int, error)
 	newTask   func(ic *inst) (actor.Task, error)
 }
@@ -145,22 +145,22 @@ func From[T any](g *Graph, src stream.Source[T], opts ...Option) Stream[T] {
 		g.errorf("stage %q: source is nil", s.name)
 		return Stream[T]{st: s}
 	}
-	var splits []stream.Split[T]
+	// Each Build splits the source anew, and its job's tasks read those splits: newTask is
+	// set here, and Build takes it right after calling instances.
 	s.instances = func(cfg *actor.Config) (int, error) {
-		var err error
-		splits, err = src.Splits(cfg.Parallelism)
+		splits, err := src.Splits(cfg.Parallelism)
 		if err != nil {
 			return 0, fmt.Errorf("source %q: %w", s.name, err)
 		}
 		if len(splits) == 0 {
 			return 0, fmt.Errorf("source %q: no splits", s.name)
 		}
+		s.newTask = func(ic *inst) (actor.Task, error) {
+			t := &sourceTask[T]{env: ic.env, name: s.name, split: splits[ic.env.ID.Index], ic: ic}
+			t.push = pushOf[T](ic, s)
+			return t, nil
+		}
 		return len(splits), nil
-	}
-	s.newTask = func(ic *inst) (actor.Task, error) {
-		t := &sourceTask[T]{env: ic.env, name: s.name, split: splits[ic.env.ID.Index], ic: ic}
-		t.push = pushOf[T](ic, s)
-		return t, nil
 	}
 	return Stream[T]{st: s}
 }

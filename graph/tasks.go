@@ -237,7 +237,10 @@ func (t *processTask[K, T, O]) EndBatch()                    { t.ic.endBatch() }
 func (t *processTask[K, T, O]) NextTimer() (time.Time, bool) { return t.op.NextTimer() }
 func (t *processTask[K, T, O]) Reset()                       { t.op.Reset() }
 
+// FireTimers fires every timer due at now, then writes what they emitted to the sinks fused
+// after the stage: the runtime ends no batch after a timer tick, so nothing else would.
 func (t *processTask[K, T, O]) FireTimers(now time.Time) {
+	defer t.ic.endBatch()
 	for {
 		fired, err := t.fireOne(now)
 		if !fired {
