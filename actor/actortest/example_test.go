@@ -32,4 +32,3 @@ func ExampleHarness() {
 	// ann=2 at 2000
 	// state of ann: 2
 }
-

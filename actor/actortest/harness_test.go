@@ -43,11 +43,11 @@ func TestOperatorScripts(t *testing.T) {
 }
 
 type scriptEnv struct {
-	h      *actortest.Harness[Event]
-	out    func() []string
-	side   func() []string
-	stage  string
-	nDead  int
+	h     *actortest.Harness[Event]
+	out   func() []string
+	side  func() []string
+	stage string
+	nDead int
 }
 
 func newScript(t *testing.T, d *datadriven.TestData) *scriptEnv {
@@ -223,7 +223,7 @@ func (sumKV) Add(acc int, kv stream.KV[string, int]) int {
 	return acc + kv.Value
 }
 func (sumKV) Retract(acc int, kv stream.KV[string, int]) int { return acc - kv.Value }
-func (sumKV) Result(acc int) int                            { return acc }
+func (sumKV) Result(acc int) int                             { return acc }
 
 var negative = stream.NewTag[string]("negative")
 
