@@ -221,6 +221,22 @@ func (w *Writer[T]) Write(r stream.Record[T]) {
 	}
 }
 
+// WriteAll writes every record of recs. It does not stop when the group stalls: a buffer
+// may then grow past the batch size by at most len(recs), and the runtime takes no more
+// input until credit comes.
+func (w *Writer[T]) WriteAll(recs []stream.Record[T]) {
+	switch w.g.partitioning {
+	case Hash:
+		for i := range recs {
+			w.append(w.dest(recs[i]), recs[i])
+		}
+	default:
+		for i := range recs {
+			w.Write(recs[i])
+		}
+	}
+}
+
 func (w *Writer[T]) append(d int, r stream.Record[T]) {
 	b := w.bufs[d]
 	if b == nil {
@@ -228,7 +244,7 @@ func (w *Writer[T]) append(d int, r stream.Record[T]) {
 	}
 	b = append(b, r)
 	w.bufs[d] = b
-	if len(b) == w.batch {
+	if len(b) >= w.batch {
 		w.g.full(d)
 	}
 }

@@ -88,6 +88,7 @@ func (r *runner) receive(msg any) {
 	case timerTickMsg:
 		r.timerStop = nil
 		r.task.FireTimers(r.env.Now())
+		r.task.EndBatch()
 		r.afterWork()
 	default:
 		r.drv.fail(fmt.Errorf("%s: unexpected message %T", r.env.ID, msg))

@@ -94,7 +94,7 @@ func (g *Graph) Build(opts ...JobOption) (*Job, error) {
 			v.Stages = append(v.Stages, s.name)
 		}
 		v.New = func(env *actor.Env) (actor.Task, error) {
-			ic := &inst{env: env, v: vp, pushes: map[int]any{}, writers: map[edgeKey]any{}, sides: map[int]map[string]func(any, int64) bool{}}
+			ic := newInst(env, vp)
 			return vp.newTask(ic)
 		}
 	}

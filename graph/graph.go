@@ -60,15 +60,27 @@ type link struct {
 	port     int
 }
 
-// sideOut is a side output of a stage: the stream that carries it, and how to push into it.
+// sideOut is a side output of a stage: the stream that carries it, and how to make, in an
+// instance, the buffer that collects its values.
 type sideOut struct {
 	st   *stage
-	push func(ic *inst) func(v any, ts int64) bool
+	push func(ic *inst) sideBuffer
 }
+
+// sideBuffer collects the side-output values of one stage in one instance; add reports
+// whether v had the tag's type.
+type sideBuffer struct {
+	add   func(v any, ts int64) bool
+	flush func()
+}
+
+// push hands a batch of records to the consumers of a stage. Consumers run synchronously
+// and must neither change nor keep the slice: the caller reuses it.
+type push[T any] func([]stream.Record[T])
 
 // outputs holds the consumers of a stage that produces T.
 type outputs[T any] struct {
-	consumers []func(ic *inst) func(stream.Record[T])
+	consumers []func(ic *inst) push[T]
 }
 
 // Stream is a typed stream of records of T, the output of a stage.
@@ -117,7 +129,7 @@ func newStage[T any](g *Graph, kind string, opts []Option, inputs ...*stage) (*s
 }
 
 // consume registers f as a fused consumer of s's output.
-func consume[T any](from Stream[T], to *stage, f func(ic *inst) func(stream.Record[T])) {
+func consume[T any](from Stream[T], to *stage, f func(ic *inst) push[T]) {
 	if from.st == nil || from.st.g != to.g {
 		return // reported by newStage
 	}
@@ -127,8 +139,8 @@ func consume[T any](from Stream[T], to *stage, f func(ic *inst) func(stream.Reco
 }
 
 // forward is the consumer that hands records to stage to's own consumers unchanged.
-func forward[T any](to *stage) func(ic *inst) func(stream.Record[T]) {
-	return func(ic *inst) func(stream.Record[T]) { return pushOf[T](ic, to) }
+func forward[T any](to *stage) func(ic *inst) push[T] {
+	return func(ic *inst) push[T] { return pushOf[T](ic, to) }
 }
 
 func nilFunc(g *Graph, s *stage, what string, isNil bool) {
@@ -186,12 +198,8 @@ func (s Stream[T]) Name() string {
 func Map[T, O any](s Stream[T], f func(T) O, opts ...Option) Stream[O] {
 	ns, _ := newStage[O](s.g(), "map", opts, s.st)
 	nilFunc(ns.g, ns, "map function", f == nil)
-	consume(s, ns, func(ic *inst) func(stream.Record[T]) {
-		next, env, name := pushOf[O](ic, ns), ic.env, ns.name
-		return func(r stream.Record[T]) {
-			env.Stage = name
-			next(stream.Record[O]{Value: f(r.Value), Time: r.Time, Kind: r.Kind})
-		}
+	consume(s, ns, func(ic *inst) push[T] {
+		return mapper(ic, ns, func(v T) (O, error) { return f(v), nil })
 	})
 	return Stream[O]{st: ns}
 }
@@ -201,18 +209,7 @@ func Map[T, O any](s Stream[T], f func(T) O, opts ...Option) Stream[O] {
 func TryMap[T, O any](s Stream[T], f func(T) (O, error), opts ...Option) Stream[O] {
 	ns, _ := newStage[O](s.g(), "map", opts, s.st)
 	nilFunc(ns.g, ns, "map function", f == nil)
-	consume(s, ns, func(ic *inst) func(stream.Record[T]) {
-		next, env, name := pushOf[O](ic, ns), ic.env, ns.name
-		return func(r stream.Record[T]) {
-			env.Stage = name
-			v, err := f(r.Value)
-			if err != nil {
-				env.DeadLetter(stream.DeadLetter{Stage: name, Reason: err.Error(), Value: r.Value, Time: r.Time})
-				return
-			}
-			next(stream.Record[O]{Value: v, Time: r.Time, Kind: r.Kind})
-		}
-	})
+	consume(s, ns, func(ic *inst) push[T] { return mapper(ic, ns, f) })
 	return Stream[O]{st: ns}
 }
 
@@ -220,13 +217,18 @@ func TryMap[T, O any](s Stream[T], f func(T) (O, error), opts ...Option) Stream[
 func (s Stream[T]) Filter(keep func(T) bool, opts ...Option) Stream[T] {
 	ns, _ := newStage[T](s.g(), "filter", opts, s.st)
 	nilFunc(ns.g, ns, "filter function", keep == nil)
-	consume(s, ns, func(ic *inst) func(stream.Record[T]) {
-		next, env, name := pushOf[T](ic, ns), ic.env, ns.name
-		return func(r stream.Record[T]) {
-			env.Stage = name
-			if keep(r.Value) {
-				next(r)
+	consume(s, ns, func(ic *inst) push[T] {
+		next := pushOf[T](ic, ns)
+		var out []stream.Record[T]
+		return func(in []stream.Record[T]) {
+			out = out[:0]
+			for i := 0; i < len(in); {
+				out, i = filterFrom(ic.env, ns.name, in, i, out, keep)
 			}
+			if len(out) > 0 {
+				next(out)
+			}
+			clear(out)
 		}
 	})
 	return Stream[T]{st: ns}
@@ -237,14 +239,19 @@ func (s Stream[T]) Filter(keep func(T) bool, opts ...Option) Stream[T] {
 func FlatMap[T, O any](s Stream[T], f func(in T, emit func(O)), opts ...Option) Stream[O] {
 	ns, _ := newStage[O](s.g(), "flatMap", opts, s.st)
 	nilFunc(ns.g, ns, "flatMap function", f == nil)
-	consume(s, ns, func(ic *inst) func(stream.Record[T]) {
-		next, env, name := pushOf[O](ic, ns), ic.env, ns.name
-		var cur stream.Record[T]
-		emit := func(v O) { next(stream.Record[O]{Value: v, Time: cur.Time, Kind: cur.Kind}) }
-		return func(r stream.Record[T]) {
-			env.Stage = name
-			cur = r
-			f(r.Value, emit)
+	consume(s, ns, func(ic *inst) push[T] {
+		next := pushOf[O](ic, ns)
+		fm := &flatMapper[T, O]{env: ic.env, name: ns.name, f: f}
+		fm.emit = func(v O) { fm.out = append(fm.out, stream.Record[O]{Value: v, Time: fm.cur.Time, Kind: fm.cur.Kind}) }
+		return func(in []stream.Record[T]) {
+			fm.out = fm.out[:0]
+			for i := 0; i < len(in); {
+				i = fm.from(in, i)
+			}
+			if len(fm.out) > 0 {
+				next(fm.out)
+			}
+			clear(fm.out)
 		}
 	})
 	return Stream[O]{st: ns}
@@ -258,10 +265,17 @@ func (s Stream[T]) To(sink stream.Sink[T], opts ...Option) {
 		ns.g.errorf("stage %q: sink is nil", ns.name)
 		return
 	}
-	consume(s, ns, func(ic *inst) func(stream.Record[T]) {
-		b := &sinkBuffer[T]{sink: sink, env: ic.env, name: ns.name}
-		ic.flushers = append(ic.flushers, b.flush)
-		return b.add
+	consume(s, ns, func(ic *inst) push[T] {
+		env, name := ic.env, ns.name
+		return func(in []stream.Record[T]) {
+			if err := sink.WriteBatch(in); err != nil {
+				for _, r := range in {
+					env.DeadLetter(stream.DeadLetter{Stage: name, Reason: fmt.Sprintf("write to sink: %v", err), Value: r.Value, Time: r.Time})
+				}
+				return
+			}
+			env.Metrics.Out.Add(int64(len(in)))
+		}
 	})
 	ns.g.onEndSink(ns, sink.Close)
 }
@@ -320,10 +334,10 @@ func Merge[T any](ss ...Stream[T]) Stream[T] {
 
 // Broadcast returns n streams that each carry every record of s.
 func Broadcast[T any](s Stream[T], n int, opts ...Option) []Stream[T] {
-	return fanOut(s, "broadcast", n, opts, func(ic *inst, outs []func(stream.Record[T])) func(stream.Record[T]) {
-		return func(r stream.Record[T]) {
+	return fanOut(s, "broadcast", n, opts, func(ic *inst, outs []push[T]) push[T] {
+		return func(in []stream.Record[T]) {
 			for _, o := range outs {
-				o(r)
+				o(in)
 			}
 		}
 	})
@@ -333,16 +347,19 @@ func Broadcast[T any](s Stream[T], n int, opts ...Option) []Stream[T] {
 // An index out of [0, n) sends the record to the dead-letter output.
 func Partition[T any](s Stream[T], n int, pick func(T) int, opts ...Option) []Stream[T] {
 	var name string
-	outs := fanOut(s, "partition", n, opts, func(ic *inst, outs []func(stream.Record[T])) func(stream.Record[T]) {
-		env := ic.env
-		return func(r stream.Record[T]) {
-			env.Stage = name
-			i := pick(r.Value)
-			if i < 0 || i >= len(outs) {
-				env.DeadLetter(stream.DeadLetter{Stage: name, Reason: fmt.Sprintf("partition index %d out of [0, %d)", i, len(outs)), Value: r.Value, Time: r.Time})
-				return
+	outs := fanOut(s, "partition", n, opts, func(ic *inst, outs []push[T]) push[T] {
+		p := &partitioner[T]{env: ic.env, name: name, pick: pick, parts: make([][]stream.Record[T], len(outs))}
+		return func(in []stream.Record[T]) {
+			for i := 0; i < len(in); {
+				i = p.from(in, i)
 			}
-			outs[i](r)
+			for i, part := range p.parts {
+				if len(part) > 0 {
+					outs[i](part)
+				}
+				clear(part)
+				p.parts[i] = part[:0]
+			}
 		}
 	})
 	if len(outs) > 0 && outs[0].st != nil {
@@ -352,7 +369,7 @@ func Partition[T any](s Stream[T], n int, pick func(T) int, opts ...Option) []St
 	return outs
 }
 
-func fanOut[T any](s Stream[T], kind string, n int, opts []Option, route func(ic *inst, outs []func(stream.Record[T])) func(stream.Record[T])) []Stream[T] {
+func fanOut[T any](s Stream[T], kind string, n int, opts []Option, route func(ic *inst, outs []push[T]) push[T]) []Stream[T] {
 	g := s.g()
 	p, _ := newStage[T](g, kind, opts, s.st)
 	if n < 1 {
@@ -368,8 +385,8 @@ func fanOut[T any](s Stream[T], kind string, n int, opts []Option, route func(ic
 		streams[i] = Stream[T]{st: c}
 		p.links = append(p.links, link{to: c})
 	}
-	consume(s, p, func(ic *inst) func(stream.Record[T]) {
-		outs := make([]func(stream.Record[T]), n)
+	consume(s, p, func(ic *inst) push[T] {
+		outs := make([]push[T], n)
 		for i, c := range children {
 			outs[i] = pushOf[T](ic, c)
 		}
@@ -392,19 +409,11 @@ func CoMap[A, B, O any](c Connected[A, B], fa func(A) O, fb func(B) O, opts ...O
 	ns, _ := newStage[O](c.a.g(), "coMap", opts, c.a.st, c.b.st)
 	nilFunc(ns.g, ns, "first map function", fa == nil)
 	nilFunc(ns.g, ns, "second map function", fb == nil)
-	consume(c.a, ns, func(ic *inst) func(stream.Record[A]) {
-		next, env, name := pushOf[O](ic, ns), ic.env, ns.name
-		return func(r stream.Record[A]) {
-			env.Stage = name
-			next(stream.Record[O]{Value: fa(r.Value), Time: r.Time, Kind: r.Kind})
-		}
+	consume(c.a, ns, func(ic *inst) push[A] {
+		return mapper(ic, ns, func(v A) (O, error) { return fa(v), nil })
 	})
-	consume(c.b, ns, func(ic *inst) func(stream.Record[B]) {
-		next, env, name := pushOf[O](ic, ns), ic.env, ns.name
-		return func(r stream.Record[B]) {
-			env.Stage = name
-			next(stream.Record[O]{Value: fb(r.Value), Time: r.Time, Kind: r.Kind})
-		}
+	consume(c.b, ns, func(ic *inst) push[B] {
+		return mapper(ic, ns, func(v B) (O, error) { return fb(v), nil })
 	})
 	return Stream[O]{st: ns}
 }
@@ -427,14 +436,24 @@ func SideOutput[O, E any](s Stream[O], tag stream.Tag[E], opts ...Option) Stream
 		g.errorf("stage %q: side output %q taken twice", s.st.name, tag.Name())
 	}
 	s.st.links = append(s.st.links, link{to: ns})
-	s.st.sides[tag.Name()] = &sideOut{st: ns, push: func(ic *inst) func(any, int64) bool {
+	s.st.sides[tag.Name()] = &sideOut{st: ns, push: func(ic *inst) sideBuffer {
 		next := pushOf[E](ic, ns)
-		return func(v any, ts int64) bool {
-			e, ok := v.(E)
-			if ok {
-				next(stream.Record[E]{Value: e, Time: ts})
-			}
-			return ok
+		var buf []stream.Record[E]
+		return sideBuffer{
+			add: func(v any, ts int64) bool {
+				e, ok := v.(E)
+				if ok {
+					buf = append(buf, stream.Record[E]{Value: e, Time: ts})
+				}
+				return ok
+			},
+			flush: func() {
+				if len(buf) > 0 {
+					next(buf)
+				}
+				clear(buf)
+				buf = buf[:0]
+			},
 		}
 	}}
 	return Stream[E]{st: ns}
@@ -499,12 +518,12 @@ func keyedStage[K comparable, T, O any](k Keyed[K, T], kind string, opts []Optio
 	})
 	outs := in.outputs.(*outputs[T])
 	key, hash := k.key, k.hash
-	outs.consumers = append(outs.consumers, func(ic *inst) func(stream.Record[T]) {
+	outs.consumers = append(outs.consumers, func(ic *inst) push[T] {
 		w := ic.writer(ns, 0, func(g *actor.OutputGroup) any {
 			n := g.Destinations()
 			return actor.NewWriter(g, func(r stream.Record[T]) int { return stream.KeyGroup(hash(key(r.Value)), n) })
 		}).(*actor.Writer[T])
-		return w.Write
+		return w.WriteAll
 	})
 	in.links = append(in.links, link{to: ns, exchange: true})
 	return ns
@@ -517,8 +536,8 @@ func Process[K comparable, T, O any](k Keyed[K, T], fn stream.KeyedProcess[K, T,
 	nilFunc(ns.g, ns, "OnRecord", fn.OnRecord == nil)
 	ns.newTask = func(ic *inst) (actor.Task, error) {
 		t := &processTask[K, T, O]{env: ic.env, name: ns.name, ic: ic}
-		push := pushOf[O](ic, ns)
-		emitter := stream.NewEmitter(push, func(tag string, v any, ts int64) { ic.side(ns, tag, v, ts) })
+		t.out = newOutBuffer(ic, pushOf[O](ic, ns))
+		emitter := stream.NewEmitter(t.out.add, func(tag string, v any, ts int64) { ic.side(ns, tag, v, ts) })
 		t.op = stream.NewProcessOperator(k.key, fn, emitter)
 		t.handle = t.process
 		return t, nil
@@ -537,7 +556,8 @@ func aggregate[K comparable, T, A, R any](k Keyed[K, T], agg stream.Aggregator[T
 	nilFunc(ns.g, ns, "aggregator", agg == nil)
 	ns.newTask = func(ic *inst) (actor.Task, error) {
 		t := &aggregateTask[K, T, A, R]{env: ic.env, name: ns.name, ic: ic}
-		t.op = stream.NewAggregateOperator(k.key, agg, ns.emitMode, pushOf[stream.KV[K, R]](ic, ns))
+		t.out = newOutBuffer(ic, pushOf[stream.KV[K, R]](ic, ns))
+		t.op = stream.NewAggregateOperator(k.key, agg, ns.emitMode, t.out.add)
 		t.handle = t.process
 		return t, nil
 	}

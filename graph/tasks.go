@@ -13,14 +13,22 @@ import (
 
 // inst is the compile context of one vertex instance: its env, the push functions built so
 // far (a stage reached twice in one chain, as after a diamond, is built once), its writers
-// and the sink buffers to flush after each batch.
+// and the buffers to flush when a batch ends.
+//
+// Chains run a batch at a time: each stage takes a slice of records, runs its function over
+// all of them in one loop, and hands one slice on. A stage's user function is the only
+// indirect call per record, and a sink receives the slice itself.
 type inst struct {
 	env      *actor.Env
 	v        *vertexPlan
 	pushes   map[int]any
 	writers  map[edgeKey]any
 	flushers []func()
-	sides    map[int]map[string]func(any, int64) bool
+	sides    map[int]map[string]sideBuffer
+}
+
+func newInst(env *actor.Env, vp *vertexPlan) *inst {
+	return &inst{env: env, v: vp, pushes: map[int]any{}, writers: map[edgeKey]any{}, sides: map[int]map[string]sideBuffer{}}
 }
 
 func (ic *inst) writer(to *stage, port int, make func(*actor.OutputGroup) any) any {
@@ -38,21 +46,22 @@ func (ic *inst) writer(to *stage, port int, make func(*actor.OutputGroup) any) a
 func (ic *inst) side(s *stage, tag string, v any, ts int64) {
 	byTag := ic.sides[s.id]
 	if byTag == nil {
-		byTag = map[string]func(any, int64) bool{}
+		byTag = map[string]sideBuffer{}
 		ic.sides[s.id] = byTag
 	}
-	push, ok := byTag[tag]
+	buf, ok := byTag[tag]
 	if !ok {
 		if so := s.sides[tag]; so != nil {
-			push = so.push(ic)
-			byTag[tag] = push
+			buf = so.push(ic)
+			byTag[tag] = buf
+			ic.flushers = append(ic.flushers, buf.flush)
 		}
 	}
-	if push == nil {
+	if buf.add == nil {
 		ic.env.DeadLetter(stream.DeadLetter{Stage: s.name, Reason: fmt.Sprintf("side output %q has no consumer (take it with graph.SideOutput)", tag), Value: v, Time: ts})
 		return
 	}
-	if !push(v, ts) {
+	if !buf.add(v, ts) {
 		ic.env.DeadLetter(stream.DeadLetter{Stage: s.name, Reason: fmt.Sprintf("side output %q: value of type %T does not fit the tag", tag, v), Value: v, Time: ts})
 	}
 }
@@ -63,30 +72,27 @@ func (ic *inst) endBatch() {
 	}
 }
 
-// pushOf returns the function that hands a record of stage s's output to all its
-// consumers within the instance.
-func pushOf[T any](ic *inst, s *stage) func(stream.Record[T]) {
+// pushOf returns the function that hands a batch of stage s's output to all its consumers
+// within the instance.
+func pushOf[T any](ic *inst, s *stage) push[T] {
 	if f, ok := ic.pushes[s.id]; ok {
-		return f.(func(stream.Record[T]))
+		return f.(push[T])
 	}
 	cons := s.outputs.(*outputs[T]).consumers
-	fs := make([]func(stream.Record[T]), len(cons))
+	fs := make([]push[T], len(cons))
 	for i, c := range cons {
 		fs[i] = c(ic)
 	}
-	var f func(stream.Record[T])
+	var f push[T]
 	switch len(fs) {
 	case 0:
-		f = func(stream.Record[T]) {}
+		f = func([]stream.Record[T]) {}
 	case 1:
 		f = fs[0]
-	case 2:
-		a, b := fs[0], fs[1]
-		f = func(r stream.Record[T]) { a(r); b(r) }
 	default:
-		f = func(r stream.Record[T]) {
+		f = func(in []stream.Record[T]) {
 			for _, g := range fs {
-				g(r)
+				g(in)
 			}
 		}
 	}
@@ -94,49 +100,152 @@ func pushOf[T any](ic *inst, s *stage) func(stream.Record[T]) {
 	return f
 }
 
-// sinkBuffer collects an instance's records for a sink and writes them a batch at a time.
-type sinkBuffer[T any] struct {
-	sink stream.Sink[T]
-	env  *actor.Env
-	name string
-	buf  []stream.Record[T]
+// mapper is the push of a Map, TryMap or CoMap side: f over every record into one slice.
+func mapper[T, O any](ic *inst, s *stage, f func(T) (O, error)) push[T] {
+	next := pushOf[O](ic, s)
+	var out []stream.Record[O]
+	return func(in []stream.Record[T]) {
+		out = out[:0]
+		for i := 0; i < len(in); {
+			out, i = mapFrom(ic.env, s.name, in, i, out, f)
+		}
+		if len(out) > 0 {
+			next(out)
+		}
+		clear(out)
+	}
 }
 
-func (b *sinkBuffer[T]) add(r stream.Record[T]) {
-	b.buf = append(b.buf, r)
-	if len(b.buf) >= b.env.Config.BatchSize {
+// mapFrom maps in[start:] into out until the end or a failure. A record whose f returns an
+// error or panics goes to the dead-letter output; the caller goes on after it.
+// out is a named result so that what was mapped before a panic survives it.
+func mapFrom[T, O any](env *actor.Env, stage string, in []stream.Record[T], start int, buf []stream.Record[O], f func(T) (O, error)) (out []stream.Record[O], next int) {
+	out = buf
+	defer func() {
+		if p := recover(); p != nil {
+			deadLetter(env, stage, fmt.Sprintf("panic: %v", p), in[next])
+			next++
+		}
+	}()
+	for next = start; next < len(in); next++ {
+		r := &in[next]
+		v, err := f(r.Value)
+		if err != nil {
+			deadLetter(env, stage, err.Error(), *r)
+			continue
+		}
+		out = append(out, stream.Record[O]{Value: v, Time: r.Time, Kind: r.Kind})
+	}
+	return out, next
+}
+
+func filterFrom[T any](env *actor.Env, stage string, in []stream.Record[T], start int, buf []stream.Record[T], keep func(T) bool) (out []stream.Record[T], next int) {
+	out = buf
+	defer func() {
+		if p := recover(); p != nil {
+			deadLetter(env, stage, fmt.Sprintf("panic: %v", p), in[next])
+			next++
+		}
+	}()
+	for next = start; next < len(in); next++ {
+		if keep(in[next].Value) {
+			out = append(out, in[next])
+		}
+	}
+	return out, next
+}
+
+func deadLetter[T any](env *actor.Env, stage, reason string, r stream.Record[T]) {
+	env.DeadLetter(stream.DeadLetter{Stage: stage, Reason: reason, Value: r.Value, Time: r.Time})
+}
+
+type flatMapper[T, O any] struct {
+	env  *actor.Env
+	name string
+	f    func(T, func(O))
+	emit func(O)
+	cur  stream.Record[T]
+	out  []stream.Record[O]
+}
+
+func (fm *flatMapper[T, O]) from(in []stream.Record[T], start int) (next int) {
+	defer func() {
+		if p := recover(); p != nil {
+			deadLetter(fm.env, fm.name, fmt.Sprintf("panic: %v", p), in[next])
+			next++
+		}
+	}()
+	for next = start; next < len(in); next++ {
+		fm.cur = in[next]
+		fm.f(fm.cur.Value, fm.emit)
+	}
+	return next
+}
+
+type partitioner[T any] struct {
+	env   *actor.Env
+	name  string
+	pick  func(T) int
+	parts [][]stream.Record[T]
+}
+
+func (p *partitioner[T]) from(in []stream.Record[T], start int) (next int) {
+	defer func() {
+		if r := recover(); r != nil {
+			deadLetter(p.env, p.name, fmt.Sprintf("panic: %v", r), in[next])
+			next++
+		}
+	}()
+	for next = start; next < len(in); next++ {
+		i := p.pick(in[next].Value)
+		if i < 0 || i >= len(p.parts) {
+			deadLetter(p.env, p.name, fmt.Sprintf("partition index %d out of [0, %d)", i, len(p.parts)), in[next])
+			continue
+		}
+		p.parts[i] = append(p.parts[i], in[next])
+	}
+	return next
+}
+
+// outBuffer collects what a keyed operator emits, record by record, and hands it on a batch
+// at a time: when it holds a batch, and when the input batch ends.
+type outBuffer[T any] struct {
+	next  push[T]
+	size  int
+	recs  []stream.Record[T]
+	flush func()
+}
+
+func newOutBuffer[T any](ic *inst, next push[T]) *outBuffer[T] {
+	b := &outBuffer[T]{next: next, size: ic.env.Config.BatchSize}
+	b.flush = func() {
+		if len(b.recs) == 0 {
+			return
+		}
+		b.next(b.recs)
+		clear(b.recs)
+		b.recs = b.recs[:0]
+	}
+	return b
+}
+
+func (b *outBuffer[T]) add(r stream.Record[T]) {
+	b.recs = append(b.recs, r)
+	if len(b.recs) >= b.size {
 		b.flush()
 	}
 }
 
-func (b *sinkBuffer[T]) flush() {
-	if len(b.buf) == 0 {
-		return
-	}
-	if err := b.sink.WriteBatch(b.buf); err != nil {
-		for _, r := range b.buf {
-			b.env.DeadLetter(stream.DeadLetter{Stage: b.name, Reason: fmt.Sprintf("write to sink: %v", err), Value: r.Value, Time: r.Time})
-		}
-	} else {
-		b.env.Metrics.Out.Add(int64(len(b.buf)))
-	}
-	clear(b.buf)
-	b.buf = b.buf[:0]
-}
-
-// sourceTask reads a split into the chain. It reads a chunk into buf, then drives buf
-// through the chain, so that a panic in the chain costs one record, not the chunk, and a
-// blocked output pauses mid-chunk.
+// sourceTask reads a split into the chain a chunk at a time. Records a split emits are
+// appended to buf, which then goes down the chain as one batch.
 type sourceTask[T any] struct {
 	actor.NopTask
 	env   *actor.Env
 	name  string
 	split stream.Split[T]
 	ic    *inst
-	push  func(stream.Record[T])
+	push  push[T]
 	buf   []stream.Record[T]
-	pos   int
-	eof   bool
 }
 
 func (t *sourceTask[T]) Emit(r stream.Record[T]) { t.buf = append(t.buf, r) }
@@ -148,26 +257,29 @@ func (t *sourceTask[T]) DeadLetter(d stream.DeadLetter) {
 	t.env.DeadLetter(d)
 }
 
-func (t *sourceTask[T]) Read(ctx context.Context, max int) (int, error) {
-	n := 0
-	var err error
-	if t.pos >= len(t.buf) && !t.eof {
+func (t *sourceTask[T]) Read(ctx context.Context, max int) (n int, err error) {
+	t.buf = t.buf[:0]
+	n, err = t.read(ctx, max)
+	if len(t.buf) > 0 {
+		t.push(t.buf)
 		clear(t.buf)
-		t.buf, t.pos = t.buf[:0], 0
-		t.env.Stage = t.name
-		n, err = t.split.Read(ctx, max, t)
-		if errors.Is(err, io.EOF) {
-			t.eof, err = true, nil
+	}
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, actor.ErrWait) {
+		err = fmt.Errorf("source %q: %w", t.name, err)
+	}
+	return n, err
+}
+
+// read calls the split; a panic in it (a generator's function) is reported as a dead letter
+// and the split goes on, since what it emitted before the panic is in buf.
+func (t *sourceTask[T]) read(ctx context.Context, max int) (n int, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			t.env.DeadLetter(stream.DeadLetter{Stage: t.name, Reason: fmt.Sprintf("panic while reading: %v", p)})
+			n, err = len(t.buf), nil
 		}
-	}
-	t.pos = actor.Drive(t.env, t.buf, t.pos, t.push)
-	if err != nil {
-		return n, err
-	}
-	if t.eof && t.pos >= len(t.buf) {
-		return n, io.EOF
-	}
-	return n, nil
+	}()
+	return t.split.Read(ctx, max, t)
 }
 
 func (t *sourceTask[T]) EndBatch()    { t.ic.endBatch() }
@@ -180,22 +292,24 @@ type aggregateTask[K comparable, T, A, R any] struct {
 	name   string
 	ic     *inst
 	op     *stream.AggregateOperator[K, T, A, R]
+	out    *outBuffer[stream.KV[K, R]]
 	handle func(stream.Record[T])
 }
 
 func (t *aggregateTask[K, T, A, R]) process(r stream.Record[T]) {
-	t.env.Stage = t.name
 	if err := t.op.Process(r); err != nil {
-		t.env.DeadLetter(stream.DeadLetter{Stage: t.name, Reason: err.Error(), Value: r.Value, Time: r.Time})
+		deadLetter(t.env, t.name, err.Error(), r)
 	}
 }
 
 func (t *aggregateTask[K, T, A, R]) Process(_ int, records any, start int) int {
+	t.env.Stage = t.name
 	return actor.Drive(t.env, records.([]stream.Record[T]), start, t.handle)
 }
 
 func (t *aggregateTask[K, T, A, R]) EndBatch() {
 	t.op.EndBatch()
+	t.out.flush()
 	t.ic.endBatch()
 }
 
@@ -217,30 +331,34 @@ type processTask[K comparable, T, O any] struct {
 	name   string
 	ic     *inst
 	op     *stream.ProcessOperator[K, T, O]
+	out    *outBuffer[O]
 	handle func(stream.Record[T])
 	now    time.Time
 }
 
 func (t *processTask[K, T, O]) process(r stream.Record[T]) {
-	t.env.Stage = t.name
 	if err := t.op.Process(r, t.now); err != nil {
-		t.env.DeadLetter(stream.DeadLetter{Stage: t.name, Reason: err.Error(), Value: r.Value, Time: r.Time})
+		deadLetter(t.env, t.name, err.Error(), r)
 	}
 }
 
 func (t *processTask[K, T, O]) Process(_ int, records any, start int) int {
 	t.now = t.env.Now()
+	t.env.Stage = t.name
 	return actor.Drive(t.env, records.([]stream.Record[T]), start, t.handle)
 }
 
-func (t *processTask[K, T, O]) EndBatch()                    { t.ic.endBatch() }
+func (t *processTask[K, T, O]) EndBatch() {
+	t.out.flush()
+	t.ic.endBatch()
+}
+
 func (t *processTask[K, T, O]) NextTimer() (time.Time, bool) { return t.op.NextTimer() }
 func (t *processTask[K, T, O]) Reset()                       { t.op.Reset() }
 
-// FireTimers fires every timer due at now, then writes what they emitted to the sinks fused
-// after the stage: the runtime ends no batch after a timer tick, so nothing else would.
+// FireTimers fires every timer due at now; the runtime ends a batch after it, which sends
+// what the timers emitted on.
 func (t *processTask[K, T, O]) FireTimers(now time.Time) {
-	defer t.ic.endBatch()
 	for {
 		fired, err := t.fireOne(now)
 		if !fired {
@@ -259,7 +377,6 @@ func (t *processTask[K, T, O]) fireOne(now time.Time) (fired bool, err error) {
 			fired, err = true, fmt.Errorf("panic in OnTimer: %v", p)
 		}
 	}()
-	t.env.Stage = t.name
 	return t.op.FireTimer(now)
 }
 
