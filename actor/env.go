@@ -188,7 +188,7 @@ type records = any
 type Writer[T any] struct {
 	g     *OutputGroup
 	bufs  [][]stream.Record[T]
-	spare [][]stream.Record[T]
+	free  [][]stream.Record[T] // slices handed back with credits, for reuse
 	batch int
 	dest  func(stream.Record[T]) int
 	next  int
@@ -197,7 +197,7 @@ type Writer[T any] struct {
 // NewWriter returns the writer of output group g. For Hash partitioning, dest returns the
 // key group of a record (in [0, g.Destinations())); other partitionings ignore it.
 func NewWriter[T any](g *OutputGroup, dest func(stream.Record[T]) int) *Writer[T] {
-	w := &Writer[T]{g: g, bufs: make([][]stream.Record[T], len(g.dests)), spare: make([][]stream.Record[T], len(g.dests)), batch: g.r.env.Config.BatchSize, dest: dest}
+	w := &Writer[T]{g: g, bufs: make([][]stream.Record[T], len(g.dests)), batch: g.r.env.Config.BatchSize, dest: dest}
 	if g.partitioning == Forward {
 		w.next = g.r.env.ID.Index % len(g.dests)
 	}
@@ -225,22 +225,33 @@ func (w *Writer[T]) Write(r stream.Record[T]) {
 // may then grow past the batch size by at most len(recs), and the runtime takes no more
 // input until credit comes.
 func (w *Writer[T]) WriteAll(recs []stream.Record[T]) {
-	switch w.g.partitioning {
-	case Hash:
-		for i := range recs {
-			w.append(w.dest(recs[i]), recs[i])
-		}
-	default:
+	if w.g.partitioning != Hash {
 		for i := range recs {
 			w.Write(recs[i])
 		}
+		return
+	}
+	for i := range recs {
+		d := w.dest(recs[i])
+		// The fast path, inlined: room left, and the record does not fill the buffer.
+		if b := w.bufs[d]; len(b)+1 < cap(b) {
+			w.bufs[d] = append(b, recs[i])
+			continue
+		}
+		w.append(d, recs[i])
 	}
 }
 
+// append is the whole path: a fresh buffer when there is none, and the send when full.
 func (w *Writer[T]) append(d int, r stream.Record[T]) {
 	b := w.bufs[d]
 	if b == nil {
-		b = make([]stream.Record[T], 0, w.batch)
+		if n := len(w.free); n > 0 {
+			b, w.free[n-1] = w.free[n-1], nil
+			w.free = w.free[:n-1]
+		} else {
+			b = make([]stream.Record[T], 0, w.batch)
+		}
 	}
 	b = append(b, r)
 	w.bufs[d] = b
@@ -251,7 +262,7 @@ func (w *Writer[T]) append(d int, r stream.Record[T]) {
 
 func (w *Writer[T]) take(d int) (any, int) {
 	b := w.bufs[d]
-	w.bufs[d], w.spare[d] = w.spare[d], nil
+	w.bufs[d] = nil
 	if w.g.partitioning == Rebalance && d == w.next {
 		w.next = (w.next + 1) % len(w.bufs)
 	}
@@ -260,11 +271,13 @@ func (w *Writer[T]) take(d int) (any, int) {
 
 func (w *Writer[T]) size(d int) int { return len(w.bufs[d]) }
 
-func (w *Writer[T]) recycle(d int, records any) {
+// recycle keeps a slice that came back with a credit. At most one per batch in flight comes
+// back, so the free list is bounded by destinations × credits.
+func (w *Writer[T]) recycle(_ int, records any) {
 	b, ok := records.([]stream.Record[T])
-	if !ok || w.spare[d] != nil || cap(b) < w.batch {
+	if !ok || cap(b) != w.batch {
 		return
 	}
 	clear(b)
-	w.spare[d] = b[:0]
+	w.free = append(w.free, b[:0])
 }

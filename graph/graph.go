@@ -169,6 +169,7 @@ func From[T any](g *Graph, src stream.Source[T], opts ...Option) Stream[T] {
 		}
 		s.newTask = func(ic *inst) (actor.Task, error) {
 			t := &sourceTask[T]{env: ic.env, name: s.name, split: splits[ic.env.ID.Index], ic: ic}
+			t.appender, _ = t.split.(stream.Appender[T])
 			t.push = pushOf[T](ic, s)
 			return t, nil
 		}
@@ -198,9 +199,7 @@ func (s Stream[T]) Name() string {
 func Map[T, O any](s Stream[T], f func(T) O, opts ...Option) Stream[O] {
 	ns, _ := newStage[O](s.g(), "map", opts, s.st)
 	nilFunc(ns.g, ns, "map function", f == nil)
-	consume(s, ns, func(ic *inst) push[T] {
-		return mapper(ic, ns, func(v T) (O, error) { return f(v), nil })
-	})
+	consume(s, ns, func(ic *inst) push[T] { return plainMapper(ic, ns, f) })
 	return Stream[O]{st: ns}
 }
 
@@ -409,12 +408,8 @@ func CoMap[A, B, O any](c Connected[A, B], fa func(A) O, fb func(B) O, opts ...O
 	ns, _ := newStage[O](c.a.g(), "coMap", opts, c.a.st, c.b.st)
 	nilFunc(ns.g, ns, "first map function", fa == nil)
 	nilFunc(ns.g, ns, "second map function", fb == nil)
-	consume(c.a, ns, func(ic *inst) push[A] {
-		return mapper(ic, ns, func(v A) (O, error) { return fa(v), nil })
-	})
-	consume(c.b, ns, func(ic *inst) push[B] {
-		return mapper(ic, ns, func(v B) (O, error) { return fb(v), nil })
-	})
+	consume(c.a, ns, func(ic *inst) push[A] { return plainMapper(ic, ns, fa) })
+	consume(c.b, ns, func(ic *inst) push[B] { return plainMapper(ic, ns, fb) })
 	return Stream[O]{st: ns}
 }
 
@@ -558,7 +553,6 @@ func aggregate[K comparable, T, A, R any](k Keyed[K, T], agg stream.Aggregator[T
 		t := &aggregateTask[K, T, A, R]{env: ic.env, name: ns.name, ic: ic}
 		t.out = newOutBuffer(ic, pushOf[stream.KV[K, R]](ic, ns))
 		t.op = stream.NewAggregateOperator(k.key, agg, ns.emitMode, t.out.add)
-		t.handle = t.process
 		return t, nil
 	}
 	return Stream[stream.KV[K, R]]{st: ns}

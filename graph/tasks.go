@@ -100,7 +100,38 @@ func pushOf[T any](ic *inst, s *stage) push[T] {
 	return f
 }
 
-// mapper is the push of a Map, TryMap or CoMap side: f over every record into one slice.
+// plainMapper is the push of a Map: f over every record into one slice.
+func plainMapper[T, O any](ic *inst, s *stage, f func(T) O) push[T] {
+	next := pushOf[O](ic, s)
+	var out []stream.Record[O]
+	return func(in []stream.Record[T]) {
+		out = out[:0]
+		for i := 0; i < len(in); {
+			out, i = plainMapFrom(ic.env, s.name, in, i, out, f)
+		}
+		if len(out) > 0 {
+			next(out)
+		}
+		clear(out)
+	}
+}
+
+func plainMapFrom[T, O any](env *actor.Env, stage string, in []stream.Record[T], start int, buf []stream.Record[O], f func(T) O) (out []stream.Record[O], next int) {
+	out = buf
+	defer func() {
+		if p := recover(); p != nil {
+			deadLetter(env, stage, fmt.Sprintf("panic: %v", p), in[next])
+			next++
+		}
+	}()
+	for next = start; next < len(in); next++ {
+		r := &in[next]
+		out = append(out, stream.Record[O]{Value: f(r.Value), Time: r.Time, Kind: r.Kind})
+	}
+	return out, next
+}
+
+// mapper is the push of a TryMap: f over every record into one slice.
 func mapper[T, O any](ic *inst, s *stage, f func(T) (O, error)) push[T] {
 	next := pushOf[O](ic, s)
 	var out []stream.Record[O]
@@ -240,9 +271,10 @@ func (b *outBuffer[T]) add(r stream.Record[T]) {
 // appended to buf, which then goes down the chain as one batch.
 type sourceTask[T any] struct {
 	actor.NopTask
-	env   *actor.Env
-	name  string
-	split stream.Split[T]
+	env      *actor.Env
+	name     string
+	split    stream.Split[T]
+	appender stream.Appender[T]
 	ic    *inst
 	push  push[T]
 	buf   []stream.Record[T]
@@ -273,6 +305,14 @@ func (t *sourceTask[T]) Read(ctx context.Context, max int) (n int, err error) {
 // read calls the split; a panic in it (a generator's function) is reported as a dead letter
 // and the split goes on, since what it emitted before the panic is in buf.
 func (t *sourceTask[T]) read(ctx context.Context, max int) (n int, err error) {
+	if t.appender != nil {
+		t.buf, err = t.appender.Append(ctx, t.buf, max)
+		if pe, ok := errors.AsType[*stream.PanicError](err); ok {
+			t.env.DeadLetter(stream.DeadLetter{Stage: t.name, Reason: fmt.Sprintf("panic while reading: %v", pe.Value), Position: pe.Position})
+			err = nil
+		}
+		return len(t.buf), err
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			t.env.DeadLetter(stream.DeadLetter{Stage: t.name, Reason: fmt.Sprintf("panic while reading: %v", p)})
@@ -293,18 +333,33 @@ type aggregateTask[K comparable, T, A, R any] struct {
 	ic     *inst
 	op     *stream.AggregateOperator[K, T, A, R]
 	out    *outBuffer[stream.KV[K, R]]
-	handle func(stream.Record[T])
-}
-
-func (t *aggregateTask[K, T, A, R]) process(r stream.Record[T]) {
-	if err := t.op.Process(r); err != nil {
-		deadLetter(t.env, t.name, err.Error(), r)
-	}
 }
 
 func (t *aggregateTask[K, T, A, R]) Process(_ int, records any, start int) int {
-	t.env.Stage = t.name
-	return actor.Drive(t.env, records.([]stream.Record[T]), start, t.handle)
+	recs := records.([]stream.Record[T])
+	i := start
+	for i < len(recs) && !t.env.Blocked() {
+		i = t.from(recs, i)
+	}
+	return i
+}
+
+// from folds recs[start:] in until the end, a blocked output or a panic, which costs the
+// record that caused it a dead letter. It is actor.Drive with the operator called directly:
+// this loop is the receiving side of every keyed count.
+func (t *aggregateTask[K, T, A, R]) from(recs []stream.Record[T], start int) (next int) {
+	defer func() {
+		if p := recover(); p != nil {
+			deadLetter(t.env, t.name, fmt.Sprintf("panic: %v", p), recs[next])
+			next++
+		}
+	}()
+	for next = start; next < len(recs) && !t.env.Blocked(); next++ {
+		if err := t.op.Process(recs[next]); err != nil {
+			deadLetter(t.env, t.name, err.Error(), recs[next])
+		}
+	}
+	return next
 }
 
 func (t *aggregateTask[K, T, A, R]) EndBatch() {

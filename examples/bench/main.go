@@ -3,6 +3,9 @@
 //
 //	go run ./examples/bench -scenario keyed-count -events 10000000 -parallelism 2
 //
+// Baseline and engine are timed -runs times each, alternately, and the medians are reported,
+// because these machines are shared and noisy.
+//
 // It prints one JSON line: scenario, events, parallelism, seconds, events_per_sec,
 // baseline_events_per_sec, ratio (engine / baseline throughput) and peak_heap_bytes (the
 // largest live heap seen while the engine ran, sampled with runtime/metrics). It exits
@@ -26,6 +29,7 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"runtime/pprof"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,45 +53,36 @@ func main() {
 	scenario := flag.String("scenario", "keyed-count", "stateless, keyed-count or backpressure")
 	events := flag.Int64("events", 10_000_000, "number of events")
 	parallelism := flag.Int("parallelism", runtime.GOMAXPROCS(0), "source parallelism")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the engine run to this file")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the engine runs to this file")
+	runs := flag.Int("runs", 3, "time baseline and engine this many times each, alternately, and report the medians")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	if err := run(*scenario, *events, *parallelism, *cpuprofile, logger); err != nil {
+	if err := run(*scenario, *events, *parallelism, *runs, *cpuprofile, logger); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(scenario string, n int64, p int, cpuprofile string, logger *slog.Logger) error {
+func run(scenario string, n int64, p, runs int, cpuprofile string, logger *slog.Logger) error {
 	if n < 0 {
 		return fmt.Errorf("negative -events %d", n)
 	}
 	if p < 1 {
 		return fmt.Errorf("-parallelism %d: want at least 1", p)
 	}
-	var s bench
+	if runs < 1 {
+		return fmt.Errorf("-runs %d: want at least 1", runs)
+	}
+	var newBench func() bench
 	switch scenario {
 	case "stateless":
-		s = &stateless{}
+		newBench = func() bench { return &stateless{} }
 	case "keyed-count":
-		s = &keyedCount{}
+		newBench = func() bench { return &keyedCount{} }
 	case "backpressure":
-		s = &keyedCount{slow: true}
+		newBench = func() bench { return &keyedCount{slow: true} }
 	default:
 		return fmt.Errorf("unknown -scenario %q (want stateless, keyed-count or backpressure)", scenario)
-	}
-	s.prepare(n)
-	runtime.GC()
-	t0 := time.Now()
-	s.baseline(n)
-	base := time.Since(t0).Seconds()
-	runtime.GC()
-
-	g := graph.New(scenario)
-	s.build(g, n)
-	job, err := g.Build(graph.Parallelism(p), graph.Logger(logger))
-	if err != nil {
-		return err
 	}
 	if cpuprofile != "" {
 		f, err := os.Create(cpuprofile)
@@ -100,21 +95,47 @@ func run(scenario string, n int64, p int, cpuprofile string, logger *slog.Logger
 		}
 		defer pprof.StopCPUProfile()
 	}
-	peak := watchHeap()
-	t0 = time.Now()
-	err = job.Run(context.Background())
-	secs := time.Since(t0).Seconds()
-	heap := peak()
-	if err != nil {
-		return fmt.Errorf("run %s: %w", scenario, err)
+	var baseSecs, engineSecs []float64
+	var peak uint64
+	for i := range runs {
+		s := newBench()
+		s.prepare(n)
+		runtime.GC()
+		t0 := time.Now()
+		s.baseline(n)
+		baseSecs = append(baseSecs, time.Since(t0).Seconds())
+		runtime.GC()
+
+		g := graph.New(scenario)
+		s.build(g, n)
+		job, err := g.Build(graph.Parallelism(p), graph.Logger(logger))
+		if err != nil {
+			return err
+		}
+		stop := watchHeap()
+		t0 = time.Now()
+		err = job.Run(context.Background())
+		engineSecs = append(engineSecs, time.Since(t0).Seconds())
+		peak = max(peak, stop())
+		if err != nil {
+			return fmt.Errorf("run %s: %w", scenario, err)
+		}
+		if err := s.check(); err != nil {
+			return fmt.Errorf("%s: engine and baseline differ: %w", scenario, err)
+		}
+		logger.Info("run done", "run", i+1, "baseline_seconds", baseSecs[i], "engine_seconds", engineSecs[i])
 	}
-	if err := s.check(); err != nil {
-		return fmt.Errorf("%s: engine and baseline differ: %w", scenario, err)
-	}
+	base, secs := median(baseSecs), median(engineSecs)
 	r := result{Scenario: scenario, Events: n, Parallelism: p, Seconds: secs,
-		EventsPerSec: float64(n) / secs, BaselineEventsPerSec: float64(n) / base, PeakHeapBytes: heap}
+		EventsPerSec: float64(n) / secs, BaselineEventsPerSec: float64(n) / base, PeakHeapBytes: peak}
 	r.Ratio = r.EventsPerSec / r.BaselineEventsPerSec
 	return json.NewEncoder(os.Stdout).Encode(r)
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 // watchHeap samples the live heap every millisecond until the returned function is called,
