@@ -275,9 +275,9 @@ type sourceTask[T any] struct {
 	name     string
 	split    stream.Split[T]
 	appender stream.Appender[T]
-	ic    *inst
-	push  push[T]
-	buf   []stream.Record[T]
+	ic       *inst
+	push     push[T]
+	buf      []stream.Record[T]
 }
 
 func (t *sourceTask[T]) Emit(r stream.Record[T]) { t.buf = append(t.buf, r) }
@@ -328,11 +328,11 @@ func (t *sourceTask[T]) Close() error { return t.split.Close() }
 // aggregateTask runs an AggregateOperator in one key group.
 type aggregateTask[K comparable, T, A, R any] struct {
 	actor.NopTask
-	env    *actor.Env
-	name   string
-	ic     *inst
-	op     *stream.AggregateOperator[K, T, A, R]
-	out    *outBuffer[stream.KV[K, R]]
+	env  *actor.Env
+	name string
+	ic   *inst
+	op   *stream.AggregateOperator[K, T, A, R]
+	out  *outBuffer[stream.KV[K, R]]
 }
 
 func (t *aggregateTask[K, T, A, R]) Process(_ int, records any, start int) int {
