@@ -45,6 +45,17 @@ func (g *Graph) Build(opts ...JobOption) (*Job, error) {
 		return nil, fmt.Errorf("build %s: %w", g.name, err)
 	}
 	plan := &actor.Plan{Job: g.name}
+	built := false
+	defer func() {
+		if !built {
+			for _, s := range g.stages {
+				if s.abort != nil {
+					s.abort()
+					s.abort = nil
+				}
+			}
+		}
+	}()
 	var vps []*vertexPlan
 	vertexOf := map[int]*vertexPlan{}
 	for _, s := range g.stages {
@@ -114,6 +125,10 @@ func (g *Graph) Build(opts ...JobOption) (*Job, error) {
 	aj, err := actor.NewJob(plan, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("build %s: %w", g.name, err)
+	}
+	built = true
+	for _, s := range g.stages {
+		s.abort = nil
 	}
 	return &Job{aj: aj, desc: g.describe(plan, vps)}, nil
 }

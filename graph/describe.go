@@ -43,7 +43,7 @@ type ChannelInfo struct {
 }
 
 func (g *Graph) describe(plan *actor.Plan, vps []*vertexPlan) Description {
-	d := Description{Job: g.name}
+	d := Description{Job: g.name, Stages: []StageInfo{}, Vertices: []VertexInfo{}, Channels: []ChannelInfo{}}
 	for _, s := range g.stages {
 		si := StageInfo{Name: s.name, Kind: s.kind, Type: s.typ, Key: s.keyDesc}
 		for _, in := range s.inputs {

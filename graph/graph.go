@@ -48,8 +48,10 @@ type stage struct {
 	sides    map[string]*sideOut
 	emitMode stream.EmitMode
 
-	// Vertex roots only. instances may set newTask for the Build that calls it.
+	// Vertex roots only. instances may set newTask for the Build that calls it, and abort
+	// to release what it opened should that Build fail.
 	instances func(cfg *actor.Config) (int, error)
+	abort     func()
 	newTask   func(ic *inst) (actor.Task, error)
 }
 
@@ -166,6 +168,11 @@ func From[T any](g *Graph, src stream.Source[T], opts ...Option) Stream[T] {
 		}
 		if len(splits) == 0 {
 			return 0, fmt.Errorf("source %q: no splits", s.name)
+		}
+		s.abort = func() {
+			for _, sp := range splits {
+				_ = sp.Close()
+			}
 		}
 		s.newTask = func(ic *inst) (actor.Task, error) {
 			t := &sourceTask[T]{env: ic.env, name: s.name, split: splits[ic.env.ID.Index], ic: ic}

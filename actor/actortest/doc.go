@@ -1,12 +1,12 @@
 // Package actortest is Eddy's testing kit: a Probe for plain Proto.Actor actors, and a
-// Harness that runs stages deterministically on one goroutine with a manual clock.
+// StageHarness that runs stages deterministically on one goroutine with a manual clock.
 //
-// A Harness feeds an input stream that a test builds on, runs the compiled stages with
+// A StageHarness feeds an input stream that a test builds on, runs the compiled stages with
 // actor.SyncDriver (the same instance logic as the Proto.Actor runtime: batches, credits,
 // linger, timers, end of input), and lets the test read outputs, side outputs, dead letters
 // and keyed state. Time moves only when the test says, so timers fire without sleeps:
 //
-//	h := actortest.NewHarness[Click](t)
+//	h := actortest.NewStageHarness[Click](t)
 //	counts := graph.Count(graph.KeyBy(h.Input(), func(c Click) string { return c.User }))
 //	out := actortest.Collect(h, counts)
 //	h.Push(Click{User: "ann"}, 1000)

@@ -11,9 +11,9 @@ import (
 
 // The harness runs a keyed count on the test's goroutine: each Push is handled before it
 // returns, and the state of a key can be read back.
-func ExampleHarness() {
+func ExampleStageHarness() {
 	t := &testing.T{} // in a test, the test's own *testing.T
-	h := actortest.NewHarness[string](t)
+	h := actortest.NewStageHarness[string](t)
 	counts := graph.Count(graph.KeyBy(h.Input(), func(user string) string { return user }), graph.Name("clicks"))
 	out := actortest.Collect(h, counts)
 

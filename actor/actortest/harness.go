@@ -15,9 +15,9 @@ import (
 // Epoch is where a harness's manual clock starts.
 var Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// Harness runs the stages built on its input deterministically, on the test's goroutine.
+// StageHarness runs the stages built on its input deterministically, on the test's goroutine.
 // It is not safe for concurrent use.
-type Harness[In any] struct {
+type StageHarness[In any] struct {
 	*core
 	src   *inputSource[In]
 	input graph.Stream[In]
@@ -46,13 +46,13 @@ type Stager interface{ harness() *core }
 
 func (c *core) harness() *core { return c }
 
-// NewHarness returns a harness whose input carries records of In. Build stages on Input,
+// NewStageHarness returns a harness whose input carries records of In. Build stages on Input,
 // attach outputs with Collect, then Push. Job options (graph.BatchSize, graph.MaxKeyGroups,
 // graph.OnError, ...) apply to the job the harness builds; the harness always sets the clock,
 // the dead-letter output and a parallelism of 1.
-func NewHarness[In any](t testing.TB, opts ...graph.JobOption) *Harness[In] {
+func NewStageHarness[In any](t testing.TB, opts ...graph.JobOption) *StageHarness[In] {
 	t.Helper()
-	h := &Harness[In]{core: &core{t: t, g: graph.New("test"), clock: stream.NewManualClock(Epoch), opts: opts}, src: &inputSource[In]{}}
+	h := &StageHarness[In]{core: &core{t: t, g: graph.New("test"), clock: stream.NewManualClock(Epoch), opts: opts}, src: &inputSource[In]{}}
 	h.input = graph.From[In](h.g, h.src, graph.Name("input"))
 	h.core.input = h.input.Name()
 	t.Cleanup(func() {
@@ -66,13 +66,13 @@ func NewHarness[In any](t testing.TB, opts ...graph.JobOption) *Harness[In] {
 }
 
 // Input returns the stream that Push feeds.
-func (h *Harness[In]) Input() graph.Stream[In] { return h.input }
+func (h *StageHarness[In]) Input() graph.Stream[In] { return h.input }
 
 // Graph returns the graph the input belongs to, for stages that start elsewhere.
-func (h *Harness[In]) Graph() *graph.Graph { return h.g }
+func (h *StageHarness[In]) Graph() *graph.Graph { return h.g }
 
 // Clock returns the harness's manual clock.
-func (h *Harness[In]) Clock() *stream.ManualClock { return h.clock }
+func (h *StageHarness[In]) Clock() *stream.ManualClock { return h.clock }
 
 // Start builds the graph and starts the job; Push does it on first use. A build error
 // fails the test.
@@ -113,15 +113,15 @@ func (c *core) note(err error) {
 }
 
 // Push feeds one value with event timestamp ts (Unix ms) and runs until nothing moves.
-func (h *Harness[In]) Push(v In, ts int64) { h.PushRecord(stream.Record[In]{Value: v, Time: ts}) }
+func (h *StageHarness[In]) Push(v In, ts int64) { h.PushRecord(stream.Record[In]{Value: v, Time: ts}) }
 
 // Retract feeds a retraction of v.
-func (h *Harness[In]) Retract(v In, ts int64) {
+func (h *StageHarness[In]) Retract(v In, ts int64) {
 	h.PushRecord(stream.Record[In]{Value: v, Time: ts, Kind: stream.Retract})
 }
 
 // PushRecord feeds records and runs until nothing moves.
-func (h *Harness[In]) PushRecord(recs ...stream.Record[In]) {
+func (h *StageHarness[In]) PushRecord(recs ...stream.Record[In]) {
 	h.t.Helper()
 	h.Start()
 	if h.src.ended {
@@ -133,7 +133,7 @@ func (h *Harness[In]) PushRecord(recs ...stream.Record[In]) {
 
 // End ends the input: stages drain, emit what they hold back, fire pending timers and
 // finish.
-func (h *Harness[In]) End() {
+func (h *StageHarness[In]) End() {
 	h.t.Helper()
 	h.Start()
 	h.src.ended = true

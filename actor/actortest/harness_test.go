@@ -43,7 +43,7 @@ func TestOperatorScripts(t *testing.T) {
 }
 
 type scriptEnv struct {
-	h     *actortest.Harness[Event]
+	h     *actortest.StageHarness[Event]
 	out   func() []string
 	side  func() []string
 	stage string
@@ -67,7 +67,7 @@ func newScript(t *testing.T, d *datadriven.TestData) *scriptEnv {
 			opts = append(opts, graph.OnError(p))
 		}
 	}
-	h := actortest.NewHarness[Event](t, opts...)
+	h := actortest.NewStageHarness[Event](t, opts...)
 	s := &scriptEnv{h: h}
 	keyed := graph.KeyBy(h.Input(), func(e Event) string { return e.Key }, eventCodec)
 	switch pipeline {

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"runtime"
@@ -57,15 +58,15 @@ func main() {
 	runs := flag.Int("runs", 3, "time baseline and engine this many times each, alternately, and report the medians")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	if err := run(*scenario, *events, *parallelism, *runs, *cpuprofile, logger); err != nil {
+	if err := run(os.Stdout, *scenario, *events, *parallelism, *runs, *cpuprofile, logger); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(scenario string, n int64, p, runs int, cpuprofile string, logger *slog.Logger) error {
-	if n < 0 {
-		return fmt.Errorf("negative -events %d", n)
+func run(w io.Writer, scenario string, n int64, p, runs int, cpuprofile string, logger *slog.Logger) error {
+	if n < 1 {
+		return fmt.Errorf("-events %d: want at least 1", n)
 	}
 	if p < 1 {
 		return fmt.Errorf("-parallelism %d: want at least 1", p)
@@ -129,7 +130,7 @@ func run(scenario string, n int64, p, runs int, cpuprofile string, logger *slog.
 	r := result{Scenario: scenario, Events: n, Parallelism: p, Seconds: secs,
 		EventsPerSec: float64(n) / secs, BaselineEventsPerSec: float64(n) / base, PeakHeapBytes: peak}
 	r.Ratio = r.EventsPerSec / r.BaselineEventsPerSec
-	return json.NewEncoder(os.Stdout).Encode(r)
+	return json.NewEncoder(w).Encode(r)
 }
 
 func median(xs []float64) float64 {
