@@ -56,8 +56,13 @@ func main() {
 	parallelism := flag.Int("parallelism", runtime.GOMAXPROCS(0), "source parallelism")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the engine runs to this file")
 	runs := flag.Int("runs", 3, "time baseline and engine this many times each, alternately, and report the medians")
+	verbose := flag.Bool("v", false, "log each run's timings and stage counters on stderr")
 	flag.Parse()
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelInfo
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	if err := run(os.Stdout, *scenario, *events, *parallelism, *runs, *cpuprofile, logger); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -125,6 +130,10 @@ func run(w io.Writer, scenario string, n int64, p, runs int, cpuprofile string, 
 			return fmt.Errorf("%s: engine and baseline differ: %w", scenario, err)
 		}
 		logger.Info("run done", "run", i+1, "baseline_seconds", baseSecs[i], "engine_seconds", engineSecs[i])
+		for _, st := range job.Stats() {
+			logger.Info("stage", "run", i+1, "stage", st.Stage, "instances", st.Instances, "in", st.In, "out", st.Out,
+				"dead_letters", st.DeadLetters, "batches", st.Batches, "backpressure", st.Backpressure, "max_queued_batches", st.MaxQueued)
+		}
 	}
 	base, secs := median(baseSecs), median(engineSecs)
 	r := result{Scenario: scenario, Events: n, Parallelism: p, Seconds: secs,
