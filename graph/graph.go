@@ -224,18 +224,9 @@ func (s Stream[T]) Filter(keep func(T) bool, opts ...Option) Stream[T] {
 	ns, _ := newStage[T](s.g(), "filter", opts, s.st)
 	nilFunc(ns.g, ns, "filter function", keep == nil)
 	consume(s, ns, func(ic *inst) push[T] {
-		next := pushOf[T](ic, ns)
-		var out []stream.Record[T]
-		return func(in []stream.Record[T]) {
-			out = out[:0]
-			for i := 0; i < len(in); {
-				out, i = filterFrom(ic.env, ns.name, in, i, out, keep)
-			}
-			if len(out) > 0 {
-				next(out)
-			}
-			clear(out)
-		}
+		return transform(ic, ns, func(in []stream.Record[T], start int, out []stream.Record[T]) ([]stream.Record[T], int) {
+			return filterFrom(ic.env, ns.name, in, start, out, keep)
+		})
 	})
 	return Stream[T]{st: ns}
 }

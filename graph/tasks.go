@@ -100,14 +100,15 @@ func pushOf[T any](ic *inst, s *stage) push[T] {
 	return f
 }
 
-// plainMapper is the push of a Map: f over every record into one slice.
-func plainMapper[T, O any](ic *inst, s *stage, f func(T) O) push[T] {
+// transform is the push of a stage that makes at most one record of each: from runs over
+// in[start:] into out until the end or a panic, and the records go on as one slice.
+func transform[T, O any](ic *inst, s *stage, from func(in []stream.Record[T], start int, out []stream.Record[O]) ([]stream.Record[O], int)) push[T] {
 	next := pushOf[O](ic, s)
 	var out []stream.Record[O]
 	return func(in []stream.Record[T]) {
 		out = out[:0]
 		for i := 0; i < len(in); {
-			out, i = plainMapFrom(ic.env, s.name, in, i, out, f)
+			out, i = from(in, i, out)
 		}
 		if len(out) > 0 {
 			next(out)
@@ -116,14 +117,16 @@ func plainMapper[T, O any](ic *inst, s *stage, f func(T) O) push[T] {
 	}
 }
 
+// plainMapper is the push of a Map.
+func plainMapper[T, O any](ic *inst, s *stage, f func(T) O) push[T] {
+	return transform(ic, s, func(in []stream.Record[T], start int, out []stream.Record[O]) ([]stream.Record[O], int) {
+		return plainMapFrom(ic.env, s.name, in, start, out, f)
+	})
+}
+
 func plainMapFrom[T, O any](env *actor.Env, stage string, in []stream.Record[T], start int, buf []stream.Record[O], f func(T) O) (out []stream.Record[O], next int) {
 	out = buf
-	defer func() {
-		if p := recover(); p != nil {
-			deadLetter(env, stage, fmt.Sprintf("panic: %v", p), in[next])
-			next++
-		}
-	}()
+	defer recoverRecord(env, stage, in, &next)
 	for next = start; next < len(in); next++ {
 		r := &in[next]
 		out = append(out, stream.Record[O]{Value: f(r.Value), Time: r.Time, Kind: r.Kind})
@@ -131,20 +134,11 @@ func plainMapFrom[T, O any](env *actor.Env, stage string, in []stream.Record[T],
 	return out, next
 }
 
-// mapper is the push of a TryMap: f over every record into one slice.
+// mapper is the push of a TryMap.
 func mapper[T, O any](ic *inst, s *stage, f func(T) (O, error)) push[T] {
-	next := pushOf[O](ic, s)
-	var out []stream.Record[O]
-	return func(in []stream.Record[T]) {
-		out = out[:0]
-		for i := 0; i < len(in); {
-			out, i = mapFrom(ic.env, s.name, in, i, out, f)
-		}
-		if len(out) > 0 {
-			next(out)
-		}
-		clear(out)
-	}
+	return transform(ic, s, func(in []stream.Record[T], start int, out []stream.Record[O]) ([]stream.Record[O], int) {
+		return mapFrom(ic.env, s.name, in, start, out, f)
+	})
 }
 
 // mapFrom maps in[start:] into out until the end or a failure. A record whose f returns an
@@ -152,12 +146,7 @@ func mapper[T, O any](ic *inst, s *stage, f func(T) (O, error)) push[T] {
 // out is a named result so that what was mapped before a panic survives it.
 func mapFrom[T, O any](env *actor.Env, stage string, in []stream.Record[T], start int, buf []stream.Record[O], f func(T) (O, error)) (out []stream.Record[O], next int) {
 	out = buf
-	defer func() {
-		if p := recover(); p != nil {
-			deadLetter(env, stage, fmt.Sprintf("panic: %v", p), in[next])
-			next++
-		}
-	}()
+	defer recoverRecord(env, stage, in, &next)
 	for next = start; next < len(in); next++ {
 		r := &in[next]
 		v, err := f(r.Value)
@@ -172,18 +161,22 @@ func mapFrom[T, O any](env *actor.Env, stage string, in []stream.Record[T], star
 
 func filterFrom[T any](env *actor.Env, stage string, in []stream.Record[T], start int, buf []stream.Record[T], keep func(T) bool) (out []stream.Record[T], next int) {
 	out = buf
-	defer func() {
-		if p := recover(); p != nil {
-			deadLetter(env, stage, fmt.Sprintf("panic: %v", p), in[next])
-			next++
-		}
-	}()
+	defer recoverRecord(env, stage, in, &next)
 	for next = start; next < len(in); next++ {
 		if keep(in[next].Value) {
 			out = append(out, in[next])
 		}
 	}
 	return out, next
+}
+
+// recoverRecord, deferred by a loop over in, turns a panic while handling in[*next] into that
+// record's dead letter and moves past it; the loop's caller then goes on from *next.
+func recoverRecord[T any](env *actor.Env, stage string, in []stream.Record[T], next *int) {
+	if p := recover(); p != nil {
+		deadLetter(env, stage, fmt.Sprintf("panic: %v", p), in[*next])
+		*next++
+	}
 }
 
 func deadLetter[T any](env *actor.Env, stage, reason string, r stream.Record[T]) {
@@ -200,12 +193,7 @@ type flatMapper[T, O any] struct {
 }
 
 func (fm *flatMapper[T, O]) from(in []stream.Record[T], start int) (next int) {
-	defer func() {
-		if p := recover(); p != nil {
-			deadLetter(fm.env, fm.name, fmt.Sprintf("panic: %v", p), in[next])
-			next++
-		}
-	}()
+	defer recoverRecord(fm.env, fm.name, in, &next)
 	for next = start; next < len(in); next++ {
 		fm.cur = in[next]
 		fm.f(fm.cur.Value, fm.emit)
@@ -221,12 +209,7 @@ type partitioner[T any] struct {
 }
 
 func (p *partitioner[T]) from(in []stream.Record[T], start int) (next int) {
-	defer func() {
-		if r := recover(); r != nil {
-			deadLetter(p.env, p.name, fmt.Sprintf("panic: %v", r), in[next])
-			next++
-		}
-	}()
+	defer recoverRecord(p.env, p.name, in, &next)
 	for next = start; next < len(in); next++ {
 		i := p.pick(in[next].Value)
 		if i < 0 || i >= len(p.parts) {
@@ -348,12 +331,7 @@ func (t *aggregateTask[K, T, A, R]) Process(_ int, records any, start int) int {
 // record that caused it a dead letter. It is actor.Drive with the operator called directly:
 // this loop is the receiving side of every keyed count.
 func (t *aggregateTask[K, T, A, R]) from(recs []stream.Record[T], start int) (next int) {
-	defer func() {
-		if p := recover(); p != nil {
-			deadLetter(t.env, t.name, fmt.Sprintf("panic: %v", p), recs[next])
-			next++
-		}
-	}()
+	defer recoverRecord(t.env, t.name, recs, &next)
 	for next = start; next < len(recs) && !t.env.Blocked(); next++ {
 		if err := t.op.Process(recs[next]); err != nil {
 			deadLetter(t.env, t.name, err.Error(), recs[next])
