@@ -198,9 +198,8 @@ type Writer[T any] struct {
 // key group of a record (in [0, g.Destinations())); other partitionings ignore it.
 func NewWriter[T any](g *OutputGroup, dest func(stream.Record[T]) int) *Writer[T] {
 	w := &Writer[T]{g: g, bufs: make([][]stream.Record[T], len(g.dests)), batch: g.r.env.Config.BatchSize, dest: dest}
-	if g.partitioning == Forward {
-		w.next = g.r.env.ID.Index % len(g.dests)
-	}
+	// Senders start round-robin at different receivers, so they do not all crowd the first.
+	w.next = g.r.env.ID.Index % len(g.dests)
 	g.buffers = w
 	return w
 }
@@ -209,16 +208,20 @@ func NewWriter[T any](g *OutputGroup, dest func(stream.Record[T]) int) *Writer[T
 // credit allows. Without credit the group stalls the instance; the caller checks
 // Env.Blocked between records.
 func (w *Writer[T]) Write(r stream.Record[T]) {
-	switch w.g.partitioning {
-	case Hash:
+	if w.g.partitioning == Hash {
 		w.append(w.dest(r), r)
-	case Broadcast:
-		for d := range w.bufs {
-			w.append(d, r)
-		}
-	default: // Forward, and Rebalance, which moves on per batch in take.
-		w.append(w.next, r)
+		return
 	}
+	if len(w.bufs[w.next]) >= w.batch {
+		// The current receiver's batch waits for credit: fill another one's meanwhile.
+		for k := 1; k < len(w.bufs); k++ {
+			if d := (w.next + k) % len(w.bufs); len(w.bufs[d]) < w.batch {
+				w.next = d
+				break
+			}
+		}
+	}
+	w.append(w.next, r)
 }
 
 // WriteAll writes every record of recs. It does not stop when the group stalls: a buffer
@@ -264,7 +267,7 @@ func (w *Writer[T]) take(d int) (any, int) {
 	b := w.bufs[d]
 	w.bufs[d] = nil
 	if w.g.partitioning == Rebalance && d == w.next {
-		w.next = (w.next + 1) % len(w.bufs)
+		w.next = (d + 1) % len(w.bufs)
 	}
 	return b, len(b)
 }

@@ -51,18 +51,22 @@ type Vertex struct {
 type Partitioning uint8
 
 const (
-	// Forward sends to the receiver instance with the sender's index (modulo).
-	Forward Partitioning = iota
 	// Hash sends each record to the key group of its key.
-	Hash
-	// Rebalance spreads records round-robin, batch by batch.
+	Hash Partitioning = iota
+	// Rebalance spreads records round-robin, a batch at a time, skipping receivers that
+	// have no credit left.
 	Rebalance
-	// Broadcast sends every record to every instance.
-	Broadcast
 )
 
 func (p Partitioning) String() string {
-	return [...]string{"forward", "hash", "rebalance", "broadcast"}[p]
+	switch p {
+	case Hash:
+		return "hash"
+	case Rebalance:
+		return "rebalance"
+	default:
+		return fmt.Sprintf("partitioning(%d)", uint8(p))
+	}
 }
 
 // Edge is a channel group from every instance of vertex From to the instances of vertex To,

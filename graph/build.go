@@ -69,7 +69,7 @@ func (g *Graph) Build(opts ...JobOption) (*Job, error) {
 		vp := &vertexPlan{index: len(vps), root: s, newTask: s.newTask, edgeIndex: map[edgeKey]int{}}
 		vps = append(vps, vp)
 		vertexOf[s.id] = vp
-		plan.Vertices = append(plan.Vertices, &actor.Vertex{Name: s.name, Instances: n, Keyed: s.keyed, Source: !s.keyed})
+		plan.Vertices = append(plan.Vertices, &actor.Vertex{Name: s.name, Instances: n, Keyed: s.keyed, Source: s.source})
 	}
 	for _, vp := range vps {
 		seen := map[int]bool{}
@@ -96,7 +96,7 @@ func (g *Graph) Build(opts ...JobOption) (*Job, error) {
 					}
 				}
 				vp.edgeIndex[k] = out
-				plan.Edges = append(plan.Edges, actor.Edge{From: vp.index, To: vertexOf[l.to.id].index, Port: l.port, Partitioning: actor.Hash})
+				plan.Edges = append(plan.Edges, actor.Edge{From: vp.index, To: vertexOf[l.to.id].index, Port: l.port, Partitioning: l.partitioning})
 			}
 		}
 		visit(vp.root)
@@ -169,7 +169,7 @@ func (g *Graph) validate() error {
 	}
 	hasSource := false
 	for _, s := range g.stages {
-		if s.root && !s.keyed {
+		if s.source {
 			hasSource = true
 		}
 	}

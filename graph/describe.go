@@ -52,8 +52,11 @@ func (g *Graph) describe(plan *actor.Plan, vps []*vertexPlan) Description {
 		d.Stages = append(d.Stages, si)
 	}
 	for i, v := range plan.Vertices {
-		kind := "source"
-		if v.Keyed {
+		kind := "stateless"
+		switch {
+		case v.Source:
+			kind = "source"
+		case v.Keyed:
 			kind = "keyed"
 		}
 		d.Vertices = append(d.Vertices, VertexInfo{Name: v.Name, Kind: kind, Instances: v.Instances, Stages: plan.Vertices[i].Stages})
@@ -91,10 +94,7 @@ func (d Description) Mermaid() string {
 	}
 	drawn := map[string]bool{}
 	for i, v := range d.Vertices {
-		unit := "splits"
-		if v.Kind == "keyed" {
-			unit = "key groups"
-		}
+		unit := map[string]string{"source": "splits", "keyed": "key groups", "stateless": "instances"}[v.Kind]
 		fmt.Fprintf(&b, "  subgraph v%d[\"%s × %d %s\"]\n", i, esc(v.Name), v.Instances, unit)
 		for _, name := range v.Stages {
 			if drawn[name] {
@@ -106,17 +106,18 @@ func (d Description) Mermaid() string {
 		}
 		b.WriteString("  end\n")
 	}
-	keyed := map[string]bool{}
+	kinds := map[string]string{}
 	for _, v := range d.Vertices {
-		if v.Kind == "keyed" {
-			keyed[v.Name] = true
-		}
+		kinds[v.Name] = v.Kind
 	}
 	for _, s := range d.Stages {
 		for _, in := range s.Inputs {
-			if keyed[s.Name] {
+			switch kinds[s.Name] {
+			case "keyed":
 				fmt.Fprintf(&b, "  %s == \"hash by %s\" ==> %s\n", ids[in], esc(s.Key), ids[s.Name])
-			} else {
+			case "stateless":
+				fmt.Fprintf(&b, "  %s == \"rebalance\" ==> %s\n", ids[in], ids[s.Name])
+			default:
 				fmt.Fprintf(&b, "  %s --> %s\n", ids[in], ids[s.Name])
 			}
 		}

@@ -9,7 +9,8 @@
 // Build fuses consecutive stateless stages (Map, Filter, FlatMap, Merge, Partition,
 // Broadcast, sinks) into the vertex of the source or keyed stage before them: one function
 // chain run inside one actor, with no hop per stage. A hop exists only at KeyBy, where
-// records are re-partitioned to key groups.
+// records are re-partitioned to key groups, and at Rebalance, an asynchronous boundary that
+// spreads records round-robin over Parallelism instances.
 //
 //	g := graph.New("wordcount")
 //	lines := graph.From(g, stream.Lines("book.txt"))

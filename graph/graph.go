@@ -38,7 +38,8 @@ type stage struct {
 	typ      string
 	inputs   []*stage
 	links    []link
-	root     bool // starts a vertex: a source or a keyed stage
+	root     bool // starts a vertex: a source, a keyed stage or a rebalance
+	source   bool
 	keyed    bool
 	sink     bool
 	codec    any
@@ -57,9 +58,10 @@ type stage struct {
 
 // link is a consumer of a stage's output: fused, or across an exchange to a keyed stage.
 type link struct {
-	to       *stage
-	exchange bool
-	port     int
+	to           *stage
+	exchange     bool
+	partitioning actor.Partitioning
+	port         int
 }
 
 // sideOut is a side output of a stage: the stream that carries it, and how to make, in an
@@ -154,7 +156,7 @@ func nilFunc(g *Graph, s *stage, what string, isNil bool) {
 // From adds a source stage.
 func From[T any](g *Graph, src stream.Source[T], opts ...Option) Stream[T] {
 	s, _ := newStage[T](g, "source", opts)
-	s.root = true
+	s.root, s.source = true, true
 	if src == nil {
 		g.errorf("stage %q: source is nil", s.name)
 		return Stream[T]{st: s}
@@ -492,23 +494,7 @@ func keyedStage[K comparable, T, O any](k Keyed[K, T], kind string, opts []Optio
 		return ns
 	}
 	in := k.in.st
-	codec := k.opts.codec
-	g.checks = append(g.checks, func() error {
-		c := codec
-		if c == nil {
-			c = in.codec
-		}
-		if c == nil {
-			if _, ok := stream.CodecFor[T](); ok {
-				return nil
-			}
-			return fmt.Errorf("stage %q: records of type %s from %q cross a re-partitioning boundary (KeyBy) without a Codec; give one with graph.WithCodec", ns.name, typeName[T](), in.name)
-		}
-		if _, ok := c.(stream.Codec[T]); !ok {
-			return fmt.Errorf("stage %q: the codec for %q is a %T, not a codec of %s", ns.name, in.name, c, typeName[T]())
-		}
-		return nil
-	})
+	requireCodec[T](ns, in, "KeyBy", k.opts.codec)
 	outs := in.outputs.(*outputs[T])
 	key, hash := k.key, k.hash
 	outs.consumers = append(outs.consumers, func(ic *inst) push[T] {
@@ -518,8 +504,53 @@ func keyedStage[K comparable, T, O any](k Keyed[K, T], kind string, opts []Optio
 		}).(*actor.Writer[T])
 		return w.WriteAll
 	})
-	in.links = append(in.links, link{to: ns, exchange: true})
+	in.links = append(in.links, link{to: ns, exchange: true, partitioning: actor.Hash})
 	return ns
+}
+
+// requireCodec checks at Build that the records of in, which cross a boundary between actors
+// into ns, have a codec: the one given to the crossing stage, the one given to in, or a
+// built-in one.
+func requireCodec[T any](ns, in *stage, boundary string, codec any) {
+	ns.g.checks = append(ns.g.checks, func() error {
+		c := codec
+		if c == nil {
+			c = in.codec
+		}
+		if c == nil {
+			if _, ok := stream.CodecFor[T](); ok {
+				return nil
+			}
+			return fmt.Errorf("stage %q: records of type %s from %q cross a re-partitioning boundary (%s) without a Codec; give one with graph.WithCodec", ns.name, typeName[T](), in.name, boundary)
+		}
+		if _, ok := c.(stream.Codec[T]); !ok {
+			return fmt.Errorf("stage %q: the codec for %q is a %T, not a codec of %s", ns.name, in.name, c, typeName[T]())
+		}
+		return nil
+	})
+}
+
+// Rebalance puts an asynchronous boundary after s: its records are spread round-robin, a
+// batch at a time, over Parallelism instances that run the stages after it (Flink's
+// rebalance). Use it when a source cannot be split and what follows is expensive. The
+// records cross a boundary between actors, so their type needs a Codec.
+func Rebalance[T any](s Stream[T], opts ...Option) Stream[T] {
+	ns, o := newStage[T](s.g(), "rebalance", opts, s.st)
+	ns.root = true
+	ns.instances = func(cfg *actor.Config) (int, error) { return cfg.Parallelism, nil }
+	ns.newTask = func(ic *inst) (actor.Task, error) {
+		return &forwardTask[T]{ic: ic, push: pushOf[T](ic, ns)}, nil
+	}
+	if s.st == nil || s.st.g != ns.g {
+		return Stream[T]{st: ns}
+	}
+	requireCodec[T](ns, s.st, "Rebalance", o.codec)
+	outs := s.st.outputs.(*outputs[T])
+	outs.consumers = append(outs.consumers, func(ic *inst) push[T] {
+		return ic.writer(ns, 0, func(g *actor.OutputGroup) any { return actor.NewWriter[T](g, nil) }).(*actor.Writer[T]).WriteAll
+	})
+	s.st.links = append(s.st.links, link{to: ns, exchange: true, partitioning: actor.Rebalance})
+	return Stream[T]{st: ns}
 }
 
 // Process runs fn per key: the most general keyed stage, with per-key state, timers and

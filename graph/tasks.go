@@ -421,3 +421,20 @@ func (t *processTask[K, T, O]) Inspect(key any) (any, bool) {
 	m := t.op.State().Get(k)
 	return m, m != nil
 }
+
+// forwardTask runs the chain after a Rebalance: each batch goes down it as it came.
+type forwardTask[T any] struct {
+	actor.NopTask
+	ic   *inst
+	push push[T]
+}
+
+func (t *forwardTask[T]) Process(_ int, records any, start int) int {
+	recs := records.([]stream.Record[T])
+	if start < len(recs) {
+		t.push(recs[start:])
+	}
+	return len(recs)
+}
+
+func (t *forwardTask[T]) EndBatch() { t.ic.endBatch() }
