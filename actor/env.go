@@ -102,8 +102,10 @@ type OutputGroup struct {
 
 // buffers is the typed side of an output group: a Writer.
 type buffers interface {
-	take(dest int) (records any, n int)
+	take(dest int) (records any, n int, marks []Mark)
 	size(dest int) int
+	// behind reports whether dest has not been told the writer's latest watermark.
+	behind(dest int) bool
 	recycle(dest int, records any)
 }
 
@@ -126,15 +128,15 @@ func (g *OutputGroup) full(dest int) {
 }
 
 func (g *OutputGroup) send(dest int) {
-	recs, n := g.buffers.take(dest)
-	if n == 0 {
+	recs, n, marks := g.buffers.take(dest)
+	if n == 0 && len(marks) == 0 {
 		return
 	}
 	g.credits[dest]--
 	g.flushWanted[dest] = false
 	g.r.env.Metrics.Out.Add(int64(n))
 	g.r.env.Metrics.Batches.Add(1)
-	g.r.drv.send(g.dests[dest], &Batch{Port: g.port, Records: records(recs), N: n, Sender: g.r.self, Group: g.index, Dest: dest})
+	g.r.drv.send(g.dests[dest], &Batch{Port: g.port, Records: recs, N: n, Marks: marks, From: g.r.uid, Sender: g.r.self, Group: g.index, Dest: dest})
 }
 
 // credit handles a credit returned by dest, with the batch's slice to reuse.
@@ -144,7 +146,7 @@ func (g *OutputGroup) credit(dest int, recs any) {
 		g.buffers.recycle(dest, recs)
 	}
 	n := g.buffers.size(dest)
-	if n >= g.r.env.Config.BatchSize || (g.flushWanted[dest] && n > 0) {
+	if n >= g.r.env.Config.BatchSize || (g.flushWanted[dest] && (n > 0 || g.buffers.behind(dest))) {
 		g.send(dest)
 	}
 	if g.stalled[dest] && g.buffers.size(dest) < g.r.env.Config.BatchSize {
@@ -158,13 +160,13 @@ func (g *OutputGroup) credit(dest int, recs any) {
 func (g *OutputGroup) flush() (empty bool) {
 	empty = true
 	for d := range g.dests {
-		if g.buffers.size(d) == 0 {
+		if g.buffers.size(d) == 0 && !g.buffers.behind(d) {
 			continue
 		}
 		if g.credits[d] > 0 {
 			g.send(d)
 		}
-		if g.buffers.size(d) > 0 {
+		if g.buffers.size(d) > 0 || g.buffers.behind(d) {
 			g.flushWanted[d] = true
 			empty = false
 		}
@@ -172,17 +174,28 @@ func (g *OutputGroup) flush() (empty bool) {
 	return empty
 }
 
+// flushWatermarks sends the writer's watermark to the destinations that hold no records and
+// have not been told it; the others get it with their next batch.
+func (g *OutputGroup) flushWatermarks() {
+	for d := range g.dests {
+		if g.buffers.size(d) == 0 && g.buffers.behind(d) {
+			if g.credits[d] > 0 {
+				g.send(d)
+			} else {
+				g.flushWanted[d] = true
+			}
+		}
+	}
+}
+
 func (g *OutputGroup) pending() bool {
 	for d := range g.dests {
-		if g.buffers.size(d) > 0 {
+		if g.buffers.size(d) > 0 || g.buffers.behind(d) {
 			return true
 		}
 	}
 	return false
 }
-
-// records wraps a typed batch so that the receiver can type-assert it back.
-type records = any
 
 // Writer buffers records of type T for the destinations of an output group.
 type Writer[T any] struct {
@@ -192,12 +205,23 @@ type Writer[T any] struct {
 	batch int
 	dest  func(stream.Record[T]) int
 	next  int
+
+	// wm is the writer's watermark; told[d] the last one written for dest d, and marks[d]
+	// the marks in d's buffer. A record for d carries a mark only when the watermark moved
+	// since d's last record, so steady streams carry almost none.
+	wm    int64
+	told  []int64
+	marks [][]Mark
 }
 
 // NewWriter returns the writer of output group g. For Hash partitioning, dest returns the
 // key group of a record (in [0, g.Destinations())); other partitionings ignore it.
 func NewWriter[T any](g *OutputGroup, dest func(stream.Record[T]) int) *Writer[T] {
-	w := &Writer[T]{g: g, bufs: make([][]stream.Record[T], len(g.dests)), batch: g.r.env.Config.BatchSize, dest: dest}
+	w := &Writer[T]{g: g, bufs: make([][]stream.Record[T], len(g.dests)), batch: g.r.env.Config.BatchSize, dest: dest,
+		wm: MinWatermark, told: make([]int64, len(g.dests)), marks: make([][]Mark, len(g.dests))}
+	for d := range w.told {
+		w.told[d] = MinWatermark
+	}
 	// Senders start round-robin at different receivers, so they do not all crowd the first.
 	w.next = g.r.env.ID.Index % len(g.dests)
 	g.buffers = w
@@ -236,8 +260,9 @@ func (w *Writer[T]) WriteAll(recs []stream.Record[T]) {
 	}
 	for i := range recs {
 		d := w.dest(recs[i])
-		// The fast path, inlined: room left, and the record does not fill the buffer.
-		if b := w.bufs[d]; len(b)+1 < cap(b) {
+		// The fast path, inlined: room left, the record does not fill the buffer, and the
+		// destination knows the watermark.
+		if b := w.bufs[d]; len(b)+1 < cap(b) && w.told[d] == w.wm {
 			w.bufs[d] = append(b, recs[i])
 			continue
 		}
@@ -247,6 +272,10 @@ func (w *Writer[T]) WriteAll(recs []stream.Record[T]) {
 
 // append is the whole path: a fresh buffer when there is none, and the send when full.
 func (w *Writer[T]) append(d int, r stream.Record[T]) {
+	if w.told[d] != w.wm {
+		w.marks[d] = append(w.marks[d], Mark{Pos: len(w.bufs[d]), Watermark: w.wm})
+		w.told[d] = w.wm
+	}
 	b := w.bufs[d]
 	if b == nil {
 		if n := len(w.free); n > 0 {
@@ -263,16 +292,33 @@ func (w *Writer[T]) append(d int, r stream.Record[T]) {
 	}
 }
 
-func (w *Writer[T]) take(d int) (any, int) {
+// Watermark moves the writer's watermark to wm; destinations learn it with their next batch,
+// or by themselves once the instance's work ends (Env.FlushWatermarks).
+func (w *Writer[T]) Watermark(wm int64) {
+	if wm > w.wm {
+		w.wm = wm
+		w.g.r.wmMoved = true
+	}
+}
+
+func (w *Writer[T]) take(d int) (any, int, []Mark) {
 	b := w.bufs[d]
 	w.bufs[d] = nil
+	marks := w.marks[d]
+	w.marks[d] = nil
+	if w.told[d] != w.wm {
+		marks = append(marks, Mark{Pos: len(b), Watermark: w.wm})
+		w.told[d] = w.wm
+	}
 	if w.g.partitioning == Rebalance && d == w.next {
 		w.next = (d + 1) % len(w.bufs)
 	}
-	return b, len(b)
+	return b, len(b), marks
 }
 
 func (w *Writer[T]) size(d int) int { return len(w.bufs[d]) }
+
+func (w *Writer[T]) behind(d int) bool { return w.told[d] != w.wm }
 
 // recycle keeps a slice that came back with a credit. At most one per batch in flight comes
 // back, so the free list is bounded by destinations × credits.

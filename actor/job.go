@@ -33,7 +33,11 @@ func NewJob(plan *Plan, cfg Config) (*Job, error) {
 		if v.Instances < 1 {
 			return nil, fmt.Errorf("new job: vertex %s has %d instances", v.Name, v.Instances)
 		}
-		j.metrics = append(j.metrics, &StageMetrics{})
+		m := &StageMetrics{watermarks: make(watermarks, v.Instances)}
+		for i := range m.watermarks {
+			m.watermarks[i].Store(MinWatermark)
+		}
+		j.metrics = append(j.metrics, m)
 		j.instances = append(j.instances, v.Instances)
 	}
 	for _, e := range plan.Edges {
@@ -51,7 +55,7 @@ func (j *Job) Config() Config { return j.cfg }
 func (j *Job) Stats() []StageStats {
 	out := make([]StageStats, len(j.metrics))
 	for i, m := range j.metrics {
-		out[i] = m.snapshot(j.plan.Vertices[i].Name, j.instances[i])
+		out[i] = m.snapshot(j.plan.Vertices[i].Name, j.instances[i], j.cfg.Clock.Now())
 	}
 	return out
 }
@@ -69,12 +73,14 @@ func (j *Job) instantiate(drv driver, pidOf func(Identity) *pa.PID, skip map[int
 		eos[e.To] += j.plan.Vertices[e.From].Instances
 	}
 	var runners []*runner
+	uid := 0
 	for vi, v := range j.plan.Vertices {
 		if skip[vi] {
 			continue
 		}
 		for i := range v.Instances {
-			r := &runner{drv: drv, self: pids[vi][i], vertex: v, eosLeft: eos[vi]}
+			r := &runner{drv: drv, self: pids[vi][i], vertex: v, eosLeft: eos[vi], channels: eos[vi], uid: uid, wm: MinWatermark}
+			uid++
 			r.env = &Env{ID: Identity{Job: j.plan.Job, Stage: v.Name, Index: i}, Instances: v.Instances, Config: &j.cfg, Metrics: j.metrics[vi], r: r}
 			for _, e := range j.plan.Edges {
 				if e.From != vi {

@@ -1,6 +1,10 @@
 package actor
 
-import pa "github.com/asynkron/protoactor-go/actor"
+import (
+	"math"
+
+	pa "github.com/asynkron/protoactor-go/actor"
+)
 
 // Batch carries records from a sender instance to a receiver instance. Locally Records is a
 // []stream.Record[T] passed by pointer; across nodes it is encoded with the stage's Codec.
@@ -11,14 +15,31 @@ type Batch struct {
 	Records any
 	// N is len(Records).
 	N int
+	// Marks are the watermarks that travel with the records, in order: Marks[i].Watermark
+	// takes effect before record Marks[i].Pos (Pos == N: after the last record).
+	Marks []Mark
+	// From identifies the channel's sender among all instances of the job.
+	From int
 	// Sender, Group and Dest say where the credit for this batch goes back to.
 	Sender *pa.PID
 	Group  int
 	Dest   int
 
-	// start is how far the receiver got in a batch it had to pause.
-	start int
+	// start and mark say how far the receiver got in a batch it had to pause.
+	start, mark int
 }
+
+// Mark is a watermark at a position in a batch.
+type Mark struct {
+	Pos       int
+	Watermark int64
+}
+
+// Watermark bounds: no watermark yet, and the end of event time (an input that has ended).
+const (
+	MinWatermark int64 = math.MinInt64
+	MaxWatermark int64 = math.MaxInt64
+)
 
 // Credit returns one batch credit to a sender's channel. Locally it also hands back the
 // batch's slice, which the sender reuses: records then cost no allocation at steady state.
@@ -31,6 +52,7 @@ type Credit struct {
 // EndOfStream says a sender has sent its last batch on a port.
 type EndOfStream struct {
 	Port int
+	From int
 }
 
 // Messages an instance sends to itself.

@@ -24,6 +24,17 @@ type StageMetrics struct {
 	// MaxQueuedBatches is the most batches any instance held received and not yet
 	// processed: bounded by its senders × Credits, whatever the load.
 	MaxQueuedBatches atomic.Int64
+
+	watermarks watermarks
+}
+
+// watermarks holds each instance's input watermark (MinWatermark: none yet).
+type watermarks []atomic.Int64
+
+func (m *StageMetrics) noteWatermark(instance int, w int64) {
+	if instance < len(m.watermarks) {
+		m.watermarks[instance].Store(w)
+	}
 }
 
 func (m *StageMetrics) noteQueued(n int) {
@@ -46,14 +57,36 @@ type StageStats struct {
 	Batches      int64         `json:"batches"`
 	Backpressure time.Duration `json:"backpressure_ns"`
 	MaxQueued    int64         `json:"max_queued_batches"`
+	// Watermark is the lowest input watermark of the stage's instances, in Unix ms, and
+	// HasWatermark says whether every instance has one yet. An ended input counts as
+	// MaxWatermark.
+	Watermark    int64 `json:"watermark"`
+	HasWatermark bool  `json:"has_watermark"`
+	// WatermarkLag is how far the watermark is behind processing time, when there is one.
+	WatermarkLag time.Duration `json:"watermark_lag_ns"`
 }
 
-func (m *StageMetrics) snapshot(name string, instances int) StageStats {
-	return StageStats{
+func (m *StageMetrics) snapshot(name string, instances int, now time.Time) StageStats {
+	st := StageStats{
 		Stage: name, Instances: instances,
 		In: m.In.Load(), Out: m.Out.Load(), DeadLetters: m.DeadLetters.Load(),
 		Restarts: m.Restarts.Load(), Batches: m.Batches.Load(),
 		Backpressure: time.Duration(m.BackpressureNanos.Load()),
 		MaxQueued:    m.MaxQueuedBatches.Load(),
 	}
+	low, has := MaxWatermark, len(m.watermarks) > 0
+	for i := range m.watermarks {
+		w := m.watermarks[i].Load()
+		if w == MinWatermark {
+			has = false
+		}
+		low = min(low, w)
+	}
+	if has {
+		st.Watermark, st.HasWatermark = low, true
+		if low != MaxWatermark {
+			st.WatermarkLag = now.Sub(time.UnixMilli(low))
+		}
+	}
+	return st
 }

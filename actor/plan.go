@@ -93,10 +93,13 @@ type Plan struct {
 type Task interface {
 	// Read reads at most max records of a source split into the chain; io.EOF ends it.
 	Read(ctx context.Context, max int) (int, error)
-	// Process handles the records of a batch that arrived on port, from index start. It
-	// stops early when Env.Blocked reports an output without credit, and returns the index
-	// of the first record it did not handle (len when done).
-	Process(port int, records any, start int) int
+	// Process handles records[start:end] of a batch that arrived on port. It stops early
+	// when Env.Blocked reports an output without credit, and returns the index of the first
+	// record it did not handle (end when done).
+	Process(port int, records any, start, end int) int
+	// Watermark tells the task that its input watermark (the minimum over its input
+	// channels) has advanced to w: it fires what is due and passes w on to its outputs.
+	Watermark(w int64)
 	// EndBatch is called when a batch (or a chunk that Read returned) is done: compacted
 	// results go out, sink buffers are written.
 	EndBatch()
@@ -125,7 +128,8 @@ type NopTask struct{}
 func (NopTask) Read(context.Context, int) (int, error) {
 	return 0, fmt.Errorf("read: not a source")
 }
-func (NopTask) Process(_ int, _ any, start int) int { return start }
+func (NopTask) Process(_ int, _ any, start, _ int) int { return start }
+func (NopTask) Watermark(int64)                        {}
 func (NopTask) EndBatch()                           {}
 func (NopTask) NextTimer() (time.Time, bool)        { return time.Time{}, false }
 func (NopTask) FireTimers(time.Time)                {}

@@ -38,6 +38,13 @@ type runner struct {
 	queue []*Batch
 	// eosLeft counts the EndOfStream messages still expected over all ports.
 	eosLeft int
+	// uid identifies this instance among all of the job's, as a sender.
+	uid int
+	// channels is how many input channels the instance has; chanWM holds the watermark of
+	// each that has sent one, and wm their minimum once all have (MinWatermark before).
+	channels int
+	chanWM   map[int]int64
+	wm       int64
 
 	stalled      int
 	stalledSince time.Time
@@ -48,6 +55,8 @@ type runner struct {
 	done        bool
 	lingerArmed bool
 	lingerStop  func() bool
+	// wmMoved says a writer's watermark moved since the last flush of watermarks.
+	wmMoved bool
 	timerStop   func() bool
 	timerAt     time.Time
 }
@@ -76,9 +85,12 @@ func (r *runner) receive(msg any) {
 	case *Credit:
 		r.outputs[m.Group].credit(m.Dest, m.Records)
 	case *EndOfStream:
+		r.channelWatermark(m.From, MaxWatermark)
 		r.eosLeft--
 		if r.eosLeft == 0 && len(r.queue) == 0 {
 			r.startFinish()
+		} else {
+			r.afterWork()
 		}
 	case flushTickMsg:
 		r.lingerArmed = false
@@ -134,8 +146,7 @@ func (r *runner) pull() {
 func (r *runner) drain() {
 	for len(r.queue) > 0 && r.stalled == 0 {
 		b := r.queue[0]
-		b.start = r.task.Process(b.Port, b.Records, b.start)
-		if b.start < b.N {
+		if !r.process(b) {
 			break
 		}
 		r.queue[0] = nil
@@ -150,8 +161,61 @@ func (r *runner) drain() {
 	r.afterWork()
 }
 
+// process handles batch b, its records and its marks in order, until the end or a blocked
+// output; it reports whether b is done.
+func (r *runner) process(b *Batch) bool {
+	for r.stalled == 0 {
+		end := b.N
+		if b.mark < len(b.Marks) {
+			end = b.Marks[b.mark].Pos
+		}
+		if b.start < end {
+			b.start = r.task.Process(b.Port, b.Records, b.start, end)
+			if b.start < end {
+				return false
+			}
+		}
+		if b.mark == len(b.Marks) {
+			return true
+		}
+		r.channelWatermark(b.From, b.Marks[b.mark].Watermark)
+		b.mark++
+	}
+	return false
+}
+
+// channelWatermark records channel from's watermark, and when the minimum over all channels
+// advances, hands it to the task.
+func (r *runner) channelWatermark(from int, w int64) {
+	if r.chanWM == nil {
+		r.chanWM = make(map[int]int64, r.channels)
+	}
+	if old, ok := r.chanWM[from]; ok && old >= w {
+		return
+	}
+	r.chanWM[from] = w
+	if len(r.chanWM) < r.channels {
+		return
+	}
+	low := MaxWatermark
+	for _, cw := range r.chanWM {
+		low = min(low, cw)
+	}
+	if low > r.wm {
+		r.wm = low
+		r.env.Metrics.noteWatermark(r.env.ID.Index, low)
+		r.task.Watermark(low)
+	}
+}
+
 // afterWork arms the linger and timer wake-ups that the work just done calls for.
 func (r *runner) afterWork() {
+	if r.wmMoved {
+		r.wmMoved = false
+		for _, g := range r.outputs {
+			g.flushWatermarks()
+		}
+	}
 	if !r.lingerArmed && !r.finishing {
 		for _, g := range r.outputs {
 			if g.pending() {
@@ -226,7 +290,7 @@ func (r *runner) tryFinish() {
 	}
 	for _, g := range r.outputs {
 		for _, d := range g.dests {
-			r.drv.send(d, &EndOfStream{Port: g.port})
+			r.drv.send(d, &EndOfStream{Port: g.port, From: r.uid})
 		}
 	}
 	r.done = true

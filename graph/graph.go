@@ -48,6 +48,8 @@ type stage struct {
 	outputs  any    // *outputs[T]
 	sides    map[string]*sideOut
 	emitMode stream.EmitMode
+	// wms are the consumers of the stage's watermarks, in step with its records.
+	wms []func(ic *inst) func(int64)
 
 	// Vertex roots only. instances may set newTask for the Build that calls it, and abort
 	// to release what it opened should that Build fail.
@@ -140,6 +142,7 @@ func consume[T any](from Stream[T], to *stage, f func(ic *inst) push[T]) {
 	outs := from.st.outputs.(*outputs[T])
 	outs.consumers = append(outs.consumers, f)
 	from.st.links = append(from.st.links, link{to: to})
+	from.st.wms = append(from.st.wms, func(ic *inst) func(int64) { return wmOf(ic, to) })
 }
 
 // forward is the consumer that hands records to stage to's own consumers unchanged.
@@ -383,6 +386,7 @@ func fanOut[T any](s Stream[T], kind string, n int, opts []Option, route func(ic
 		children[i] = c
 		streams[i] = Stream[T]{st: c}
 		p.links = append(p.links, link{to: c})
+		p.wms = append(p.wms, func(ic *inst) func(int64) { return wmOf(ic, c) })
 	}
 	consume(s, p, func(ic *inst) push[T] {
 		outs := make([]push[T], n)
@@ -431,6 +435,7 @@ func SideOutput[O, E any](s Stream[O], tag stream.Tag[E], opts ...Option) Stream
 		g.errorf("stage %q: side output %q taken twice", s.st.name, tag.Name())
 	}
 	s.st.links = append(s.st.links, link{to: ns})
+	s.st.wms = append(s.st.wms, func(ic *inst) func(int64) { return wmOf(ic, ns) })
 	s.st.sides[tag.Name()] = &sideOut{st: ns, push: func(ic *inst) sideBuffer {
 		next := pushOf[E](ic, ns)
 		var buf []stream.Record[E]
@@ -497,13 +502,14 @@ func keyedStage[K comparable, T, O any](k Keyed[K, T], kind string, opts []Optio
 	requireCodec[T](ns, in, "KeyBy", k.opts.codec)
 	outs := in.outputs.(*outputs[T])
 	key, hash := k.key, k.hash
-	outs.consumers = append(outs.consumers, func(ic *inst) push[T] {
-		w := ic.writer(ns, 0, func(g *actor.OutputGroup) any {
+	writer := func(ic *inst) *actor.Writer[T] {
+		return ic.writer(ns, 0, func(g *actor.OutputGroup) any {
 			n := g.Destinations()
 			return actor.NewWriter(g, func(r stream.Record[T]) int { return stream.KeyGroup(hash(key(r.Value)), n) })
 		}).(*actor.Writer[T])
-		return w.WriteAll
-	})
+	}
+	outs.consumers = append(outs.consumers, func(ic *inst) push[T] { return writer(ic).WriteAll })
+	in.wms = append(in.wms, func(ic *inst) func(int64) { return writer(ic).Watermark })
 	in.links = append(in.links, link{to: ns, exchange: true, partitioning: actor.Hash})
 	return ns
 }
@@ -539,16 +545,18 @@ func Rebalance[T any](s Stream[T], opts ...Option) Stream[T] {
 	ns.root = true
 	ns.instances = func(cfg *actor.Config) (int, error) { return cfg.Parallelism, nil }
 	ns.newTask = func(ic *inst) (actor.Task, error) {
-		return &forwardTask[T]{ic: ic, push: pushOf[T](ic, ns)}, nil
+		return &forwardTask[T]{ic: ic, push: pushOf[T](ic, ns), wm: wmOf(ic, ns)}, nil
 	}
 	if s.st == nil || s.st.g != ns.g {
 		return Stream[T]{st: ns}
 	}
 	requireCodec[T](ns, s.st, "Rebalance", o.codec)
 	outs := s.st.outputs.(*outputs[T])
-	outs.consumers = append(outs.consumers, func(ic *inst) push[T] {
-		return ic.writer(ns, 0, func(g *actor.OutputGroup) any { return actor.NewWriter[T](g, nil) }).(*actor.Writer[T]).WriteAll
-	})
+	writer := func(ic *inst) *actor.Writer[T] {
+		return ic.writer(ns, 0, func(g *actor.OutputGroup) any { return actor.NewWriter[T](g, nil) }).(*actor.Writer[T])
+	}
+	outs.consumers = append(outs.consumers, func(ic *inst) push[T] { return writer(ic).WriteAll })
+	s.st.wms = append(s.st.wms, func(ic *inst) func(int64) { return writer(ic).Watermark })
 	s.st.links = append(s.st.links, link{to: ns, exchange: true, partitioning: actor.Rebalance})
 	return Stream[T]{st: ns}
 }
@@ -559,7 +567,7 @@ func Process[K comparable, T, O any](k Keyed[K, T], fn stream.KeyedProcess[K, T,
 	ns := keyedStage[K, T, O](k, "process", opts)
 	nilFunc(ns.g, ns, "OnRecord", fn.OnRecord == nil)
 	ns.newTask = func(ic *inst) (actor.Task, error) {
-		t := &processTask[K, T, O]{env: ic.env, name: ns.name, ic: ic}
+		t := &processTask[K, T, O]{env: ic.env, name: ns.name, ic: ic, wm: wmOf(ic, ns)}
 		t.out = newOutBuffer(ic, pushOf[O](ic, ns))
 		emitter := stream.NewEmitter(t.out.add, func(tag string, v any, ts int64) { ic.side(ns, tag, v, ts) })
 		t.op = stream.NewProcessOperator(k.key, fn, emitter)
@@ -579,7 +587,7 @@ func aggregate[K comparable, T, A, R any](k Keyed[K, T], agg stream.Aggregator[T
 	ns := keyedStage[K, T, stream.KV[K, R]](k, kind, opts)
 	nilFunc(ns.g, ns, "aggregator", agg == nil)
 	ns.newTask = func(ic *inst) (actor.Task, error) {
-		t := &aggregateTask[K, T, A, R]{env: ic.env, name: ns.name, ic: ic}
+		t := &aggregateTask[K, T, A, R]{env: ic.env, name: ns.name, ic: ic, wm: wmOf(ic, ns)}
 		t.out = newOutBuffer(ic, pushOf[stream.KV[K, R]](ic, ns))
 		t.op = stream.NewAggregateOperator(k.key, agg, ns.emitMode, t.out.add)
 		return t, nil

@@ -22,13 +22,14 @@ type inst struct {
 	env      *actor.Env
 	v        *vertexPlan
 	pushes   map[int]any
+	wms      map[int]func(int64)
 	writers  map[edgeKey]any
 	flushers []func()
 	sides    map[int]map[string]sideBuffer
 }
 
 func newInst(env *actor.Env, vp *vertexPlan) *inst {
-	return &inst{env: env, v: vp, pushes: map[int]any{}, writers: map[edgeKey]any{}, sides: map[int]map[string]sideBuffer{}}
+	return &inst{env: env, v: vp, pushes: map[int]any{}, wms: map[int]func(int64){}, writers: map[edgeKey]any{}, sides: map[int]map[string]sideBuffer{}}
 }
 
 func (ic *inst) writer(to *stage, port int, make func(*actor.OutputGroup) any) any {
@@ -132,6 +133,25 @@ func plainMapFrom[T, O any](env *actor.Env, stage string, in []stream.Record[T],
 		out = append(out, stream.Record[O]{Value: f(r.Value), Time: r.Time, Kind: r.Kind})
 	}
 	return out, next
+}
+
+// wmOf returns the function that hands a watermark of stage s to all its consumers within
+// the instance, in step with pushOf's records.
+func wmOf(ic *inst, s *stage) func(int64) {
+	if f, ok := ic.wms[s.id]; ok {
+		return f
+	}
+	fs := make([]func(int64), len(s.wms))
+	for i, c := range s.wms {
+		fs[i] = c(ic)
+	}
+	f := func(w int64) {
+		for _, g := range fs {
+			g(w)
+		}
+	}
+	ic.wms[s.id] = f
+	return f
 }
 
 // mapper is the push of a TryMap.
@@ -316,10 +336,17 @@ type aggregateTask[K comparable, T, A, R any] struct {
 	ic   *inst
 	op   *stream.AggregateOperator[K, T, A, R]
 	out  *outBuffer[stream.KV[K, R]]
+	wm   func(int64)
 }
 
-func (t *aggregateTask[K, T, A, R]) Process(_ int, records any, start int) int {
-	recs := records.([]stream.Record[T])
+// Watermark passes w on after what the stage emitted before it.
+func (t *aggregateTask[K, T, A, R]) Watermark(w int64) {
+	t.out.flush()
+	t.wm(w)
+}
+
+func (t *aggregateTask[K, T, A, R]) Process(_ int, records any, start, end int) int {
+	recs := records.([]stream.Record[T])[:end]
 	i := start
 	for i < len(recs) && !t.env.Blocked() {
 		i = t.from(recs, i)
@@ -367,6 +394,7 @@ type processTask[K comparable, T, O any] struct {
 	out    *outBuffer[O]
 	handle func(stream.Record[T])
 	now    time.Time
+	wm     func(int64)
 }
 
 func (t *processTask[K, T, O]) process(r stream.Record[T]) {
@@ -375,10 +403,16 @@ func (t *processTask[K, T, O]) process(r stream.Record[T]) {
 	}
 }
 
-func (t *processTask[K, T, O]) Process(_ int, records any, start int) int {
+func (t *processTask[K, T, O]) Process(_ int, records any, start, end int) int {
 	t.now = t.env.Now()
 	t.env.Stage = t.name
-	return actor.Drive(t.env, records.([]stream.Record[T]), start, t.handle)
+	return actor.Drive(t.env, records.([]stream.Record[T])[:end], start, t.handle)
+}
+
+// Watermark passes w on after what the stage emitted before it.
+func (t *processTask[K, T, O]) Watermark(w int64) {
+	t.out.flush()
+	t.wm(w)
 }
 
 func (t *processTask[K, T, O]) EndBatch() {
@@ -427,14 +461,17 @@ type forwardTask[T any] struct {
 	actor.NopTask
 	ic   *inst
 	push push[T]
+	wm   func(int64)
 }
 
-func (t *forwardTask[T]) Process(_ int, records any, start int) int {
+func (t *forwardTask[T]) Process(_ int, records any, start, end int) int {
 	recs := records.([]stream.Record[T])
-	if start < len(recs) {
-		t.push(recs[start:])
+	if start < end {
+		t.push(recs[start:end])
 	}
-	return len(recs)
+	return end
 }
+
+func (t *forwardTask[T]) Watermark(w int64) { t.wm(w) }
 
 func (t *forwardTask[T]) EndBatch() { t.ic.endBatch() }
