@@ -1,9 +1,9 @@
 package actor
 
 import (
-	"math"
-
 	pa "github.com/asynkron/protoactor-go/actor"
+
+	"github.com/eddyflow/eddy/stream"
 )
 
 // Batch carries records from a sender instance to a receiver instance. Locally Records is a
@@ -37,8 +37,8 @@ type Mark struct {
 
 // Watermark bounds: no watermark yet, and the end of event time (an input that has ended).
 const (
-	MinWatermark int64 = math.MinInt64
-	MaxWatermark int64 = math.MaxInt64
+	MinWatermark = stream.MinWatermark
+	MaxWatermark = stream.MaxWatermark
 )
 
 // Credit returns one batch credit to a sender's channel. Locally it also hands back the

@@ -17,6 +17,8 @@ type StageMetrics struct {
 	DeadLetters atomic.Int64
 	// Restarts counts stage restarts (ErrorPolicy RestartStage).
 	Restarts atomic.Int64
+	// Late counts records that came too late for every window they belong to.
+	Late atomic.Int64
 	// Batches counts batches sent.
 	Batches atomic.Int64
 	// BackpressureNanos is the time instances spent without credit, unable to go on.
@@ -54,6 +56,7 @@ type StageStats struct {
 	Out          int64         `json:"out"`
 	DeadLetters  int64         `json:"dead_letters"`
 	Restarts     int64         `json:"restarts"`
+	Late         int64         `json:"late"`
 	Batches      int64         `json:"batches"`
 	Backpressure time.Duration `json:"backpressure_ns"`
 	MaxQueued    int64         `json:"max_queued_batches"`
@@ -70,7 +73,7 @@ func (m *StageMetrics) snapshot(name string, instances int, now time.Time) Stage
 	st := StageStats{
 		Stage: name, Instances: instances,
 		In: m.In.Load(), Out: m.Out.Load(), DeadLetters: m.DeadLetters.Load(),
-		Restarts: m.Restarts.Load(), Batches: m.Batches.Load(),
+		Restarts: m.Restarts.Load(), Late: m.Late.Load(), Batches: m.Batches.Load(),
 		Backpressure: time.Duration(m.BackpressureNanos.Load()),
 		MaxQueued:    m.MaxQueuedBatches.Load(),
 	}

@@ -130,12 +130,12 @@ func (NopTask) Read(context.Context, int) (int, error) {
 }
 func (NopTask) Process(_ int, _ any, start, _ int) int { return start }
 func (NopTask) Watermark(int64)                        {}
-func (NopTask) EndBatch()                           {}
-func (NopTask) NextTimer() (time.Time, bool)        { return time.Time{}, false }
-func (NopTask) FireTimers(time.Time)                {}
-func (NopTask) EndInput()                           {}
-func (NopTask) Reset()                              {}
-func (NopTask) Close() error                        { return nil }
+func (NopTask) EndBatch()                              {}
+func (NopTask) NextTimer() (time.Time, bool)           { return time.Time{}, false }
+func (NopTask) FireTimers(time.Time)                   {}
+func (NopTask) EndInput()                              {}
+func (NopTask) Reset()                                 {}
+func (NopTask) Close() error                           { return nil }
 
 // ErrorPolicy says what a stage does when a user function fails on a record.
 type ErrorPolicy uint8

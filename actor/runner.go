@@ -56,9 +56,9 @@ type runner struct {
 	lingerArmed bool
 	lingerStop  func() bool
 	// wmMoved says a writer's watermark moved since the last flush of watermarks.
-	wmMoved bool
-	timerStop   func() bool
-	timerAt     time.Time
+	wmMoved   bool
+	timerStop func() bool
+	timerAt   time.Time
 }
 
 func (r *runner) receive(msg any) {

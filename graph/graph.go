@@ -490,13 +490,18 @@ func KeyBy[T any, K comparable](s Stream[T], key func(T) K, opts ...Option) Keye
 
 // keyedStage adds the stage of a keyed operator with input k, wiring the exchange.
 func keyedStage[K comparable, T, O any](k Keyed[K, T], kind string, opts []Option) *stage {
+	ns, _ := keyedStageOpts[K, T, O](k, kind, opts)
+	return ns
+}
+
+func keyedStageOpts[K comparable, T, O any](k Keyed[K, T], kind string, opts []Option) (*stage, stageOpts) {
 	g := k.in.g()
-	ns, _ := newStage[O](g, kind, opts, k.in.st)
+	ns, so := newStage[O](g, kind, opts, k.in.st)
 	ns.root, ns.keyed = true, true
 	ns.keyDesc = typeName[K]()
 	ns.instances = func(cfg *actor.Config) (int, error) { return cfg.MaxKeyGroups, nil }
 	if k.in.st == nil || k.in.st.g != g {
-		return ns
+		return ns, so
 	}
 	in := k.in.st
 	requireCodec[T](ns, in, "KeyBy", k.opts.codec)
@@ -511,7 +516,7 @@ func keyedStage[K comparable, T, O any](k Keyed[K, T], kind string, opts []Optio
 	outs.consumers = append(outs.consumers, func(ic *inst) push[T] { return writer(ic).WriteAll })
 	in.wms = append(in.wms, func(ic *inst) func(int64) { return writer(ic).Watermark })
 	in.links = append(in.links, link{to: ns, exchange: true, partitioning: actor.Hash})
-	return ns
+	return ns, so
 }
 
 // requireCodec checks at Build that the records of in, which cross a boundary between actors
@@ -606,4 +611,66 @@ func Reduce[K comparable, T any](k Keyed[K, T], f func(acc, v T) T, opts ...Opti
 // Count counts the records of each key and emits the running count per key.
 func Count[K comparable, T any](k Keyed[K, T], opts ...Option) Stream[stream.KV[K, int64]] {
 	return aggregate(k, stream.Count[T](), "count", opts)
+}
+
+// Timestamps sets every record's event time to ts(value) (Unix ms) and generates the
+// stream's watermarks with strategy; watermarks from before it are dropped, but for the end
+// of input.
+func Timestamps[T any](s Stream[T], ts func(T) int64, strategy stream.WatermarkStrategy[T], opts ...Option) Stream[T] {
+	ns, _ := newStage[T](s.g(), "timestamps", opts, s.st)
+	nilFunc(ns.g, ns, "timestamp function", ts == nil)
+	nilFunc(ns.g, ns, "watermark strategy", strategy == nil)
+	if s.st == nil || s.st.g != ns.g {
+		return Stream[T]{st: ns}
+	}
+	outs := s.st.outputs.(*outputs[T])
+	outs.consumers = append(outs.consumers, func(ic *inst) push[T] {
+		st := &stamper[T]{env: ic.env, name: ns.name, ts: ts, gen: strategy.NewGenerator(), next: pushOf[T](ic, ns), wm: wmOf(ic, ns)}
+		return st.push
+	})
+	s.st.links = append(s.st.links, link{to: ns})
+	s.st.wms = append(s.st.wms, func(ic *inst) func(int64) {
+		next := wmOf(ic, ns)
+		return func(w int64) {
+			if w == stream.MaxWatermark {
+				next(w)
+			}
+		}
+	})
+	return Stream[T]{st: ns}
+}
+
+// Window aggregates each key's records into event-time windows with agg and emits a
+// WindowResult per window when the watermark passes its end (and again for each record that
+// arrives within Lateness). Records later than that go to the side output
+// stream.LateTag[T](), and are counted; take them with SideOutput, or they become dead
+// letters. Session windows need an aggregator that implements stream.Merger.
+func Window[K comparable, T, A, R any](k Keyed[K, T], w stream.Windows, agg stream.Aggregator[T, A, R], opts ...Option) Stream[stream.WindowResult[K, R]] {
+	ns, o := keyedStageOpts[K, T, stream.WindowResult[K, R]](k, "window", opts)
+	ns.keyDesc += ", " + w.String()
+	if agg == nil {
+		ns.g.errorf("stage %q: aggregator is nil", ns.name)
+		return Stream[stream.WindowResult[K, R]]{st: ns}
+	}
+	wopts := stream.WindowOptions{Lateness: o.lateness, Changelog: o.changelog}
+	// Build the operator once here so that a wrong window setup is a Build error.
+	if _, err := stream.NewWindowOperator(k.key, w, agg, wopts, nil, nil); err != nil {
+		ns.g.errorf("stage %q: %v", ns.name, err)
+		return Stream[stream.WindowResult[K, R]]{st: ns}
+	}
+	late := stream.LateTag[T]().Name()
+	ns.newTask = func(ic *inst) (actor.Task, error) {
+		t := &windowTask[K, T, A, R]{env: ic.env, name: ns.name, ic: ic, wm: wmOf(ic, ns)}
+		t.out = newOutBuffer(ic, pushOf[stream.WindowResult[K, R]](ic, ns))
+		op, err := stream.NewWindowOperator(k.key, w, agg, wopts, t.out.add, func(r stream.Record[T]) {
+			ic.env.Metrics.Late.Add(1)
+			ic.side(ns, late, r.Value, r.Time)
+		})
+		if err != nil {
+			return nil, err
+		}
+		t.op = op
+		return t, nil
+	}
+	return Stream[stream.WindowResult[K, R]]{st: ns}
 }

@@ -12,10 +12,12 @@ import (
 type Option interface{ apply(*stageOpts) }
 
 type stageOpts struct {
-	name     string
-	codec    any
-	keyCodec any
-	emit     stream.EmitMode
+	name      string
+	codec     any
+	keyCodec  any
+	emit      stream.EmitMode
+	lateness  time.Duration
+	changelog bool
 }
 
 type optFunc func(*stageOpts)
@@ -39,6 +41,14 @@ func WithKeyCodec[K any](c stream.Codec[K]) Option {
 
 // Emit sets when a running aggregate sends its results (default stream.EmitPerBatch).
 func Emit(m stream.EmitMode) Option { return optFunc(func(o *stageOpts) { o.emit = m }) }
+
+// Lateness lets a window stage take records up to d after a window's end (in event time);
+// each such record fires the window again. Later records go to the late side output.
+func Lateness(d time.Duration) Option { return optFunc(func(o *stageOpts) { o.lateness = d }) }
+
+// Changelog makes a window stage send a retraction of a window's previous result before each
+// re-firing, instead of a plain update.
+func Changelog() Option { return optFunc(func(o *stageOpts) { o.changelog = true }) }
 
 // JobOption configures how a graph runs.
 type JobOption func(*actor.Config)

@@ -409,10 +409,32 @@ func (t *processTask[K, T, O]) Process(_ int, records any, start, end int) int {
 	return actor.Drive(t.env, records.([]stream.Record[T])[:end], start, t.handle)
 }
 
-// Watermark passes w on after what the stage emitted before it.
+// Watermark fires the event-time timers w has passed, sends what the stage emitted, then
+// passes w on.
 func (t *processTask[K, T, O]) Watermark(w int64) {
+	t.op.Advance(w)
+	now := t.env.Now()
+	for {
+		fired, err := t.fireEvent(now)
+		if !fired {
+			break
+		}
+		if err != nil {
+			t.env.DeadLetter(stream.DeadLetter{Stage: t.name, Reason: err.Error(), Value: fmt.Sprintf("event-time timer, watermark %d", w)})
+		}
+	}
 	t.out.flush()
+	t.ic.endBatch()
 	t.wm(w)
+}
+
+func (t *processTask[K, T, O]) fireEvent(now time.Time) (fired bool, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			fired, err = true, fmt.Errorf("panic in OnEventTimer: %v", p)
+		}
+	}()
+	return t.op.FireEventTimer(now)
 }
 
 func (t *processTask[K, T, O]) EndBatch() {
@@ -475,3 +497,113 @@ func (t *forwardTask[T]) Process(_ int, records any, start, end int) int {
 func (t *forwardTask[T]) Watermark(w int64) { t.wm(w) }
 
 func (t *forwardTask[T]) EndBatch() { t.ic.endBatch() }
+
+// stamper is the push of a Timestamps stage: it sets each record's time and hands on
+// watermarks in step with the records they follow.
+type stamper[T any] struct {
+	env  *actor.Env
+	name string
+	ts   func(T) int64
+	gen  stream.WatermarkGenerator[T]
+	next push[T]
+	wm   func(int64)
+	out  []stream.Record[T]
+}
+
+func (s *stamper[T]) push(in []stream.Record[T]) {
+	s.out = s.out[:0]
+	for i := 0; i < len(in); {
+		i = s.from(in, i)
+	}
+	s.flush()
+	if w, ok := s.gen.OnBatchEnd(); ok {
+		s.wm(w)
+	}
+}
+
+func (s *stamper[T]) flush() {
+	if len(s.out) > 0 {
+		s.next(s.out)
+	}
+	clear(s.out)
+	s.out = s.out[:0]
+}
+
+func (s *stamper[T]) from(in []stream.Record[T], start int) (next int) {
+	defer recoverRecord(s.env, s.name, in, &next)
+	for next = start; next < len(in); next++ {
+		r := in[next]
+		r.Time = s.ts(r.Value)
+		s.out = append(s.out, r)
+		if w, ok := s.gen.OnRecord(r.Value, r.Time); ok {
+			// A punctuated watermark follows this very record.
+			s.flush()
+			s.wm(w)
+		}
+	}
+	return next
+}
+
+// windowTask runs a WindowOperator in one key group.
+type windowTask[K comparable, T, A, R any] struct {
+	actor.NopTask
+	env  *actor.Env
+	name string
+	ic   *inst
+	op   *stream.WindowOperator[K, T, A, R]
+	out  *outBuffer[stream.WindowResult[K, R]]
+	wm   func(int64)
+}
+
+func (t *windowTask[K, T, A, R]) Process(_ int, records any, start, end int) int {
+	recs := records.([]stream.Record[T])[:end]
+	i := start
+	for i < len(recs) && !t.env.Blocked() {
+		i = t.from(recs, i)
+	}
+	return i
+}
+
+func (t *windowTask[K, T, A, R]) from(recs []stream.Record[T], start int) (next int) {
+	defer recoverRecord(t.env, t.name, recs, &next)
+	for next = start; next < len(recs) && !t.env.Blocked(); next++ {
+		if err := t.op.Process(recs[next]); err != nil {
+			deadLetter(t.env, t.name, err.Error(), recs[next])
+		}
+	}
+	return next
+}
+
+// Watermark fires the windows w has passed, sends what they emitted, then passes w on.
+func (t *windowTask[K, T, A, R]) Watermark(w int64) {
+	t.fire(w)
+	t.out.flush()
+	t.ic.endBatch()
+	t.wm(w)
+}
+
+// fire advances the operator; a panic in the aggregator's Result costs that firing.
+func (t *windowTask[K, T, A, R]) fire(w int64) {
+	defer func() {
+		if p := recover(); p != nil {
+			t.env.DeadLetter(stream.DeadLetter{Stage: t.name, Reason: fmt.Sprintf("panic while firing windows at watermark %d: %v", w, p)})
+		}
+	}()
+	t.op.Advance(w)
+}
+
+func (t *windowTask[K, T, A, R]) EndBatch() {
+	t.out.flush()
+	t.ic.endBatch()
+}
+
+func (t *windowTask[K, T, A, R]) Reset() { t.op.Reset() }
+
+func (t *windowTask[K, T, A, R]) Inspect(key any) (any, bool) {
+	k, ok := key.(K)
+	if !ok {
+		return nil, false
+	}
+	m := t.op.Get(k)
+	return m, m != nil
+}

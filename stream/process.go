@@ -57,11 +57,13 @@ func (t Tag[E]) Emit(out sideEmitter, v E) { out.emitSide(t.name, v) }
 // Context is what a keyed process function sees while it handles one record or timer: the
 // current key, the record's timestamp, processing time, per-key state and timers.
 type Context[K comparable] struct {
-	key    K
-	ts     int64
-	now    time.Time
-	state  *KeyedState[K]
-	timers *Timers[K]
+	key         K
+	ts          int64
+	now         time.Time
+	wm          int64
+	state       *KeyedState[K]
+	timers      *Timers[K]
+	eventTimers *Timers[K]
 }
 
 // Key returns the key of the record or timer being handled.
@@ -79,27 +81,42 @@ func (c *Context[K]) RegisterTimer(at time.Time) { c.timers.Register(c.key, at) 
 // DeleteTimer cancels the current key's timer at at.
 func (c *Context[K]) DeleteTimer(at time.Time) { c.timers.Delete(c.key, at) }
 
+// Watermark returns the stage's current input watermark (Unix ms; MinWatermark before the
+// first).
+func (c *Context[K]) Watermark() int64 { return c.wm }
+
+// RegisterEventTimer asks for OnEventTimer to be called for the current key once the
+// watermark reaches ts (Unix ms). A timer at or below the current watermark fires with the
+// next watermark, or at the end of input.
+func (c *Context[K]) RegisterEventTimer(ts int64) { c.eventTimers.RegisterAt(c.key, ts) }
+
+// DeleteEventTimer cancels the current key's event-time timer at ts.
+func (c *Context[K]) DeleteEventTimer(ts int64) { c.eventTimers.DeleteAt(c.key, ts) }
+
 func (c *Context[K]) scopeSlot(name string) (any, bool) { return c.state.slot(c.key, name) }
 func (c *Context[K]) scopeSet(name string, v any)       { c.state.set(c.key, name, v) }
 func (c *Context[K]) scopeClear(name string)            { c.state.clear(c.key, name) }
 
 // KeyedProcess is a keyed process function: the most general keyed stage, with per-key state
 // and timers (Flink's KeyedProcessFunction). OnRecord is required; OnTimer is called for due
-// timers and may be nil when the function registers none.
+// processing-time timers and OnEventTimer for event-time timers the watermark has passed;
+// each may be nil when the function registers no such timer.
 type KeyedProcess[K comparable, I, O any] struct {
-	OnRecord func(ctx *Context[K], in I, out *Emitter[O]) error
-	OnTimer  func(ctx *Context[K], at time.Time, out *Emitter[O]) error
+	OnRecord     func(ctx *Context[K], in I, out *Emitter[O]) error
+	OnTimer      func(ctx *Context[K], at time.Time, out *Emitter[O]) error
+	OnEventTimer func(ctx *Context[K], ts int64, out *Emitter[O]) error
 }
 
 // ProcessOperator runs a KeyedProcess over the records of one key group. It is plain logic:
 // the caller passes records and the time, and drains due timers.
 type ProcessOperator[K comparable, I, O any] struct {
-	key    func(I) K
-	fn     KeyedProcess[K, I, O]
-	state  KeyedState[K]
-	timers Timers[K]
-	ctx    Context[K]
-	out    *Emitter[O]
+	key         func(I) K
+	fn          KeyedProcess[K, I, O]
+	state       KeyedState[K]
+	timers      Timers[K]
+	eventTimers Timers[K]
+	ctx         Context[K]
+	out         *Emitter[O]
 }
 
 // NewProcessOperator returns an operator that keys records with key and emits to out.
@@ -107,6 +124,8 @@ func NewProcessOperator[K comparable, I, O any](key func(I) K, fn KeyedProcess[K
 	op := &ProcessOperator[K, I, O]{key: key, fn: fn, out: out}
 	op.ctx.state = &op.state
 	op.ctx.timers = &op.timers
+	op.ctx.eventTimers = &op.eventTimers
+	op.ctx.wm = MinWatermark
 	return op
 }
 
@@ -139,6 +158,30 @@ func (op *ProcessOperator[K, I, O]) FireTimer(now time.Time) (fired bool, err er
 	return true, op.fn.OnTimer(&op.ctx, at, op.out)
 }
 
+// Advance moves the watermark to w (it never goes back).
+func (op *ProcessOperator[K, I, O]) Advance(w int64) {
+	if w > op.ctx.wm {
+		op.ctx.wm = w
+	}
+}
+
+// FireEventTimer fires the earliest event-time timer at or below the watermark, if any; it
+// reports whether one fired.
+func (op *ProcessOperator[K, I, O]) FireEventTimer(now time.Time) (fired bool, err error) {
+	key, ts, ok := op.eventTimers.PopDueAt(op.ctx.wm)
+	if !ok {
+		return false, nil
+	}
+	if op.fn.OnEventTimer == nil {
+		return true, fmt.Errorf("event-time timer at %d for key %v: the process function has no OnEventTimer", ts, key)
+	}
+	op.ctx.key = key
+	op.ctx.ts = ts
+	op.ctx.now = now
+	op.out.ts = ts
+	return true, op.fn.OnEventTimer(&op.ctx, ts, op.out)
+}
+
 // State returns the keyed state, for inspection and tests.
 func (op *ProcessOperator[K, I, O]) State() *KeyedState[K] { return &op.state }
 
@@ -146,4 +189,5 @@ func (op *ProcessOperator[K, I, O]) State() *KeyedState[K] { return &op.state }
 func (op *ProcessOperator[K, I, O]) Reset() {
 	op.state.Clear()
 	op.timers = Timers[K]{}
+	op.eventTimers = Timers[K]{}
 }

@@ -187,8 +187,12 @@ type timer[K comparable] struct {
 }
 
 // Register adds a timer for key at t (nanosecond precision).
-func (ts *Timers[K]) Register(key K, at time.Time) {
-	id := timerID[K]{at: at.UnixNano(), key: key}
+func (ts *Timers[K]) Register(key K, at time.Time) { ts.RegisterAt(key, at.UnixNano()) }
+
+// RegisterAt adds a timer for key at instant at, in the heap's own unit (event-time timers
+// use Unix ms).
+func (ts *Timers[K]) RegisterAt(key K, at int64) {
+	id := timerID[K]{at: at, key: key}
 	if _, ok := ts.set[id]; ok {
 		return
 	}
@@ -202,8 +206,11 @@ func (ts *Timers[K]) Register(key K, at time.Time) {
 }
 
 // Delete removes the timer for key at t, if there is one.
-func (ts *Timers[K]) Delete(key K, at time.Time) {
-	id := timerID[K]{at: at.UnixNano(), key: key}
+func (ts *Timers[K]) Delete(key K, at time.Time) { ts.DeleteAt(key, at.UnixNano()) }
+
+// DeleteAt removes the timer for key at instant at, if there is one.
+func (ts *Timers[K]) DeleteAt(key K, at int64) {
+	id := timerID[K]{at: at, key: key}
 	t, ok := ts.set[id]
 	if !ok {
 		return
@@ -222,12 +229,21 @@ func (ts *Timers[K]) Next() (time.Time, bool) {
 
 // PopDue removes and returns the earliest timer at or before now.
 func (ts *Timers[K]) PopDue(now time.Time) (key K, at time.Time, ok bool) {
-	if len(ts.h) == 0 || ts.h[0].at > now.UnixNano() {
+	key, n, ok := ts.PopDueAt(now.UnixNano())
+	if !ok {
 		return key, at, false
+	}
+	return key, time.Unix(0, n), true
+}
+
+// PopDueAt removes and returns the earliest timer at or before instant now.
+func (ts *Timers[K]) PopDueAt(now int64) (key K, at int64, ok bool) {
+	if len(ts.h) == 0 || ts.h[0].at > now {
+		return key, 0, false
 	}
 	t := heap.Pop(&ts.h).(*timer[K])
 	delete(ts.set, t.timerID)
-	return t.key, time.Unix(0, t.at), true
+	return t.key, t.at, true
 }
 
 // Len returns how many timers wait.

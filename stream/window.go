@@ -1,0 +1,409 @@
+package stream
+
+import (
+	"container/heap"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Window is a span of event time, [Start, End) in Unix ms.
+type Window struct {
+	Start int64 `json:"start"`
+	End   int64 `json:"end"`
+}
+
+func (w Window) String() string { return fmt.Sprintf("[%d,%d)", w.Start, w.End) }
+
+// WindowResult is the result of one key's window.
+type WindowResult[K comparable, R any] struct {
+	Key   K     `json:"key"`
+	Start int64 `json:"start"`
+	End   int64 `json:"end"`
+	Value R     `json:"value"`
+}
+
+// Windows assigns records to windows by their timestamp. Windows are aligned to the epoch.
+type Windows struct {
+	kind  windowKind
+	size  int64
+	slide int64
+}
+
+type windowKind uint8
+
+const (
+	tumbling windowKind = iota + 1
+	hopping
+	session
+)
+
+// Tumbling windows are fixed, non-overlapping spans of size: [k·size, (k+1)·size).
+func Tumbling(size time.Duration) Windows {
+	return Windows{kind: tumbling, size: size.Milliseconds(), slide: size.Milliseconds()}
+}
+
+// Hopping windows are spans of size that start every slide (Flink's sliding windows): a
+// record belongs to size/slide of them.
+func Hopping(size, slide time.Duration) Windows {
+	return Windows{kind: hopping, size: size.Milliseconds(), slide: slide.Milliseconds()}
+}
+
+// Session windows group a key's records that are less than gap apart: a record opens
+// [ts, ts+gap), and sessions of a key that overlap or touch merge.
+func Session(gap time.Duration) Windows {
+	return Windows{kind: session, size: gap.Milliseconds()}
+}
+
+// Validate reports windows that cannot work.
+func (w Windows) Validate() error {
+	switch {
+	case w.kind == 0:
+		return errors.New("windows: none chosen (use Tumbling, Hopping or Session)")
+	case w.size <= 0:
+		return fmt.Errorf("windows: size %dms must be at least 1ms", w.size)
+	case w.kind == hopping && (w.slide <= 0 || w.slide > w.size):
+		return fmt.Errorf("windows: slide %dms must be in [1ms, size %dms]", w.slide, w.size)
+	}
+	return nil
+}
+
+func (w Windows) String() string {
+	switch w.kind {
+	case tumbling:
+		return fmt.Sprintf("tumbling(%dms)", w.size)
+	case hopping:
+		return fmt.Sprintf("hopping(%dms, %dms)", w.size, w.slide)
+	case session:
+		return fmt.Sprintf("session(%dms)", w.size)
+	}
+	return "windows(none)"
+}
+
+// floorDiv rounds toward minus infinity, so that windows of negative timestamps align too.
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
+}
+
+// assign appends the windows of a record at ts to buf, earliest first.
+func (w Windows) assign(ts int64, buf []Window) []Window {
+	switch w.kind {
+	case session:
+		return append(buf, Window{ts, ts + w.size})
+	default:
+		// The windows holding ts start at multiples of slide in (ts-size, ts].
+		last := floorDiv(ts, w.slide) * w.slide
+		first := last
+		for first-w.slide > ts-w.size {
+			first -= w.slide
+		}
+		for start := first; start <= last; start += w.slide {
+			buf = append(buf, Window{start, start + w.size})
+		}
+		return buf
+	}
+}
+
+// WindowOptions tunes a window operator.
+type WindowOptions struct {
+	// Lateness is how long after a window's end (in event time) records may still update
+	// it; each such record fires the window again. 0: none.
+	Lateness time.Duration
+	// Changelog sends a retraction of a window's previous result before each re-firing,
+	// instead of a plain update.
+	Changelog bool
+}
+
+// WindowOperator aggregates the records of one key group into event-time windows and fires
+// them as the watermark passes their end, with Flink's semantics:
+//
+//   - A record is too late for a window when window end + lateness ≤ W, W being the
+//     watermark before the record. It goes to the late output only when it is too late for
+//     every window it belongs to; otherwise it is added to the windows it is not too late for.
+//   - A window fires when its end ≤ W. A record added to a window whose end ≤ W fires it
+//     (again) at once. A window's state is dropped when end + lateness ≤ W.
+//   - Session windows of a key that overlap or touch merge (only with sessions whose state is
+//     not yet dropped); a merged session whose end ≤ W fires at once.
+//   - At the end of input (W = MaxWatermark) every window not yet fired fires.
+//
+// Results carry the window's end − 1 as their timestamp, the last instant inside it.
+type WindowOperator[K comparable, T, A, R any] struct {
+	key      func(T) K
+	windows  Windows
+	agg      Aggregator[T, A, R]
+	retract  func(A, T) A
+	merge    func(A, A) A
+	lateness int64
+	opts     WindowOptions
+	out      func(Record[WindowResult[K, R]])
+	late     func(Record[T])
+
+	wm     int64
+	keys   map[K][]*windowState[K, A]
+	due    windowHeap[K, A]
+	seq    uint64
+	assign []Window
+}
+
+type windowState[K comparable, A any] struct {
+	key    K
+	w      Window
+	acc    A
+	fired  bool
+	last   any // the last result sent, for changelog retractions
+	gone   bool
+	seq    uint64
+	heapAt int
+}
+
+// NewWindowOperator returns a window operator that keys records with key, aggregates them
+// with agg, sends results to out and late records to late. Session windows need an agg that
+// implements Merger.
+func NewWindowOperator[K comparable, T, A, R any](key func(T) K, windows Windows, agg Aggregator[T, A, R], opts WindowOptions,
+	out func(Record[WindowResult[K, R]]), late func(Record[T])) (*WindowOperator[K, T, A, R], error) {
+	if err := windows.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Lateness < 0 {
+		return nil, fmt.Errorf("windows: negative lateness %v", opts.Lateness)
+	}
+	op := &WindowOperator[K, T, A, R]{key: key, windows: windows, agg: agg, opts: opts, lateness: opts.Lateness.Milliseconds(),
+		out: out, late: late, wm: MinWatermark, keys: map[K][]*windowState[K, A]{}}
+	op.due.lateness = op.lateness
+	if r, ok := agg.(Retracter[T, A]); ok {
+		op.retract = r.Retract
+	}
+	if m, ok := agg.(Merger[A]); ok {
+		op.merge = m.Merge
+	}
+	if windows.kind == session && op.merge == nil {
+		return nil, fmt.Errorf("windows: session windows merge, and the aggregator %T cannot (it does not implement Merger)", agg)
+	}
+	return op, nil
+}
+
+// Watermark returns the operator's current watermark.
+func (op *WindowOperator[K, T, A, R]) Watermark() int64 { return op.wm }
+
+// tooLate says whether a window is past its lateness at the current watermark. The sums are
+// kept from overflowing at the watermark's bounds.
+func (op *WindowOperator[K, T, A, R]) tooLate(w Window) bool {
+	if op.wm == MinWatermark {
+		return false
+	}
+	return w.End <= op.wm-op.lateness
+}
+
+// Process adds one record under the current watermark.
+func (op *WindowOperator[K, T, A, R]) Process(r Record[T]) error {
+	if r.Kind == Retract && op.retract == nil {
+		return fmt.Errorf("retract into windows: %w", ErrCannotRetract)
+	}
+	k := op.key(r.Value)
+	if op.windows.kind == session {
+		return op.processSession(k, r)
+	}
+	op.assign = op.windows.assign(r.Time, op.assign[:0])
+	accepted := false
+	for _, w := range op.assign {
+		if op.tooLate(w) {
+			continue
+		}
+		accepted = true
+		ws := op.find(k, w)
+		if ws == nil {
+			ws = op.open(k, w, op.agg.Zero())
+		}
+		op.add(ws, r)
+		if w.End <= op.wm {
+			op.fire(ws)
+		}
+	}
+	if !accepted {
+		op.late(r)
+	}
+	return nil
+}
+
+func (op *WindowOperator[K, T, A, R]) processSession(k K, r Record[T]) error {
+	w := Window{r.Time, r.Time + op.windows.size}
+	acc := op.agg.Zero()
+	merged := false
+	list := op.keys[k]
+	kept := list[:0]
+	for _, ws := range list {
+		if ws.w.Start <= w.End && ws.w.End >= w.Start {
+			w = Window{min(w.Start, ws.w.Start), max(w.End, ws.w.End)}
+			acc = op.merge(acc, ws.acc)
+			merged = true
+			ws.gone = true
+			heap.Remove(&op.due, ws.heapAt)
+			continue
+		}
+		kept = append(kept, ws)
+	}
+	clear(list[len(kept):])
+	op.keys[k] = kept
+	if !merged && op.tooLate(w) {
+		if len(kept) == 0 {
+			delete(op.keys, k)
+		}
+		op.late(r)
+		return nil
+	}
+	ws := op.open(k, w, acc)
+	op.add(ws, r)
+	if w.End <= op.wm {
+		op.fire(ws)
+	}
+	return nil
+}
+
+func (op *WindowOperator[K, T, A, R]) find(k K, w Window) *windowState[K, A] {
+	for _, ws := range op.keys[k] {
+		if ws.w == w {
+			return ws
+		}
+	}
+	return nil
+}
+
+func (op *WindowOperator[K, T, A, R]) open(k K, w Window, acc A) *windowState[K, A] {
+	op.seq++
+	ws := &windowState[K, A]{key: k, w: w, acc: acc, seq: op.seq}
+	op.keys[k] = append(op.keys[k], ws)
+	heap.Push(&op.due, ws)
+	return ws
+}
+
+func (op *WindowOperator[K, T, A, R]) add(ws *windowState[K, A], r Record[T]) {
+	if r.Kind == Retract {
+		ws.acc = op.retract(ws.acc, r.Value)
+	} else {
+		ws.acc = op.agg.Add(ws.acc, r.Value)
+	}
+}
+
+func (op *WindowOperator[K, T, A, R]) fire(ws *windowState[K, A]) {
+	res := WindowResult[K, R]{Key: ws.key, Start: ws.w.Start, End: ws.w.End, Value: op.agg.Result(ws.acc)}
+	ts := ws.w.End - 1
+	if ws.fired && op.opts.Changelog {
+		op.out(Record[WindowResult[K, R]]{Value: ws.last.(WindowResult[K, R]), Time: ts, Kind: Retract})
+	}
+	op.out(Record[WindowResult[K, R]]{Value: res, Time: ts})
+	ws.fired = true
+	if op.opts.Changelog {
+		ws.last = res
+	}
+}
+
+// Advance moves the watermark to w: windows whose end ≤ w fire, in order of end (then of
+// opening), and windows past their lateness are dropped.
+func (op *WindowOperator[K, T, A, R]) Advance(w int64) {
+	if w <= op.wm {
+		return
+	}
+	op.wm = w
+	for op.due.Len() > 0 {
+		ws := op.due.items[0]
+		if op.due.at(0) > w {
+			return
+		}
+		if !ws.fired {
+			op.fire(ws)
+			if !op.tooLate(ws.w) {
+				heap.Fix(&op.due, 0) // now due at end + lateness
+				continue
+			}
+		}
+		heap.Pop(&op.due)
+		op.drop(ws)
+	}
+}
+
+func (op *WindowOperator[K, T, A, R]) drop(ws *windowState[K, A]) {
+	ws.gone = true
+	list := op.keys[ws.key]
+	for i, x := range list {
+		if x == ws {
+			list = append(list[:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(op.keys, ws.key)
+	} else {
+		op.keys[ws.key] = list
+	}
+}
+
+// Windows returns how many windows hold state, for inspection and tests.
+func (op *WindowOperator[K, T, A, R]) Windows() int { return op.due.Len() }
+
+// Get returns the accumulators of key's live windows, for inspection and tests.
+func (op *WindowOperator[K, T, A, R]) Get(key K) map[Window]A {
+	list := op.keys[key]
+	if len(list) == 0 {
+		return nil
+	}
+	out := make(map[Window]A, len(list))
+	for _, ws := range list {
+		out[ws.w] = ws.acc
+	}
+	return out
+}
+
+// Reset drops all windows.
+func (op *WindowOperator[K, T, A, R]) Reset() {
+	op.keys = map[K][]*windowState[K, A]{}
+	op.due.items = nil
+}
+
+// windowHeap orders windows by when they are next due: their end until they fire, then the
+// end of their lateness, when their state is dropped.
+type windowHeap[K comparable, A any] struct {
+	items    []*windowState[K, A]
+	lateness int64
+}
+
+func (h *windowHeap[K, A]) at(i int) int64 {
+	if h.items[i].fired {
+		return h.items[i].w.End + h.lateness
+	}
+	return h.items[i].w.End
+}
+
+func (h *windowHeap[K, A]) Len() int { return len(h.items) }
+func (h *windowHeap[K, A]) Less(i, j int) bool {
+	a, b := h.at(i), h.at(j)
+	if a != b {
+		return a < b
+	}
+	return h.items[i].seq < h.items[j].seq
+}
+func (h *windowHeap[K, A]) Swap(i, j int) {
+	h.items[i], h.items[j] = h.items[j], h.items[i]
+	h.items[i].heapAt = i
+	h.items[j].heapAt = j
+}
+func (h *windowHeap[K, A]) Push(x any) {
+	ws := x.(*windowState[K, A])
+	ws.heapAt = len(h.items)
+	h.items = append(h.items, ws)
+}
+func (h *windowHeap[K, A]) Pop() any {
+	old := h.items
+	ws := old[len(old)-1]
+	old[len(old)-1] = nil
+	h.items = old[:len(old)-1]
+	ws.heapAt = -1
+	return ws
+}
+
+// LateTag is the side output of a window stage that carries records too late for all their
+// windows.
+func LateTag[T any]() Tag[T] { return NewTag[T]("late") }
