@@ -280,10 +280,21 @@ type sourceTask[T any] struct {
 	appender stream.Appender[T]
 	ic       *inst
 	push     push[T]
+	wm       func(int64)
 	buf      []stream.Record[T]
 }
 
 func (t *sourceTask[T]) Emit(r stream.Record[T]) { t.buf = append(t.buf, r) }
+
+// Watermark sends what was read before the watermark down the chain, then the watermark.
+func (t *sourceTask[T]) Watermark(w int64) {
+	if len(t.buf) > 0 {
+		t.push(t.buf)
+		clear(t.buf)
+		t.buf = t.buf[:0]
+	}
+	t.wm(w)
+}
 
 func (t *sourceTask[T]) DeadLetter(d stream.DeadLetter) {
 	if d.Stage == "" {

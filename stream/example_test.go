@@ -16,6 +16,7 @@ type emitTo[T any] func(stream.Record[T])
 
 func (f emitTo[T]) Emit(r stream.Record[T])        { f(r) }
 func (f emitTo[T]) DeadLetter(d stream.DeadLetter) { fmt.Println("dead letter:", d) }
+func (f emitTo[T]) Watermark(int64)                {}
 
 // readAll reads every split of src in batches of at most max, as the runtime's source actors
 // do, and hands each batch to batch.

@@ -56,6 +56,9 @@ type Output[T any] interface {
 	Emit(Record[T])
 	// DeadLetter reports input that could not become a record.
 	DeadLetter(DeadLetter)
+	// Watermark says that no record at or below w (Unix ms) follows from this split: for
+	// sources that know their event time (a log with its own watermarks, a test's input).
+	Watermark(w int64)
 }
 
 // Slice is a bounded source of the values of s, in order, with no timestamps. With n splits

@@ -21,6 +21,7 @@ type collectOutput[T any] struct {
 
 func (o *collectOutput[T]) Emit(r Record[T])        { o.recs = append(o.recs, r) }
 func (o *collectOutput[T]) DeadLetter(d DeadLetter) { o.dead = append(o.dead, d) }
+func (o *collectOutput[T]) Watermark(int64)         {}
 
 func (o *collectOutput[T]) values() []T {
 	vs := make([]T, len(o.recs))
