@@ -127,7 +127,18 @@ func (h *StageHarness[In]) PushRecord(recs ...stream.Record[In]) {
 	if h.src.ended {
 		h.t.Fatalf("push after End")
 	}
-	h.src.pending = append(h.src.pending, recs...)
+	for _, r := range recs {
+		h.src.pending = append(h.src.pending, input[In]{rec: r})
+	}
+	h.note(h.drv.Wake(h.vertex))
+}
+
+// Watermark feeds a watermark (Unix ms) after the records pushed so far, and runs until
+// nothing moves: event-time timers and windows the watermark passes fire.
+func (h *StageHarness[In]) Watermark(w int64) {
+	h.t.Helper()
+	h.Start()
+	h.src.pending = append(h.src.pending, input[In]{wm: w, isWM: true})
 	h.note(h.drv.Wake(h.vertex))
 }
 
@@ -248,11 +259,18 @@ func (o *Output[T]) Take() []stream.Record[T] {
 	return out
 }
 
-// inputSource is the harness's input: one split that reads what Push left, and says
-// actor.ErrWait when there is nothing until the next Push.
+// inputSource is the harness's input: one split that reads what Push and Watermark left,
+// and says actor.ErrWait when there is nothing until the next Push.
 type inputSource[T any] struct {
-	pending []stream.Record[T]
+	pending []input[T]
 	ended   bool
+}
+
+// input is a record or, when isWM, a watermark.
+type input[T any] struct {
+	rec  stream.Record[T]
+	wm   int64
+	isWM bool
 }
 
 func (s *inputSource[T]) Splits(int) ([]stream.Split[T], error) { return []stream.Split[T]{s}, nil }
@@ -264,12 +282,17 @@ func (s *inputSource[T]) Read(_ context.Context, max int, out stream.Output[T]) 
 		}
 		return 0, actor.ErrWait
 	}
-	n := min(max, len(s.pending))
-	for _, r := range s.pending[:n] {
-		out.Emit(r)
+	n, i := 0, 0
+	for ; i < len(s.pending) && n < max; i++ {
+		if in := s.pending[i]; in.isWM {
+			out.Watermark(in.wm)
+		} else {
+			out.Emit(in.rec)
+			n++
+		}
 	}
-	clear(s.pending[:n])
-	s.pending = s.pending[n:]
+	clear(s.pending[:i])
+	s.pending = s.pending[i:]
 	return n, nil
 }
 

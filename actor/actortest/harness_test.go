@@ -82,6 +82,42 @@ func newScript(t *testing.T, d *datadriven.TestData) *scriptEnv {
 		s.stage = st.Name()
 		o := actortest.Collect(h, st)
 		s.out = func() []string { return showKV(o.Take()) }
+	case "window":
+		// window tumbling=10s | hopping=10s,5s | session=3s, with lateness=D and changelog
+		var w stream.Windows
+		for _, a := range d.CmdArgs[1:] {
+			switch a.Key {
+			case "tumbling":
+				w = stream.Tumbling(dur(t, a.Vals[0]))
+			case "hopping":
+				w = stream.Hopping(dur(t, a.Vals[0]), dur(t, a.Vals[1]))
+			case "session":
+				w = stream.Session(dur(t, a.Vals[0]))
+			case "lateness":
+				stageOpts = append(stageOpts, graph.Lateness(dur(t, a.Vals[0])))
+			case "changelog":
+				stageOpts = append(stageOpts, graph.Changelog())
+			}
+		}
+		st := graph.Window(keyed, w, countSum{}, append(stageOpts, graph.Name("window"))...)
+		s.stage = st.Name()
+		o := actortest.Collect(h, st)
+		late := actortest.Collect(h, graph.SideOutput(st, stream.LateTag[Event]()))
+		s.out = func() []string {
+			var out []string
+			for _, r := range o.Take() {
+				v := r.Value
+				out = append(out, fmt.Sprintf("%s [%d,%d) count=%d sum=%d @%d%s", v.Key, v.Start, v.End, v.Value.Count, v.Value.Sum, r.Time, kindMark(r.Kind)))
+			}
+			return out
+		}
+		s.side = func() []string {
+			var out []string
+			for _, r := range late.Take() {
+				out = append(out, fmt.Sprintf("late %s %d @%d", r.Value.Key, r.Value.Value, r.Time))
+			}
+			return out
+		}
 	case "idle":
 		st := graph.Process(keyed, idleAlert(10*time.Second), graph.Name("idle"))
 		s.stage = st.Name()
@@ -116,6 +152,13 @@ func (s *scriptEnv) handle(t *testing.T, d *datadriven.TestData) string {
 			}
 		}
 		return s.flushOutput()
+	case "watermark":
+		w, err := strconv.ParseInt(d.CmdArgs[0].Key, 10, 64)
+		if err != nil {
+			return fmt.Sprintf("error: %v\n", err)
+		}
+		s.h.Watermark(w)
+		return s.flushOutput()
 	case "advance-time":
 		dur, err := time.ParseDuration(d.CmdArgs[0].Key)
 		if err != nil {
@@ -138,7 +181,7 @@ func (s *scriptEnv) handle(t *testing.T, d *datadriven.TestData) string {
 	case "stats":
 		var b strings.Builder
 		for _, st := range s.h.Stats() {
-			fmt.Fprintf(&b, "%s: in=%d out=%d dead=%d restarts=%d\n", st.Stage, st.In, st.Out, st.DeadLetters, st.Restarts)
+			fmt.Fprintf(&b, "%s: in=%d out=%d dead=%d restarts=%d late=%d\n", st.Stage, st.In, st.Out, st.DeadLetters, st.Restarts, st.Late)
 		}
 		return b.String()
 	case "error":
@@ -260,3 +303,30 @@ func idleAlert(gap time.Duration) stream.KeyedProcess[string, Event, string] {
 		},
 	}
 }
+
+func dur(t *testing.T, s string) time.Duration {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		t.Fatalf("bad duration %q: %v", s, err)
+	}
+	return d
+}
+
+// CountSum is the accumulator and result of countSum.
+type CountSum struct {
+	Count int64
+	Sum   int
+}
+
+// countSum counts and sums events' values; it retracts and merges (for sessions).
+type countSum struct{}
+
+func (countSum) Zero() CountSum { return CountSum{} }
+func (countSum) Add(a CountSum, e Event) CountSum {
+	return CountSum{a.Count + 1, a.Sum + e.Value}
+}
+func (countSum) Retract(a CountSum, e Event) CountSum {
+	return CountSum{a.Count - 1, a.Sum - e.Value}
+}
+func (countSum) Merge(a, b CountSum) CountSum  { return CountSum{a.Count + b.Count, a.Sum + b.Sum} }
+func (countSum) Result(a CountSum) CountSum    { return a }
