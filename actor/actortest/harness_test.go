@@ -328,5 +328,5 @@ func (countSum) Add(a CountSum, e Event) CountSum {
 func (countSum) Retract(a CountSum, e Event) CountSum {
 	return CountSum{a.Count - 1, a.Sum - e.Value}
 }
-func (countSum) Merge(a, b CountSum) CountSum  { return CountSum{a.Count + b.Count, a.Sum + b.Sum} }
-func (countSum) Result(a CountSum) CountSum    { return a }
+func (countSum) Merge(a, b CountSum) CountSum { return CountSum{a.Count + b.Count, a.Sum + b.Sum} }
+func (countSum) Result(a CountSum) CountSum   { return a }
