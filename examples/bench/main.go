@@ -16,6 +16,9 @@
 //   - keyed-count: key uint64(i)*2654435761 % 10000, counted per key.
 //   - backpressure: keyed-count, every update into a sink 100× slower per record than the
 //     source; checks that every update arrived and the final counts are exact.
+//   - window: 10,000 keys (key uint64(i)*2654435761 % 10000), event time i/100 ms, value
+//     i % 7; count and sum per key in tumbling 1 s event-time windows, fired by the
+//     watermark; the checksum and number of firings must equal the baseline's.
 package main
 
 import (
@@ -51,7 +54,7 @@ type result struct {
 }
 
 func main() {
-	scenario := flag.String("scenario", "keyed-count", "stateless, keyed-count or backpressure")
+	scenario := flag.String("scenario", "keyed-count", "stateless, keyed-count, backpressure or window")
 	events := flag.Int64("events", 10_000_000, "number of events")
 	parallelism := flag.Int("parallelism", runtime.GOMAXPROCS(0), "source parallelism")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the engine runs to this file")
@@ -87,8 +90,10 @@ func run(w io.Writer, scenario string, n int64, p, runs int, cpuprofile string, 
 		newBench = func() bench { return &keyedCount{} }
 	case "backpressure":
 		newBench = func() bench { return &keyedCount{slow: true} }
+	case "window":
+		newBench = func() bench { return &windowed{} }
 	default:
-		return fmt.Errorf("unknown -scenario %q (want stateless, keyed-count or backpressure)", scenario)
+		return fmt.Errorf("unknown -scenario %q (want stateless, keyed-count, backpressure or window)", scenario)
 	}
 	if cpuprofile != "" {
 		f, err := os.Create(cpuprofile)
@@ -334,3 +339,127 @@ func (k *keyedCount) check() error {
 	}
 	return errors.Join(errs...)
 }
+
+// The window scenario's events: 100 per millisecond of event time, in order.
+type tick struct {
+	Key   uint64
+	TS    int64
+	Value int64
+}
+
+func tickAt(i int64) tick { return tick{Key: key(i), TS: i / 100, Value: i % 7} }
+
+const windowSize = 1000 // ms
+
+type cs struct{ Count, Sum int64 }
+
+type countSum struct{}
+
+func (countSum) Zero() cs            { return cs{} }
+func (countSum) Add(a cs, t tick) cs { return cs{a.Count + 1, a.Sum + t.Value} }
+func (countSum) Result(a cs) cs      { return a }
+
+// firingHash mixes one firing into a value whose sum over all firings does not depend on
+// their order: engine and baseline fire the same windows in different orders.
+func firingHash(k uint64, start int64, c cs) uint64 {
+	h := k*0x9E3779B97F4A7C15 ^ uint64(start)*0xC2B2AE3D27D4EB4F ^ uint64(c.Count)*0x165667B19E3779F9 ^ uint64(c.Sum)*0x27D4EB2F165667C5
+	h ^= h >> 29
+	h *= 0xBF58476D1CE4E5B9
+	return h ^ h>>32
+}
+
+type windowed struct {
+	wantSum, wantFirings uint64
+	gotSum, gotFirings   atomic.Uint64
+}
+
+func (w *windowed) prepare(int64) {}
+
+func (w *windowed) baseline(n int64) {
+	open := make(map[uint64]cs, keys)
+	var start int64
+	var sum, firings uint64
+	fire := func() {
+		for k, c := range open {
+			sum += firingHash(k, start, c)
+			firings++
+		}
+		clear(open)
+	}
+	for i := range n {
+		t := tickAt(i)
+		if s := t.TS / windowSize * windowSize; s != start {
+			fire() // the watermark (in-order time) has passed the window's end
+			start = s
+		}
+		c := open[t.Key]
+		open[t.Key] = cs{c.Count + 1, c.Sum + t.Value}
+	}
+	fire()
+	w.wantSum, w.wantFirings = sum, firings
+}
+
+func (w *windowed) build(g *graph.Graph, n int64) {
+	src := graph.From(g, strided{n})
+	stamped := graph.Timestamps(src, func(t tick) int64 { return t.TS }, stream.Monotonous[tick]())
+	perKey := graph.KeyBy(stamped, func(t tick) uint64 { return t.Key }, graph.WithCodec(stream.JSON[tick]()))
+	results := graph.Window(perKey, stream.Tumbling(windowSize*time.Millisecond), countSum{})
+	results.To(windowSink{w})
+}
+
+type windowSink struct{ w *windowed }
+
+func (s windowSink) WriteBatch(recs []stream.Record[stream.WindowResult[uint64, cs]]) error {
+	var sum uint64
+	for _, r := range recs {
+		sum += firingHash(r.Value.Key, r.Value.Start, r.Value.Value)
+	}
+	s.w.gotSum.Add(sum)
+	s.w.gotFirings.Add(uint64(len(recs)))
+	return nil
+}
+
+func (windowSink) Close() error { return nil }
+
+func (w *windowed) check() error {
+	if w.gotFirings.Load() != w.wantFirings || w.gotSum.Load() != w.wantSum {
+		return fmt.Errorf("%d firings with checksum %x, baseline %d with %x", w.gotFirings.Load(), w.gotSum.Load(), w.wantFirings, w.wantSum)
+	}
+	return nil
+}
+
+// strided is the window scenario's source: split j of P generates events j, j+P, j+2P, ...,
+// so that all splits move through event time together (contiguous ranges would hold the
+// watermark back at the first split's pace).
+type strided struct{ n int64 }
+
+func (s strided) Splits(p int) ([]stream.Split[tick], error) {
+	out := make([]stream.Split[tick], p)
+	for j := range p {
+		out[j] = &stridedSplit{next: int64(j), step: int64(p), end: s.n}
+	}
+	return out, nil
+}
+
+type stridedSplit struct{ next, step, end int64 }
+
+func (s *stridedSplit) Read(ctx context.Context, max int, out stream.Output[tick]) (int, error) {
+	recs, err := s.Append(ctx, nil, max)
+	for _, r := range recs {
+		out.Emit(r)
+	}
+	return len(recs), err
+}
+
+func (s *stridedSplit) Append(_ context.Context, dst []stream.Record[tick], max int) ([]stream.Record[tick], error) {
+	for ; max > 0 && s.next < s.end; max-- {
+		dst = append(dst, stream.Record[tick]{Value: tickAt(s.next)})
+		s.next += s.step
+	}
+	if s.next >= s.end {
+		return dst, io.EOF
+	}
+	return dst, nil
+}
+
+func (s *stridedSplit) Close() error { return nil }
