@@ -496,28 +496,44 @@ func keyedStage[K comparable, T, O any](k Keyed[K, T], kind string, opts []Optio
 }
 
 func keyedStageOpts[K comparable, T, O any](k Keyed[K, T], kind string, opts []Option) (*stage, stageOpts) {
-	g := k.in.g()
-	ns, so := newStage[O](g, kind, opts, k.in.st)
+	ns, so := newStage[O](k.in.g(), kind, opts, k.in.st)
 	ns.root, ns.keyed = true, true
 	ns.keyDesc = typeName[K]()
 	ns.instances = func(cfg *actor.Config) (int, error) { return cfg.MaxKeyGroups, nil }
-	if k.in.st == nil || k.in.st.g != g {
-		return ns, so
-	}
+	wireKeyedInput(ns, k, 0)
+	return ns, so
+}
+
+// keyedStage2 adds a keyed stage with two inputs, ka on port 0 and kb on port 1: both are
+// partitioned by their key, so that the records of one key meet in one key group.
+func keyedStage2[K comparable, A, B, O any](ka Keyed[K, A], kb Keyed[K, B], kind string, opts []Option) (*stage, stageOpts) {
+	ns, so := newStage[O](ka.in.g(), kind, opts, ka.in.st, kb.in.st)
+	ns.root, ns.keyed = true, true
+	ns.keyDesc = typeName[K]()
+	ns.instances = func(cfg *actor.Config) (int, error) { return cfg.MaxKeyGroups, nil }
+	wireKeyedInput(ns, ka, 0)
+	wireKeyedInput(ns, kb, 1)
+	return ns, so
+}
+
+// wireKeyedInput makes k's stream feed port of keyed stage ns through a hash exchange.
+func wireKeyedInput[K comparable, T any](ns *stage, k Keyed[K, T], port int) {
 	in := k.in.st
+	if in == nil || in.g != ns.g {
+		return // reported by newStage
+	}
 	requireCodec[T](ns, in, "KeyBy", k.opts.codec)
 	outs := in.outputs.(*outputs[T])
 	key, hash := k.key, k.hash
 	writer := func(ic *inst) *actor.Writer[T] {
-		return ic.writer(ns, 0, func(g *actor.OutputGroup) any {
+		return ic.writer(ns, port, func(g *actor.OutputGroup) any {
 			n := g.Destinations()
 			return actor.NewWriter(g, func(r stream.Record[T]) int { return stream.KeyGroup(hash(key(r.Value)), n) })
 		}).(*actor.Writer[T])
 	}
 	outs.consumers = append(outs.consumers, func(ic *inst) push[T] { return writer(ic).WriteAll })
 	in.wms = append(in.wms, func(ic *inst) func(int64) { return writer(ic).Watermark })
-	in.links = append(in.links, link{to: ns, exchange: true, partitioning: actor.Hash})
-	return ns, so
+	in.links = append(in.links, link{to: ns, exchange: true, partitioning: actor.Hash, port: port})
 }
 
 // requireCodec checks at Build that the records of in, which cross a boundary between actors

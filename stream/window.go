@@ -404,6 +404,10 @@ func (h *windowHeap[K, A]) Pop() any {
 	return ws
 }
 
-// LateTag is the side output of a window stage that carries records too late for all their
-// windows.
+// LateTag is the side output of a window or join stage that carries records too late for
+// all their windows (of a join: the first input's).
 func LateTag[T any]() Tag[T] { return NewTag[T]("late") }
+
+// LateRightTag is the side output of a join stage that carries the second input's late
+// records.
+func LateRightTag[T any]() Tag[T] { return NewTag[T]("late-right") }

@@ -19,8 +19,76 @@ var Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 // It is not safe for concurrent use.
 type StageHarness[In any] struct {
 	*core
-	src   *inputSource[In]
-	input graph.Stream[In]
+	main *Input[In]
+}
+
+// inputRef is what the core knows of an input: its stage, vertex and end.
+type inputRef struct {
+	name      string
+	vertex    int
+	end       func()
+	watermark func(int64)
+}
+
+// Input is a stream the test feeds: the harness's own (Input), or more made with AddInput
+// for stages of two inputs.
+type Input[T any] struct {
+	c   *core
+	ref *inputRef
+	src *inputSource[T]
+	s   graph.Stream[T]
+}
+
+// AddInput adds another input named name to the harness's graph, for stages with two
+// inputs (joins). Call it before the first Push.
+func AddInput[T any](h Stager, name string) *Input[T] {
+	c := h.harness()
+	c.t.Helper()
+	if c.drv != nil {
+		c.t.Fatalf("add input %s: the harness has started", name)
+	}
+	return newInput[T](c, name)
+}
+
+func newInput[T any](c *core, name string) *Input[T] {
+	in := &Input[T]{c: c, src: &inputSource[T]{}}
+	in.s = graph.From[T](c.g, in.src, graph.Name(name))
+	in.ref = &inputRef{name: in.s.Name(), vertex: -1, end: func() { in.src.ended = true }, watermark: in.Watermark}
+	c.inputs = append(c.inputs, in.ref)
+	return in
+}
+
+// Stream returns the stream the input feeds.
+func (in *Input[T]) Stream() graph.Stream[T] { return in.s }
+
+// Push feeds one value with event timestamp ts (Unix ms) and runs until nothing moves.
+func (in *Input[T]) Push(v T, ts int64) { in.PushRecord(stream.Record[T]{Value: v, Time: ts}) }
+
+// Retract feeds a retraction of v.
+func (in *Input[T]) Retract(v T, ts int64) {
+	in.PushRecord(stream.Record[T]{Value: v, Time: ts, Kind: stream.Retract})
+}
+
+// PushRecord feeds records and runs until nothing moves.
+func (in *Input[T]) PushRecord(recs ...stream.Record[T]) {
+	in.c.t.Helper()
+	in.c.Start()
+	if in.src.ended {
+		in.c.t.Fatalf("push to %s after End", in.ref.name)
+	}
+	for _, r := range recs {
+		in.src.pending = append(in.src.pending, input[T]{rec: r})
+	}
+	in.c.note(in.c.drv.Wake(in.ref.vertex))
+}
+
+// Watermark feeds a watermark (Unix ms) after the records pushed so far, and runs until
+// nothing moves. A stage with several inputs moves at the lowest of their watermarks.
+func (in *Input[T]) Watermark(w int64) {
+	in.c.t.Helper()
+	in.c.Start()
+	in.src.pending = append(in.src.pending, input[T]{wm: w, isWM: true})
+	in.c.note(in.c.drv.Wake(in.ref.vertex))
 }
 
 // core is the part of a harness that does not depend on its input type.
@@ -32,8 +100,7 @@ type core struct {
 	job    *graph.Job
 	drv    *actor.SyncDriver
 	desc   graph.Description
-	input  string
-	vertex int
+	inputs []*inputRef
 	err    error
 
 	// mu guards dead: dead letters arrive through the job's callback.
@@ -52,9 +119,8 @@ func (c *core) harness() *core { return c }
 // the dead-letter output and a parallelism of 1.
 func NewStageHarness[In any](t testing.TB, opts ...graph.JobOption) *StageHarness[In] {
 	t.Helper()
-	h := &StageHarness[In]{core: &core{t: t, g: graph.New("test"), clock: stream.NewManualClock(Epoch), opts: opts}, src: &inputSource[In]{}}
-	h.input = graph.From[In](h.g, h.src, graph.Name("input"))
-	h.core.input = h.input.Name()
+	h := &StageHarness[In]{core: &core{t: t, g: graph.New("test"), clock: stream.NewManualClock(Epoch), opts: opts}}
+	h.main = newInput[In](h.core, "input")
 	t.Cleanup(func() {
 		if h.drv != nil {
 			if err := h.drv.Close(); err != nil {
@@ -66,7 +132,7 @@ func NewStageHarness[In any](t testing.TB, opts ...graph.JobOption) *StageHarnes
 }
 
 // Input returns the stream that Push feeds.
-func (h *StageHarness[In]) Input() graph.Stream[In] { return h.input }
+func (h *StageHarness[In]) Input() graph.Stream[In] { return h.main.s }
 
 // Graph returns the graph the input belongs to, for stages that start elsewhere.
 func (h *StageHarness[In]) Graph() *graph.Graph { return h.g }
@@ -92,10 +158,11 @@ func (c *core) Start() {
 		c.t.Fatalf("build the harness's graph: %v", err)
 	}
 	c.job, c.desc = job, job.Describe()
-	c.vertex = -1
-	for i, v := range c.desc.Vertices {
-		if v.Name == c.input {
-			c.vertex = i
+	for _, in := range c.inputs {
+		for i, v := range c.desc.Vertices {
+			if v.Name == in.name {
+				in.vertex = i
+			}
 		}
 	}
 	drv, err := actor.NewSyncDriver(job.Runtime())
@@ -112,43 +179,38 @@ func (c *core) note(err error) {
 	}
 }
 
-// Push feeds one value with event timestamp ts (Unix ms) and runs until nothing moves.
-func (h *StageHarness[In]) Push(v In, ts int64) { h.PushRecord(stream.Record[In]{Value: v, Time: ts}) }
+// Push feeds one value of the harness's input with event timestamp ts (Unix ms) and runs
+// until nothing moves.
+func (h *StageHarness[In]) Push(v In, ts int64) { h.main.Push(v, ts) }
 
 // Retract feeds a retraction of v.
-func (h *StageHarness[In]) Retract(v In, ts int64) {
-	h.PushRecord(stream.Record[In]{Value: v, Time: ts, Kind: stream.Retract})
-}
+func (h *StageHarness[In]) Retract(v In, ts int64) { h.main.Retract(v, ts) }
+
+// WatermarkInput feeds a watermark to the harness's own input only (Watermark feeds all).
+func (h *StageHarness[In]) WatermarkInput(w int64) { h.main.Watermark(w) }
 
 // PushRecord feeds records and runs until nothing moves.
-func (h *StageHarness[In]) PushRecord(recs ...stream.Record[In]) {
-	h.t.Helper()
-	h.Start()
-	if h.src.ended {
-		h.t.Fatalf("push after End")
+func (h *StageHarness[In]) PushRecord(recs ...stream.Record[In]) { h.main.PushRecord(recs...) }
+
+// Watermark feeds a watermark to every input, and runs until nothing moves: event-time
+// timers and windows the watermark passes fire.
+func (c *core) Watermark(w int64) {
+	c.t.Helper()
+	c.Start()
+	for _, in := range c.inputs {
+		in.watermark(w)
 	}
-	for _, r := range recs {
-		h.src.pending = append(h.src.pending, input[In]{rec: r})
-	}
-	h.note(h.drv.Wake(h.vertex))
 }
 
-// Watermark feeds a watermark (Unix ms) after the records pushed so far, and runs until
-// nothing moves: event-time timers and windows the watermark passes fire.
-func (h *StageHarness[In]) Watermark(w int64) {
-	h.t.Helper()
-	h.Start()
-	h.src.pending = append(h.src.pending, input[In]{wm: w, isWM: true})
-	h.note(h.drv.Wake(h.vertex))
-}
-
-// End ends the input: stages drain, emit what they hold back, fire pending timers and
+// End ends every input: stages drain, emit what they hold back, fire pending timers and
 // finish.
-func (h *StageHarness[In]) End() {
-	h.t.Helper()
-	h.Start()
-	h.src.ended = true
-	h.note(h.drv.Wake(h.vertex))
+func (c *core) End() {
+	c.t.Helper()
+	c.Start()
+	for _, in := range c.inputs {
+		in.end()
+		c.note(c.drv.Wake(in.vertex))
+	}
 }
 
 // Flush sends every partly filled batch, as if the linger had passed, and runs.

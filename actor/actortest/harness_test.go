@@ -44,6 +44,7 @@ func TestOperatorScripts(t *testing.T) {
 
 type scriptEnv struct {
 	h     *actortest.StageHarness[Event]
+	right *actortest.Input[Event]
 	out   func() []string
 	side  func() []string
 	stage string
@@ -118,6 +119,58 @@ func newScript(t *testing.T, d *datadriven.TestData) *scriptEnv {
 			}
 			return out
 		}
+	case "interval", "windowjoin", "tablejoin", "temporaljoin":
+		s.right = actortest.AddInput[Event](h, "right")
+		rightKeyed := graph.KeyBy(s.right.Stream(), func(e Event) string { return e.Key }, eventCodec)
+		pair := func(a, b Event) string { return fmt.Sprintf("%s: %d+%d", a.Key, a.Value, b.Value) }
+		var st graph.Stream[string]
+		switch pipeline {
+		case "interval":
+			var lower, upper time.Duration
+			for _, a := range d.CmdArgs[1:] {
+				switch a.Key {
+				case "lower":
+					lower = dur(t, a.Vals[0])
+				case "upper":
+					upper = dur(t, a.Vals[0])
+				}
+			}
+			st = graph.IntervalJoin(keyed, rightKeyed, lower, upper, pair, graph.Name("join"))
+		case "windowjoin":
+			st = graph.WindowJoin(keyed, rightKeyed, stream.Tumbling(dur(t, d.CmdArgs[1].Vals[0])),
+				func(k string, w stream.Window, as, bs []Event, emit func(string)) {
+					emit(fmt.Sprintf("%s %s: left %v right %v", k, w, values(as), values(bs)))
+				}, graph.Name("join"))
+		case "tablejoin", "temporaljoin":
+			enrich := func(e Event, v Event, found bool) (string, bool) {
+				if !found {
+					return fmt.Sprintf("%s: %d with no value", e.Key, e.Value), true
+				}
+				return pair(e, v), true
+			}
+			if pipeline == "tablejoin" {
+				st = graph.JoinTable(keyed, rightKeyed, enrich, graph.Name("join"))
+			} else {
+				st = graph.TemporalJoin(keyed, rightKeyed, enrich, graph.Name("join"))
+			}
+		}
+		s.stage = st.Name()
+		o := actortest.Collect(h, st)
+		s.out = func() []string { return showStrings(o.Take()) }
+		if pipeline == "interval" || pipeline == "windowjoin" {
+			lateL := actortest.Collect(h, graph.SideOutput(st, stream.LateTag[Event]()))
+			lateR := actortest.Collect(h, graph.SideOutput(st, stream.LateRightTag[Event]()))
+			s.side = func() []string {
+				var out []string
+				for _, r := range lateL.Take() {
+					out = append(out, fmt.Sprintf("late left %s %d @%d", r.Value.Key, r.Value.Value, r.Time))
+				}
+				for _, r := range lateR.Take() {
+					out = append(out, fmt.Sprintf("late right %s %d @%d", r.Value.Key, r.Value.Value, r.Time))
+				}
+				return out
+			}
+		}
 	case "idle":
 		st := graph.Process(keyed, idleAlert(10*time.Second), graph.Name("idle"))
 		s.stage = st.Name()
@@ -133,7 +186,7 @@ func newScript(t *testing.T, d *datadriven.TestData) *scriptEnv {
 
 func (s *scriptEnv) handle(t *testing.T, d *datadriven.TestData) string {
 	switch d.Cmd {
-	case "push", "retract":
+	case "push", "retract", "push-right", "retract-right":
 		// One event per line: key value ts.
 		for _, line := range strings.Split(strings.TrimSpace(d.Input), "\n") {
 			f := strings.Fields(line)
@@ -145,19 +198,32 @@ func (s *scriptEnv) handle(t *testing.T, d *datadriven.TestData) string {
 			if err1 != nil || err2 != nil {
 				return fmt.Sprintf("error: bad numbers in %q\n", line)
 			}
-			if d.Cmd == "push" {
-				s.h.Push(Event{Key: f[0], Value: v}, ts)
-			} else {
-				s.h.Retract(Event{Key: f[0], Value: v}, ts)
+			e := Event{Key: f[0], Value: v}
+			switch d.Cmd {
+			case "push":
+				s.h.Push(e, ts)
+			case "retract":
+				s.h.Retract(e, ts)
+			case "push-right":
+				s.right.Push(e, ts)
+			case "retract-right":
+				s.right.Retract(e, ts)
 			}
 		}
 		return s.flushOutput()
-	case "watermark":
+	case "watermark", "watermark-left", "watermark-right":
 		w, err := strconv.ParseInt(d.CmdArgs[0].Key, 10, 64)
 		if err != nil {
 			return fmt.Sprintf("error: %v\n", err)
 		}
-		s.h.Watermark(w)
+		switch d.Cmd {
+		case "watermark":
+			s.h.Watermark(w)
+		case "watermark-left":
+			s.h.WatermarkInput(w)
+		case "watermark-right":
+			s.right.Watermark(w)
+		}
 		return s.flushOutput()
 	case "advance-time":
 		dur, err := time.ParseDuration(d.CmdArgs[0].Key)
@@ -330,3 +396,11 @@ func (countSum) Retract(a CountSum, e Event) CountSum {
 }
 func (countSum) Merge(a, b CountSum) CountSum { return CountSum{a.Count + b.Count, a.Sum + b.Sum} }
 func (countSum) Result(a CountSum) CountSum   { return a }
+
+func values(es []Event) []int {
+	out := make([]int, len(es))
+	for i, e := range es {
+		out[i] = e.Value
+	}
+	return out
+}
