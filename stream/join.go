@@ -41,7 +41,9 @@ func NewIntervalJoinOperator[K comparable, A, B, O any](keyA func(A) K, keyB fun
 		join: join, out: out, lateA: lateA, lateB: lateB, wm: MinWatermark, keys: map[K]*intervalState[A, B]{}}, nil
 }
 
-func (op *IntervalJoinOperator[K, A, B, O]) late(ts int64) bool { return op.wm != MinWatermark && ts <= op.wm }
+func (op *IntervalJoinOperator[K, A, B, O]) late(ts int64) bool {
+	return op.wm != MinWatermark && ts <= op.wm
+}
 
 func (op *IntervalJoinOperator[K, A, B, O]) state(k K) *intervalState[A, B] {
 	st := op.keys[k]
