@@ -669,7 +669,7 @@ func Window[K comparable, T, A, R any](k Keyed[K, T], w stream.Windows, agg stre
 		ns.g.errorf("stage %q: aggregator is nil", ns.name)
 		return Stream[stream.WindowResult[K, R]]{st: ns}
 	}
-	wopts := stream.WindowOptions{Lateness: o.lateness, Changelog: o.changelog}
+	wopts := stream.WindowOptions{Lateness: o.lateness, Changelog: o.changelog, Trigger: o.trigger}
 	// Build the operator once here so that a wrong window setup is a Build error.
 	if _, err := stream.NewWindowOperator(k.key, w, agg, wopts, nil, nil); err != nil {
 		ns.g.errorf("stage %q: %v", ns.name, err)

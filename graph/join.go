@@ -57,7 +57,7 @@ func WindowJoin[K comparable, A, B, O any](a Keyed[K, A], b Keyed[K, B], w strea
 		}
 		return a.key(e.A)
 	}
-	wopts := stream.WindowOptions{Lateness: o.lateness, Changelog: o.changelog}
+	wopts := stream.WindowOptions{Lateness: o.lateness, Changelog: o.changelog, Trigger: o.trigger}
 	agg := stream.CoGroupAgg[A, B]{}
 	if _, err := stream.NewWindowOperator(key, w, agg, wopts, nil, nil); err != nil {
 		ns.g.errorf("stage %q: %v", ns.name, err)

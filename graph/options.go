@@ -18,6 +18,7 @@ type stageOpts struct {
 	emit      stream.EmitMode
 	lateness  time.Duration
 	changelog bool
+	trigger   stream.Trigger
 }
 
 type optFunc func(*stageOpts)
@@ -49,6 +50,9 @@ func Lateness(d time.Duration) Option { return optFunc(func(o *stageOpts) { o.la
 // Changelog makes a window stage send a retraction of a window's previous result before each
 // re-firing, instead of a plain update.
 func Changelog() Option { return optFunc(func(o *stageOpts) { o.changelog = true }) }
+
+// Trigger sets when a window stage fires (default: when the watermark passes a window's end).
+func Trigger(t stream.Trigger) Option { return optFunc(func(o *stageOpts) { o.trigger = t }) }
 
 // JobOption configures how a graph runs.
 type JobOption func(*actor.Config)

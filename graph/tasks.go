@@ -567,6 +567,7 @@ type windowTask[K comparable, T, A, R any] struct {
 }
 
 func (t *windowTask[K, T, A, R]) Process(_ int, records any, start, end int) int {
+	t.op.SetProcessingTime(t.env.Now().UnixMilli())
 	recs := records.([]stream.Record[T])[:end]
 	i := start
 	for i < len(recs) && !t.env.Blocked() {
@@ -609,6 +610,26 @@ func (t *windowTask[K, T, A, R]) EndBatch() {
 }
 
 func (t *windowTask[K, T, A, R]) Reset() { t.op.Reset() }
+
+// NextTimer is when the next processing-time firing (early firings, the processing-time
+// trigger) is due.
+func (t *windowTask[K, T, A, R]) NextTimer() (time.Time, bool) {
+	at, ok := t.op.NextTimer()
+	if !ok {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(at), true
+}
+
+// FireTimers fires the processing-time firings due at now; the runtime ends a batch after.
+func (t *windowTask[K, T, A, R]) FireTimers(now time.Time) {
+	defer func() {
+		if p := recover(); p != nil {
+			t.env.DeadLetter(stream.DeadLetter{Stage: t.name, Reason: fmt.Sprintf("panic in a processing-time firing: %v", p)})
+		}
+	}()
+	t.op.FireTimers(now.UnixMilli())
+}
 
 func (t *windowTask[K, T, A, R]) Inspect(key any) (any, bool) {
 	k, ok := key.(K)

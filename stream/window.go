@@ -36,6 +36,7 @@ const (
 	tumbling windowKind = iota + 1
 	hopping
 	session
+	global
 )
 
 // Tumbling windows are fixed, non-overlapping spans of size: [k·size, (k+1)·size).
@@ -54,6 +55,10 @@ func Hopping(size, slide time.Duration) Windows {
 func Session(gap time.Duration) Windows {
 	return Windows{kind: session, size: gap.Milliseconds()}
 }
+
+// Global is one window per key over all of time, [MinWatermark, MaxWatermark): it fires by
+// a count or processing-time trigger, and at the end of input.
+func Global() Windows { return Windows{kind: global, size: 1} }
 
 // Validate reports windows that cannot work.
 func (w Windows) Validate() error {
@@ -76,6 +81,8 @@ func (w Windows) String() string {
 		return fmt.Sprintf("hopping(%dms, %dms)", w.size, w.slide)
 	case session:
 		return fmt.Sprintf("session(%dms)", w.size)
+	case global:
+		return "global"
 	}
 	return "windows(none)"
 }
@@ -94,6 +101,8 @@ func (w Windows) assign(ts int64, buf []Window) []Window {
 	switch w.kind {
 	case session:
 		return append(buf, Window{ts, ts + w.size})
+	case global:
+		return append(buf, Window{MinWatermark, MaxWatermark})
 	default:
 		// The windows holding ts start at multiples of slide in (ts-size, ts].
 		last := floorDiv(ts, w.slide) * w.slide
@@ -108,8 +117,67 @@ func (w Windows) assign(ts int64, buf []Window) []Window {
 	}
 }
 
+// Trigger says when a window fires. The default fires when the watermark passes the
+// window's end (and again for each record within lateness).
+type Trigger struct {
+	kind  triggerKind
+	count int64
+	early time.Duration
+	purge bool
+}
+
+type triggerKind uint8
+
+const (
+	eventTimeTrigger triggerKind = iota
+	countTrigger
+	processingTimeTrigger
+)
+
+// EventTimeTrigger fires a window when the watermark passes its end: the default.
+func EventTimeTrigger() Trigger { return Trigger{} }
+
+// CountTrigger fires a window each time n more records have been added to it (with Global
+// windows: every n records of a key). A window's remaining records fire when it is dropped
+// and at the end of input, so that none is lost.
+func CountTrigger(n int64) Trigger { return Trigger{kind: countTrigger, count: n} }
+
+// ProcessingTimeTrigger fires a window when processing time (the clock, in Unix ms)
+// reaches its end. Its state is still dropped by the watermark, after lateness; content not
+// yet fired then fires.
+func ProcessingTimeTrigger() Trigger { return Trigger{kind: processingTimeTrigger} }
+
+// WithEarlyFirings makes an event-time trigger also fire a window every d of processing time
+// while it is open and has changed since it last fired (speculative results before the
+// watermark's final one).
+func (t Trigger) WithEarlyFirings(d time.Duration) Trigger {
+	t.early = d
+	return t
+}
+
+// Purging makes each firing empty the window (fire and purge), so that the next firing
+// covers only what came after; the default accumulates.
+func (t Trigger) Purging() Trigger {
+	t.purge = true
+	return t
+}
+
+func (t Trigger) validate() error {
+	switch {
+	case t.kind == countTrigger && t.count < 1:
+		return fmt.Errorf("count trigger of %d: want at least 1", t.count)
+	case t.early < 0:
+		return fmt.Errorf("early firings every %v: negative", t.early)
+	case t.early > 0 && t.kind != eventTimeTrigger:
+		return errors.New("early firings go with the event-time trigger only")
+	}
+	return nil
+}
+
 // WindowOptions tunes a window operator.
 type WindowOptions struct {
+	// Trigger says when windows fire (default: when the watermark passes their end).
+	Trigger Trigger
 	// Lateness is how long after a window's end (in event time) records may still update
 	// it; each such record fires the window again. 0: none.
 	Lateness time.Duration
@@ -147,17 +215,27 @@ type WindowOperator[K comparable, T, A, R any] struct {
 	due    windowHeap[K, A]
 	seq    uint64
 	assign []Window
+	// now is the processing time (ms) the caller last gave; timers holds processing-time
+	// firings (of the processing-time trigger, and early firings).
+	now    int64
+	timers procHeap[K, A]
 }
 
 type windowState[K comparable, A any] struct {
 	key    K
 	w      Window
 	acc    A
-	fired  bool
-	last   any // the last result sent, for changelog retractions
+	fired  bool // it has fired at least once (early firings count)
+	onTime bool // the watermark has passed its end and it has fired for that
+	last   any  // the last result sent, for changelog retractions
 	gone   bool
 	seq    uint64
 	heapAt int
+	// n counts the records added since the last firing; dirty says there are some.
+	n     int64
+	dirty bool
+	// earlyAt is when the next early firing is due (processing time, ms); 0: none.
+	earlyAt int64
 }
 
 // NewWindowOperator returns a window operator that keys records with key, aggregates them
@@ -171,9 +249,18 @@ func NewWindowOperator[K comparable, T, A, R any](key func(T) K, windows Windows
 	if opts.Lateness < 0 {
 		return nil, fmt.Errorf("windows: negative lateness %v", opts.Lateness)
 	}
+	if err := opts.Trigger.validate(); err != nil {
+		return nil, fmt.Errorf("windows: %w", err)
+	}
+	if windows.kind == global && opts.Trigger.kind == eventTimeTrigger && opts.Trigger.early == 0 {
+		// Legal, but it fires only at the end of input: the usual mistake is a missing
+		// count trigger, so say so where the graph is built.
+		return nil, errors.New("windows: global windows with the event-time trigger fire only at the end of input; give a CountTrigger or a ProcessingTimeTrigger")
+	}
 	op := &WindowOperator[K, T, A, R]{key: key, windows: windows, agg: agg, opts: opts, lateness: opts.Lateness.Milliseconds(),
 		out: out, late: late, wm: MinWatermark, keys: map[K][]*windowState[K, A]{}}
 	op.due.lateness = op.lateness
+	op.due.byEnd = opts.Trigger.kind == eventTimeTrigger
 	if r, ok := agg.(Retracter[T, A]); ok {
 		op.retract = r.Retract
 	}
@@ -219,9 +306,7 @@ func (op *WindowOperator[K, T, A, R]) Process(r Record[T]) error {
 			ws = op.open(k, w, op.agg.Zero())
 		}
 		op.add(ws, r)
-		if w.End <= op.wm {
-			op.fire(ws)
-		}
+		op.afterAdd(ws)
 	}
 	if !accepted {
 		op.late(r)
@@ -233,12 +318,14 @@ func (op *WindowOperator[K, T, A, R]) processSession(k K, r Record[T]) error {
 	w := Window{r.Time, r.Time + op.windows.size}
 	acc := op.agg.Zero()
 	merged := false
+	var n int64
 	list := op.keys[k]
 	kept := list[:0]
 	for _, ws := range list {
 		if ws.w.Start <= w.End && ws.w.End >= w.Start {
 			w = Window{min(w.Start, ws.w.Start), max(w.End, ws.w.End)}
 			acc = op.merge(acc, ws.acc)
+			n += ws.n
 			merged = true
 			ws.gone = true
 			heap.Remove(&op.due, ws.heapAt)
@@ -257,10 +344,33 @@ func (op *WindowOperator[K, T, A, R]) processSession(k K, r Record[T]) error {
 	}
 	ws := op.open(k, w, acc)
 	op.add(ws, r)
-	if w.End <= op.wm {
-		op.fire(ws)
-	}
+	ws.n += n // records of the merged parts not yet fired
+
+	op.afterAdd(ws)
 	return nil
+}
+
+// afterAdd applies the trigger to a window a record was just added to.
+func (op *WindowOperator[K, T, A, R]) afterAdd(ws *windowState[K, A]) {
+	switch t := op.opts.Trigger; t.kind {
+	case eventTimeTrigger:
+		if ws.w.End <= op.wm {
+			op.fire(ws)
+			ws.onTime = true
+		} else if t.early > 0 && ws.earlyAt == 0 {
+			ws.earlyAt = op.now + t.early.Milliseconds()
+			heap.Push(&op.timers, procTimer[K, A]{at: ws.earlyAt, ws: ws})
+		}
+	case countTrigger:
+		if ws.n >= t.count {
+			op.fire(ws)
+		}
+	case processingTimeTrigger:
+		if ws.earlyAt == 0 {
+			ws.earlyAt = ws.w.End
+			heap.Push(&op.timers, procTimer[K, A]{at: ws.earlyAt, ws: ws})
+		}
+	}
 }
 
 func (op *WindowOperator[K, T, A, R]) find(k K, w Window) *windowState[K, A] {
@@ -286,6 +396,8 @@ func (op *WindowOperator[K, T, A, R]) add(ws *windowState[K, A], r Record[T]) {
 	} else {
 		ws.acc = op.agg.Add(ws.acc, r.Value)
 	}
+	ws.n++
+	ws.dirty = true
 }
 
 func (op *WindowOperator[K, T, A, R]) fire(ws *windowState[K, A]) {
@@ -298,6 +410,10 @@ func (op *WindowOperator[K, T, A, R]) fire(ws *windowState[K, A]) {
 	ws.fired = true
 	if op.opts.Changelog {
 		ws.last = res
+	}
+	ws.n, ws.dirty = 0, false
+	if op.opts.Trigger.purge {
+		ws.acc = op.agg.Zero()
 	}
 }
 
@@ -313,16 +429,79 @@ func (op *WindowOperator[K, T, A, R]) Advance(w int64) {
 		if op.due.at(0) > w {
 			return
 		}
-		if !ws.fired {
+		if op.due.byEnd && !ws.onTime {
 			op.fire(ws)
+			ws.onTime = true
 			if !op.tooLate(ws.w) {
 				heap.Fix(&op.due, 0) // now due at end + lateness
 				continue
 			}
 		}
 		heap.Pop(&op.due)
+		if ws.dirty && (!op.due.byEnd || w == MaxWatermark) {
+			// Other triggers' windows: what has not fired yet fires before the state goes,
+			// so that no record is lost.
+			op.fire(ws)
+		}
 		op.drop(ws)
 	}
+}
+
+// SetProcessingTime tells the operator the processing time (Unix ms), for the early
+// firings and processing-time triggers that records schedule.
+func (op *WindowOperator[K, T, A, R]) SetProcessingTime(now int64) { op.now = now }
+
+// NextTimer returns when the next processing-time firing is due (Unix ms).
+func (op *WindowOperator[K, T, A, R]) NextTimer() (int64, bool) {
+	for op.timers.Len() > 0 {
+		t := op.timers[0]
+		if !t.ws.gone && t.ws.earlyAt == t.at {
+			return t.at, true
+		}
+		heap.Pop(&op.timers) // stale: fired, rescheduled or dropped since
+	}
+	return 0, false
+}
+
+// FireTimers fires the processing-time firings due at now (Unix ms): windows of the
+// processing-time trigger whose end has come, and early firings of windows that changed.
+func (op *WindowOperator[K, T, A, R]) FireTimers(now int64) {
+	op.now = max(op.now, now)
+	for op.timers.Len() > 0 && op.timers[0].at <= now {
+		t := heap.Pop(&op.timers).(procTimer[K, A])
+		ws := t.ws
+		if ws.gone || ws.earlyAt != t.at {
+			continue
+		}
+		ws.earlyAt = 0
+		if ws.dirty {
+			op.fire(ws)
+		}
+		if op.opts.Trigger.early > 0 && !ws.onTime {
+			ws.earlyAt = now + op.opts.Trigger.early.Milliseconds()
+			heap.Push(&op.timers, procTimer[K, A]{at: ws.earlyAt, ws: ws})
+		}
+	}
+}
+
+type procTimer[K comparable, A any] struct {
+	at int64
+	ws *windowState[K, A]
+}
+
+type procHeap[K comparable, A any] []procTimer[K, A]
+
+func (h procHeap[K, A]) Len() int { return len(h) }
+func (h procHeap[K, A]) Less(i, j int) bool {
+	return h[i].at < h[j].at || (h[i].at == h[j].at && h[i].ws.seq < h[j].ws.seq)
+}
+func (h procHeap[K, A]) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *procHeap[K, A]) Push(x any)   { *h = append(*h, x.(procTimer[K, A])) }
+func (h *procHeap[K, A]) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 func (op *WindowOperator[K, T, A, R]) drop(ws *windowState[K, A]) {
@@ -361,6 +540,7 @@ func (op *WindowOperator[K, T, A, R]) Get(key K) map[Window]A {
 func (op *WindowOperator[K, T, A, R]) Reset() {
 	op.keys = map[K][]*windowState[K, A]{}
 	op.due.items = nil
+	op.timers = nil
 }
 
 // windowHeap orders windows by when they are next due: their end until they fire, then the
@@ -368,13 +548,20 @@ func (op *WindowOperator[K, T, A, R]) Reset() {
 type windowHeap[K comparable, A any] struct {
 	items    []*windowState[K, A]
 	lateness int64
+	// byEnd says windows fire at their end (the event-time trigger); otherwise the heap
+	// only drops them, at end + lateness.
+	byEnd bool
 }
 
 func (h *windowHeap[K, A]) at(i int) int64 {
-	if h.items[i].fired {
-		return h.items[i].w.End + h.lateness
+	end := h.items[i].w.End
+	if h.items[i].onTime || !h.byEnd {
+		if end > MaxWatermark-h.lateness {
+			return MaxWatermark
+		}
+		return end + h.lateness
 	}
-	return h.items[i].w.End
+	return end
 }
 
 func (h *windowHeap[K, A]) Len() int { return len(h.items) }

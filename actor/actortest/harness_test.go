@@ -86,8 +86,20 @@ func newScript(t *testing.T, d *datadriven.TestData) *scriptEnv {
 	case "window":
 		// window tumbling=10s | hopping=10s,5s | session=3s, with lateness=D and changelog
 		var w stream.Windows
+		trigger := stream.EventTimeTrigger()
 		for _, a := range d.CmdArgs[1:] {
 			switch a.Key {
+			case "global":
+				w = stream.Global()
+			case "count":
+				n, _ := strconv.ParseInt(a.Vals[0], 10, 64)
+				trigger = stream.CountTrigger(n)
+			case "processing":
+				trigger = stream.ProcessingTimeTrigger()
+			case "early":
+				trigger = trigger.WithEarlyFirings(dur(t, a.Vals[0]))
+			case "purge":
+				trigger = trigger.Purging()
 			case "tumbling":
 				w = stream.Tumbling(dur(t, a.Vals[0]))
 			case "hopping":
@@ -100,7 +112,7 @@ func newScript(t *testing.T, d *datadriven.TestData) *scriptEnv {
 				stageOpts = append(stageOpts, graph.Changelog())
 			}
 		}
-		st := graph.Window(keyed, w, countSum{}, append(stageOpts, graph.Name("window"))...)
+		st := graph.Window(keyed, w, countSum{}, append(stageOpts, graph.Name("window"), graph.Trigger(trigger))...)
 		s.stage = st.Name()
 		o := actortest.Collect(h, st)
 		late := actortest.Collect(h, graph.SideOutput(st, stream.LateTag[Event]()))

@@ -392,7 +392,10 @@ var modes = []struct {
 	{"session/2s/lateness3s/delay0", refMode{Session: 2000, Lateness: 3000}},
 }
 
-const seeds = 10
+var (
+	seeds    = flag.Uint64("windowcount.seeds", 10, "number of generated inputs per mode")
+	onlySeed = flag.Uint64("windowcount.seed", 0, "if not 0, run TestAgainstReference on this seed only")
+)
 
 // TestAgainstReference runs the program on generated inputs in every mode and compares
 // stdout, the late file and the malformed lines reported on stderr with the reference.
@@ -400,7 +403,10 @@ func TestAgainstReference(t *testing.T) {
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) {
 			t.Parallel()
-			for seed := uint64(1); seed <= seeds; seed++ {
+			for seed := uint64(1); seed <= *seeds; seed++ {
+				if *onlySeed != 0 && seed != *onlySeed {
+					continue
+				}
 				input := genInput(seed)
 				want := reference(input, m.mode)
 				got := runBinary(t, input, modeFlags(m.mode))
@@ -420,7 +426,7 @@ func TestAgainstReference(t *testing.T) {
 func TestGeneratorCoverage(t *testing.T) {
 	for _, m := range modes {
 		var late, malformed, refirings, negative int
-		for seed := uint64(1); seed <= seeds; seed++ {
+		for seed := uint64(1); seed <= *seeds; seed++ {
 			res := reference(genInput(seed), m.mode)
 			late += len(res.Late)
 			malformed += len(res.Malformed)
