@@ -691,3 +691,62 @@ func Window[K comparable, T, A, R any](k Keyed[K, T], w stream.Windows, agg stre
 	}
 	return Stream[stream.WindowResult[K, R]]{st: ns}
 }
+
+// ProcessWindow keeps every record of each key's event-time windows and, when a window
+// fires, calls fn with the key, the window and all its records (in arrival order), which
+// emits any number of results stamped with the window's end − 1 (Flink's
+// ProcessWindowFunction). It costs memory per record; prefer Window with an Aggregator when
+// the result can be computed incrementally. Options and late records are as for Window;
+// with Changelog, a re-firing's retraction is not passed to fn.
+func ProcessWindow[K comparable, T, O any](k Keyed[K, T], w stream.Windows, fn func(key K, win stream.Window, elems []T, emit func(O)), opts ...Option) Stream[O] {
+	ns, o := keyedStageOpts[K, T, O](k, "processWindow", opts)
+	ns.keyDesc += ", " + w.String()
+	nilFunc(ns.g, ns, "window function", fn == nil)
+	agg := stream.Collecting[T]{}
+	wopts := stream.WindowOptions{Lateness: o.lateness, Changelog: o.changelog, Trigger: o.trigger}
+	if _, err := stream.NewWindowOperator(k.key, w, agg, wopts, nil, nil); err != nil {
+		ns.g.errorf("stage %q: %v", ns.name, err)
+		return Stream[O]{st: ns}
+	}
+	late := stream.LateTag[T]().Name()
+	ns.newTask = func(ic *inst) (actor.Task, error) {
+		t := &windowTask[K, T, []T, []T]{env: ic.env, name: ns.name, ic: ic, wm: wmOf(ic, ns)}
+		out := newOutBuffer(ic, pushOf[O](ic, ns))
+		var ts int64
+		emit := func(v O) { out.add(stream.Record[O]{Value: v, Time: ts}) }
+		// The window task's own buffer holds the operator's results; fn turns each into O.
+		t.out = newOutBuffer[stream.WindowResult[K, []T]](ic, func(recs []stream.Record[stream.WindowResult[K, []T]]) {
+			for _, r := range recs {
+				if r.Kind == stream.Retract {
+					continue
+				}
+				ts = r.Time
+				callWindowFunc(ic.env, ns.name, r, func() {
+					fn(r.Value.Key, stream.Window{Start: r.Value.Start, End: r.Value.End}, r.Value.Value, emit)
+				})
+			}
+			out.flush()
+		})
+		op, err := stream.NewWindowOperator(k.key, w, agg, wopts, t.out.add, func(r stream.Record[T]) {
+			ic.env.Metrics.Late.Add(1)
+			ic.side(ns, late, r.Value, r.Time)
+		})
+		if err != nil {
+			return nil, err
+		}
+		t.op = op
+		return t, nil
+	}
+	return Stream[O]{st: ns}
+}
+
+// callWindowFunc calls f, the window function of one firing; a panic costs that firing a
+// dead letter, with the window's result as its value.
+func callWindowFunc[R any](env *actor.Env, stage string, r stream.Record[R], f func()) {
+	defer func() {
+		if p := recover(); p != nil {
+			env.DeadLetter(stream.DeadLetter{Stage: stage, Reason: fmt.Sprintf("panic in the window function: %v", p), Value: r.Value, Time: r.Time})
+		}
+	}()
+	f()
+}

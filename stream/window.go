@@ -598,3 +598,12 @@ func LateTag[T any]() Tag[T] { return NewTag[T]("late") }
 // LateRightTag is the side output of a join stage that carries the second input's late
 // records.
 func LateRightTag[T any]() Tag[T] { return NewTag[T]("late-right") }
+
+// Collecting is the aggregator of ProcessWindow: it keeps every record of a window, in
+// arrival order. It merges (for sessions) and cannot retract.
+type Collecting[T any] struct{}
+
+func (Collecting[T]) Zero() []T            { return nil }
+func (Collecting[T]) Add(acc []T, v T) []T { return append(acc, v) }
+func (Collecting[T]) Merge(a, b []T) []T   { return append(append([]T(nil), a...), b...) }
+func (Collecting[T]) Result(acc []T) []T   { return acc }

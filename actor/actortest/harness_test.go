@@ -131,6 +131,17 @@ func newScript(t *testing.T, d *datadriven.TestData) *scriptEnv {
 			}
 			return out
 		}
+	case "processwindow":
+		st := graph.ProcessWindow(keyed, stream.Tumbling(dur(t, d.CmdArgs[1].Vals[0])),
+			func(k string, w stream.Window, es []Event, emit func(string)) {
+				if len(es) == 13 {
+					panic("thirteen")
+				}
+				emit(fmt.Sprintf("%s %s: %v", k, w, values(es)))
+			}, append(stageOpts, graph.Name("window"))...)
+		s.stage = st.Name()
+		o := actortest.Collect(h, st)
+		s.out = func() []string { return showStrings(o.Take()) }
 	case "interval", "windowjoin", "tablejoin", "temporaljoin":
 		s.right = actortest.AddInput[Event](h, "right")
 		rightKeyed := graph.KeyBy(s.right.Stream(), func(e Event) string { return e.Key }, eventCodec)
