@@ -37,6 +37,7 @@ const (
 	hopping
 	session
 	global
+	sliding
 )
 
 // Tumbling windows are fixed, non-overlapping spans of size: [k·size, (k+1)·size).
@@ -56,6 +57,12 @@ func Session(gap time.Duration) Windows {
 	return Windows{kind: session, size: gap.Milliseconds()}
 }
 
+// Sliding windows are Kafka Streams' sliding windows: a window per record, covering the
+// records of its key within diff before it, [ts−diff, ts] (in this package's half-open
+// terms [ts−diff, ts+1)). A record also joins the windows of the key's records up to diff
+// after it, when it arrives out of order. Each window fires like any other.
+func Sliding(diff time.Duration) Windows { return Windows{kind: sliding, size: diff.Milliseconds()} }
+
 // Global is one window per key over all of time, [MinWatermark, MaxWatermark): it fires by
 // a count or processing-time trigger, and at the end of input.
 func Global() Windows { return Windows{kind: global, size: 1} }
@@ -65,7 +72,9 @@ func (w Windows) Validate() error {
 	switch {
 	case w.kind == 0:
 		return errors.New("windows: none chosen (use Tumbling, Hopping or Session)")
-	case w.size <= 0:
+	case w.kind == sliding && w.size < 0:
+		return fmt.Errorf("windows: sliding difference %dms is negative", w.size)
+	case w.kind != sliding && w.size <= 0:
 		return fmt.Errorf("windows: size %dms must be at least 1ms", w.size)
 	case w.kind == hopping && (w.slide <= 0 || w.slide > w.size):
 		return fmt.Errorf("windows: slide %dms must be in [1ms, size %dms]", w.slide, w.size)
@@ -83,6 +92,8 @@ func (w Windows) String() string {
 		return fmt.Sprintf("session(%dms)", w.size)
 	case global:
 		return "global"
+	case sliding:
+		return fmt.Sprintf("sliding(%dms)", w.size)
 	}
 	return "windows(none)"
 }
@@ -219,6 +230,9 @@ type WindowOperator[K comparable, T, A, R any] struct {
 	// firings (of the processing-time trigger, and early firings).
 	now    int64
 	timers procHeap[K, A]
+	// buffered holds records of sliding windows that later records' windows may need.
+	buffered map[K][]Record[T]
+	expiry   expiryHeap[K]
 }
 
 type windowState[K comparable, A any] struct {
@@ -291,8 +305,11 @@ func (op *WindowOperator[K, T, A, R]) Process(r Record[T]) error {
 		return fmt.Errorf("retract into windows: %w", ErrCannotRetract)
 	}
 	k := op.key(r.Value)
-	if op.windows.kind == session {
+	switch op.windows.kind {
+	case session:
 		return op.processSession(k, r)
+	case sliding:
+		return op.processSliding(k, r)
 	}
 	op.assign = op.windows.assign(r.Time, op.assign[:0])
 	accepted := false
@@ -373,6 +390,49 @@ func (op *WindowOperator[K, T, A, R]) afterAdd(ws *windowState[K, A]) {
 	}
 }
 
+// processSliding adds r to the live windows of its key that cover it, opens its own window
+// over the key's records within diff before it, and keeps r for the windows of records up
+// to diff after it that may still come.
+func (op *WindowOperator[K, T, A, R]) processSliding(k K, r Record[T]) error {
+	accepted, own := false, false
+	for _, ws := range op.keys[k] {
+		if ws.w.Start <= r.Time && r.Time < ws.w.End && !op.tooLate(ws.w) {
+			op.add(ws, r)
+			op.afterAdd(ws)
+			accepted = true
+			own = own || ws.w.End == r.Time+1
+		}
+	}
+	w := Window{r.Time - op.windows.size, r.Time + 1}
+	if !own && !op.tooLate(w) {
+		acc := op.agg.Zero()
+		for _, b := range op.buffered[k] {
+			if b.Time >= w.Start && b.Time <= r.Time {
+				if b.Kind == Retract {
+					acc = op.retract(acc, b.Value)
+				} else {
+					acc = op.agg.Add(acc, b.Value)
+				}
+			}
+		}
+		ws := op.open(k, w, acc)
+		op.add(ws, r)
+		op.afterAdd(ws)
+		accepted = true
+	}
+	if !accepted {
+		op.late(r)
+		return nil
+	}
+	// r can join the window of a later record t ≤ r.ts+diff that is not too late.
+	if op.buffered == nil {
+		op.buffered = map[K][]Record[T]{}
+	}
+	op.buffered[k] = append(op.buffered[k], r)
+	heap.Push(&op.expiry, expiry[K]{at: r.Time + op.windows.size + 1 + op.lateness, key: k})
+	return nil
+}
+
 func (op *WindowOperator[K, T, A, R]) find(k K, w Window) *windowState[K, A] {
 	for _, ws := range op.keys[k] {
 		if ws.w == w {
@@ -424,6 +484,16 @@ func (op *WindowOperator[K, T, A, R]) Advance(w int64) {
 		return
 	}
 	op.wm = w
+	for op.expiry.Len() > 0 && op.expiry[0].at <= w {
+		e := heap.Pop(&op.expiry).(expiry[K])
+		// A window [t−diff, t+1) with t ≥ b.ts is too late once t+1+lateness ≤ w.
+		kept := keep(op.buffered[e.key], func(b Record[T]) bool { return b.Time+op.windows.size+1+op.lateness > w })
+		if len(kept) == 0 {
+			delete(op.buffered, e.key)
+		} else {
+			op.buffered[e.key] = kept
+		}
+	}
 	for op.due.Len() > 0 {
 		ws := op.due.items[0]
 		if op.due.at(0) > w {
@@ -541,6 +611,8 @@ func (op *WindowOperator[K, T, A, R]) Reset() {
 	op.keys = map[K][]*windowState[K, A]{}
 	op.due.items = nil
 	op.timers = nil
+	op.buffered = nil
+	op.expiry = nil
 }
 
 // windowHeap orders windows by when they are next due: their end until they fire, then the

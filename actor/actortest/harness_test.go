@@ -91,6 +91,8 @@ func newScript(t *testing.T, d *datadriven.TestData) *scriptEnv {
 			switch a.Key {
 			case "global":
 				w = stream.Global()
+			case "sliding":
+				w = stream.Sliding(dur(t, a.Vals[0]))
 			case "count":
 				n, _ := strconv.ParseInt(a.Vals[0], 10, 64)
 				trigger = stream.CountTrigger(n)
