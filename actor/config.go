@@ -37,6 +37,10 @@ type Config struct {
 	Placement Placement
 	// ErrorPolicy says what a stage does when a user function fails. Default: Skip.
 	ErrorPolicy ErrorPolicy
+	// IdleTimeout is how long an input channel may send nothing before it stops holding
+	// back its receiver's watermark (the minimum over its channels); it counts again as
+	// soon as it sends. 0: channels never go idle, and one silent input stops event time.
+	IdleTimeout time.Duration
 	// DeadLetters receives every record that could not be processed, with the reason. It
 	// is called from many actors at once. Default: a warning in the log. Dead letters are
 	// counted per stage either way.
@@ -55,10 +59,11 @@ func (c *Config) Validate() error {
 		{"batch size", int64(c.BatchSize), 0},
 		{"credits", int64(c.Credits), 0},
 		{"linger", int64(c.Linger), 0},
+		{"idle timeout", int64(c.IdleTimeout), 0},
 	}
 	for _, ch := range checks {
 		if ch.v < ch.min {
-			if ch.name == "linger" {
+			if ch.name == "linger" || ch.name == "idle timeout" {
 				return fmt.Errorf("config: %s %v is negative", ch.name, time.Duration(ch.v))
 			}
 			return fmt.Errorf("config: %s %d is negative", ch.name, ch.v)

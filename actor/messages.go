@@ -61,4 +61,5 @@ type (
 	pullMsg      struct{}
 	flushTickMsg struct{}
 	timerTickMsg struct{}
+	idleTickMsg  struct{}
 )

@@ -45,6 +45,12 @@ type runner struct {
 	channels int
 	chanWM   map[int]int64
 	wm       int64
+	// With an IdleTimeout: when each channel last sent, when the instance started, and the
+	// periodic check that lets idle channels go.
+	chanSeen  map[int]time.Time
+	started   time.Time
+	idleArmed bool
+	idleStop  func() bool
 
 	stalled      int
 	stalledSince time.Time
@@ -67,6 +73,7 @@ func (r *runner) receive(msg any) {
 	}
 	switch m := msg.(type) {
 	case startMsg:
+		r.started = r.env.Now()
 		if r.vertex.Source {
 			r.schedulePull()
 		} else if r.eosLeft == 0 {
@@ -79,6 +86,12 @@ func (r *runner) receive(msg any) {
 		}
 	case *Batch:
 		r.env.Metrics.In.Add(int64(m.N))
+		if r.env.Config.IdleTimeout > 0 {
+			if r.chanSeen == nil {
+				r.chanSeen = map[int]time.Time{}
+			}
+			r.chanSeen[m.From] = r.env.Now()
+		}
 		r.queue = append(r.queue, m)
 		r.env.Metrics.noteQueued(len(r.queue))
 		r.drain()
@@ -97,6 +110,10 @@ func (r *runner) receive(msg any) {
 		for _, g := range r.outputs {
 			g.flush()
 		}
+	case idleTickMsg:
+		r.idleArmed = false
+		r.lowerWatermark()
+		r.afterWork()
 	case timerTickMsg:
 		r.timerStop = nil
 		r.task.FireTimers(r.env.Now())
@@ -194,12 +211,35 @@ func (r *runner) channelWatermark(from int, w int64) {
 		return
 	}
 	r.chanWM[from] = w
-	if len(r.chanWM) < r.channels {
-		return
+	r.lowerWatermark()
+}
+
+// lowerWatermark recomputes the minimum over the input channels, leaving out those idle
+// past IdleTimeout (unless all are), and hands it to the task when it has advanced.
+func (r *runner) lowerWatermark() {
+	idle := r.env.Config.IdleTimeout
+	var now time.Time
+	if idle > 0 {
+		now = r.env.Now()
 	}
-	low := MaxWatermark
-	for _, cw := range r.chanWM {
+	if len(r.chanWM) < r.channels && (idle == 0 || now.Sub(r.started) < idle) {
+		return // a channel that has said nothing yet holds event time back
+	}
+	for from, seen := range r.chanSeen {
+		if _, ok := r.chanWM[from]; !ok && now.Sub(seen) < idle {
+			return // awake, and no watermark yet: it holds event time back
+		}
+	}
+	low, counted := MaxWatermark, 0
+	for from, cw := range r.chanWM {
+		if idle > 0 && cw != MaxWatermark && now.Sub(r.chanSeen[from]) >= idle {
+			continue
+		}
 		low = min(low, cw)
+		counted++
+	}
+	if counted == 0 {
+		return
 	}
 	if low > r.wm {
 		r.wm = low
@@ -224,6 +264,10 @@ func (r *runner) afterWork() {
 				break
 			}
 		}
+	}
+	if idle := r.env.Config.IdleTimeout; idle > 0 && !r.idleArmed && !r.finishing && r.channels > 0 {
+		r.idleArmed = true
+		r.idleStop = r.after(idle, idleTickMsg{})
 	}
 	if at, ok := r.task.NextTimer(); ok && (r.timerStop == nil || at.Before(r.timerAt)) {
 		if r.timerStop != nil {
@@ -302,6 +346,10 @@ func (r *runner) tryFinish() {
 }
 
 func (r *runner) stopTimers() {
+	if r.idleStop != nil {
+		r.idleStop()
+		r.idleStop = nil
+	}
 	if r.lingerStop != nil {
 		r.lingerStop()
 		r.lingerStop = nil

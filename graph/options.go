@@ -69,6 +69,10 @@ func BatchSize(n int) JobOption { return func(c *actor.Config) { c.BatchSize = n
 // Linger sets how long a partly filled batch may wait (default 5ms).
 func Linger(d time.Duration) JobOption { return func(c *actor.Config) { c.Linger = d } }
 
+// IdleTimeout lets an input that has sent nothing for d stop holding back the watermark of
+// the stages it feeds (default 0: never).
+func IdleTimeout(d time.Duration) JobOption { return func(c *actor.Config) { c.IdleTimeout = d } }
+
 // Credits sets how many batches may be in flight per channel (default 4).
 func Credits(n int) JobOption { return func(c *actor.Config) { c.Credits = n } }
 

@@ -373,7 +373,10 @@ func (op *WindowOperator[K, T, A, R]) afterAdd(ws *windowState[K, A]) {
 	case eventTimeTrigger:
 		if ws.w.End <= op.wm {
 			op.fire(ws)
-			ws.onTime = true
+			if !ws.onTime {
+				ws.onTime = true
+				heap.Fix(&op.due, ws.heapAt) // now due at end + lateness, not at end
+			}
 		} else if t.early > 0 && ws.earlyAt == 0 {
 			ws.earlyAt = op.now + t.early.Milliseconds()
 			heap.Push(&op.timers, procTimer[K, A]{at: ws.earlyAt, ws: ws})

@@ -63,6 +63,8 @@ func newScript(t *testing.T, d *datadriven.TestData) *scriptEnv {
 		case "emit":
 			m := map[string]stream.EmitMode{"per-batch": stream.EmitPerBatch, "every-update": stream.EmitEveryUpdate, "at-end": stream.EmitAtEnd}[a.Vals[0]]
 			stageOpts = append(stageOpts, graph.Emit(m))
+		case "idle":
+			opts = append(opts, graph.IdleTimeout(dur(t, a.Vals[0])))
 		case "policy":
 			p := map[string]actor.ErrorPolicy{"skip": actor.Skip, "restart": actor.RestartStage, "fail": actor.FailJob}[a.Vals[0]]
 			opts = append(opts, graph.OnError(p))
