@@ -586,13 +586,17 @@ func Rebalance[T any](s Stream[T], opts ...Option) Stream[T] {
 // Process runs fn per key: the most general keyed stage, with per-key state, timers and
 // side outputs.
 func Process[K comparable, T, O any](k Keyed[K, T], fn stream.KeyedProcess[K, T, O], opts ...Option) Stream[O] {
-	ns := keyedStage[K, T, O](k, "process", opts)
+	ns, o := keyedStageOpts[K, T, O](k, "process", opts)
 	nilFunc(ns.g, ns, "OnRecord", fn.OnRecord == nil)
 	ns.newTask = func(ic *inst) (actor.Task, error) {
 		t := &processTask[K, T, O]{env: ic.env, name: ns.name, ic: ic, wm: wmOf(ic, ns)}
 		t.out = newOutBuffer(ic, pushOf[O](ic, ns))
 		emitter := stream.NewEmitter(t.out.add, func(tag string, v any, ts int64) { ic.side(ns, tag, v, ts) })
 		t.op = stream.NewProcessOperator(k.key, fn, emitter)
+		if err := t.op.SetTTL(o.ttl); err != nil {
+			return nil, err
+		}
+		t.ttl = o.ttl
 		t.handle = t.process
 		return t, nil
 	}
@@ -606,12 +610,16 @@ func Aggregate[K comparable, T, A, R any](k Keyed[K, T], agg stream.Aggregator[T
 }
 
 func aggregate[K comparable, T, A, R any](k Keyed[K, T], agg stream.Aggregator[T, A, R], kind string, opts []Option) Stream[stream.KV[K, R]] {
-	ns := keyedStage[K, T, stream.KV[K, R]](k, kind, opts)
+	ns, o := keyedStageOpts[K, T, stream.KV[K, R]](k, kind, opts)
 	nilFunc(ns.g, ns, "aggregator", agg == nil)
 	ns.newTask = func(ic *inst) (actor.Task, error) {
 		t := &aggregateTask[K, T, A, R]{env: ic.env, name: ns.name, ic: ic, wm: wmOf(ic, ns)}
 		t.out = newOutBuffer(ic, pushOf[stream.KV[K, R]](ic, ns))
 		t.op = stream.NewAggregateOperator(k.key, agg, ns.emitMode, t.out.add)
+		if err := t.op.SetTTL(o.ttl); err != nil {
+			return nil, err
+		}
+		t.ttl = o.ttl
 		return t, nil
 	}
 	return Stream[stream.KV[K, R]]{st: ns}

@@ -19,6 +19,7 @@ type stageOpts struct {
 	lateness  time.Duration
 	changelog bool
 	trigger   stream.Trigger
+	ttl       stream.TTL
 }
 
 type optFunc func(*stageOpts)
@@ -53,6 +54,10 @@ func Changelog() Option { return optFunc(func(o *stageOpts) { o.changelog = true
 
 // Trigger sets when a window stage fires (default: when the watermark passes a window's end).
 func Trigger(t stream.Trigger) Option { return optFunc(func(o *stageOpts) { o.trigger = t }) }
+
+// StateTTL makes a Process or Aggregate stage drop a key's state once ttl has passed since
+// the key's last record (stream.EventTimeTTL or stream.ProcessingTimeTTL).
+func StateTTL(ttl stream.TTL) Option { return optFunc(func(o *stageOpts) { o.ttl = ttl }) }
 
 // JobOption configures how a graph runs.
 type JobOption func(*actor.Config)

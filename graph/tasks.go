@@ -348,15 +348,30 @@ type aggregateTask[K comparable, T, A, R any] struct {
 	op   *stream.AggregateOperator[K, T, A, R]
 	out  *outBuffer[stream.KV[K, R]]
 	wm   func(int64)
+	ttl  stream.TTL
 }
 
-// Watermark passes w on after what the stage emitted before it.
+// Watermark passes w on after what the stage emitted before it, and lets an event-time TTL
+// expire keys.
 func (t *aggregateTask[K, T, A, R]) Watermark(w int64) {
+	t.op.Advance(w)
 	t.out.flush()
 	t.wm(w)
 }
 
+// NextTimer is when a key may next expire under a processing-time TTL.
+func (t *aggregateTask[K, T, A, R]) NextTimer() (time.Time, bool) {
+	at, ok := t.op.NextExpiry()
+	return time.UnixMilli(at), ok
+}
+
+// FireTimers expires the keys whose processing-time TTL has run out.
+func (t *aggregateTask[K, T, A, R]) FireTimers(now time.Time) { t.op.Expire(now.UnixMilli()) }
+
 func (t *aggregateTask[K, T, A, R]) Process(_ int, records any, start, end int) int {
+	if t.ttl.Enabled() && !t.ttl.EventTime() {
+		t.op.SetProcessingTime(t.env.Now().UnixMilli())
+	}
 	recs := records.([]stream.Record[T])[:end]
 	i := start
 	for i < len(recs) && !t.env.Blocked() {
@@ -406,6 +421,7 @@ type processTask[K comparable, T, O any] struct {
 	handle func(stream.Record[T])
 	now    time.Time
 	wm     func(int64)
+	ttl    stream.TTL
 }
 
 func (t *processTask[K, T, O]) process(r stream.Record[T]) {
@@ -421,9 +437,12 @@ func (t *processTask[K, T, O]) Process(_ int, records any, start, end int) int {
 }
 
 // Watermark fires the event-time timers w has passed, sends what the stage emitted, then
-// passes w on.
+// passes w on; an event-time TTL expires keys.
 func (t *processTask[K, T, O]) Watermark(w int64) {
 	t.op.Advance(w)
+	if t.ttl.EventTime() {
+		defer t.op.Expire(time.Time{})
+	}
 	now := t.env.Now()
 	for {
 		fired, err := t.fireEvent(now)
@@ -453,12 +472,23 @@ func (t *processTask[K, T, O]) EndBatch() {
 	t.ic.endBatch()
 }
 
-func (t *processTask[K, T, O]) NextTimer() (time.Time, bool) { return t.op.NextTimer() }
-func (t *processTask[K, T, O]) Reset()                       { t.op.Reset() }
+// NextTimer is the earlier of the next processing-time timer and the next expiry under a
+// processing-time TTL.
+func (t *processTask[K, T, O]) NextTimer() (time.Time, bool) {
+	at, ok := t.op.NextTimer()
+	if exp, expOK := t.op.NextExpiry(); expOK && (!ok || exp.Before(at)) {
+		return exp, true
+	}
+	return at, ok
+}
+func (t *processTask[K, T, O]) Reset() { t.op.Reset() }
 
 // FireTimers fires every timer due at now; the runtime ends a batch after it, which sends
 // what the timers emitted on.
 func (t *processTask[K, T, O]) FireTimers(now time.Time) {
+	if t.ttl.Enabled() && !t.ttl.EventTime() {
+		defer t.op.Expire(now)
+	}
 	for {
 		fired, err := t.fireOne(now)
 		if !fired {

@@ -127,6 +127,52 @@ type AggregateOperator[K comparable, T, A, R any] struct {
 	entries map[K]*aggEntry[K, A]
 	dirty   []*aggEntry[K, A]
 	epoch   uint64
+
+	ttl    TTL
+	expiry *ttlTracker[K]
+	now    int64
+	wm     int64
+}
+
+// SetTTL makes the operator drop a key's accumulator once ttl has passed since the key's
+// last record; a key that comes back starts from zero.
+func (op *AggregateOperator[K, T, A, R]) SetTTL(ttl TTL) error {
+	if err := ttl.validate(); err != nil {
+		return err
+	}
+	op.ttl, op.expiry = ttl, newTTLTracker[K](ttl)
+	return nil
+}
+
+// SetProcessingTime tells the operator the processing time (Unix ms) for a processing-time
+// TTL.
+func (op *AggregateOperator[K, T, A, R]) SetProcessingTime(now int64) { op.now = now }
+
+// Advance moves the watermark, for an event-time TTL, and expires what has run out.
+func (op *AggregateOperator[K, T, A, R]) Advance(w int64) {
+	op.wm = max(op.wm, w)
+	if op.ttl.eventTime {
+		op.Expire(op.wm)
+	}
+}
+
+// Expire drops the accumulators of keys whose TTL has run out at now (Unix ms; the
+// watermark for an event-time TTL).
+func (op *AggregateOperator[K, T, A, R]) Expire(now int64) {
+	op.expiry.expire(now, func(k K) {
+		if e := op.entries[k]; e != nil && e.mark == op.epoch {
+			return // changed in this batch: its result has not been sent yet
+		}
+		delete(op.entries, k)
+	})
+}
+
+// NextExpiry returns when the next key may expire (processing-time TTL only), in Unix ms.
+func (op *AggregateOperator[K, T, A, R]) NextExpiry() (int64, bool) {
+	if op.ttl.eventTime {
+		return 0, false
+	}
+	return op.expiry.next()
 }
 
 type aggEntry[K comparable, A any] struct {
@@ -139,7 +185,7 @@ type aggEntry[K comparable, A any] struct {
 // NewAggregateOperator returns an operator that keys records with key, folds them with agg
 // and hands results to push.
 func NewAggregateOperator[K comparable, T, A, R any](key func(T) K, agg Aggregator[T, A, R], mode EmitMode, push func(Record[KV[K, R]])) *AggregateOperator[K, T, A, R] {
-	op := &AggregateOperator[K, T, A, R]{key: key, agg: agg, mode: mode, push: push, entries: make(map[K]*aggEntry[K, A]), epoch: 1}
+	op := &AggregateOperator[K, T, A, R]{key: key, agg: agg, mode: mode, push: push, entries: make(map[K]*aggEntry[K, A]), epoch: 1, wm: MinWatermark}
 	if r, ok := agg.(Retracter[T, A]); ok {
 		op.retract = r.Retract
 	}
@@ -164,6 +210,13 @@ func (op *AggregateOperator[K, T, A, R]) Process(r Record[T]) error {
 	}
 	if r.Time > e.ts {
 		e.ts = r.Time
+	}
+	if op.expiry != nil {
+		if op.ttl.eventTime {
+			op.expiry.touch(k, r.Time)
+		} else {
+			op.expiry.touch(k, op.now)
+		}
 	}
 	if op.mode == EmitEveryUpdate {
 		op.push(Record[KV[K, R]]{Value: KV[K, R]{Key: k, Value: op.agg.Result(e.acc)}, Time: e.ts})
@@ -213,4 +266,5 @@ func (op *AggregateOperator[K, T, A, R]) Reset() {
 	op.entries = make(map[K]*aggEntry[K, A])
 	op.dirty = op.dirty[:0]
 	op.epoch++
+	op.expiry.reset()
 }

@@ -117,6 +117,8 @@ type ProcessOperator[K comparable, I, O any] struct {
 	eventTimers Timers[K]
 	ctx         Context[K]
 	out         *Emitter[O]
+	ttl         TTL
+	expiry      *ttlTracker[K]
 }
 
 // NewProcessOperator returns an operator that keys records with key and emits to out.
@@ -129,9 +131,43 @@ func NewProcessOperator[K comparable, I, O any](key func(I) K, fn KeyedProcess[K
 	return op
 }
 
+// SetTTL makes the operator drop a key's state once ttl has passed since the key's last
+// record.
+func (op *ProcessOperator[K, I, O]) SetTTL(ttl TTL) error {
+	if err := ttl.validate(); err != nil {
+		return err
+	}
+	op.ttl, op.expiry = ttl, newTTLTracker[K](ttl)
+	return nil
+}
+
+// Expire drops the state of keys whose TTL has run out: at now for a processing-time TTL,
+// at the watermark for an event-time one.
+func (op *ProcessOperator[K, I, O]) Expire(now time.Time) {
+	at := now.UnixMilli()
+	if op.ttl.eventTime {
+		at = op.ctx.wm
+	}
+	op.expiry.expire(at, func(k K) { op.state.drop(k) })
+}
+
+// NextExpiry returns when the next key may expire (processing-time TTL only).
+func (op *ProcessOperator[K, I, O]) NextExpiry() (time.Time, bool) {
+	if op.ttl.eventTime {
+		return time.Time{}, false
+	}
+	at, ok := op.expiry.next()
+	return time.UnixMilli(at), ok
+}
+
 // Process handles one record at processing time now.
 func (op *ProcessOperator[K, I, O]) Process(r Record[I], now time.Time) error {
 	op.ctx.key = op.key(r.Value)
+	if op.ttl.eventTime {
+		op.expiry.touch(op.ctx.key, r.Time)
+	} else {
+		op.expiry.touch(op.ctx.key, now.UnixMilli())
+	}
 	op.ctx.ts = r.Time
 	op.ctx.now = now
 	op.out.ts = r.Time
@@ -190,4 +226,5 @@ func (op *ProcessOperator[K, I, O]) Reset() {
 	op.state.Clear()
 	op.timers = Timers[K]{}
 	op.eventTimers = Timers[K]{}
+	op.expiry.reset()
 }

@@ -39,6 +39,9 @@ func (s *KeyedState[K]) clear(key K, name string) {
 	}
 }
 
+// drop removes every named state of key.
+func (s *KeyedState[K]) drop(key K) { delete(s.keys, key) }
+
 // Get returns every named state of key (a copy of the map, not of the values), for tests
 // and inspection.
 func (s *KeyedState[K]) Get(key K) map[string]any {

@@ -65,6 +65,13 @@ func newScript(t *testing.T, d *datadriven.TestData) *scriptEnv {
 			stageOpts = append(stageOpts, graph.Emit(m))
 		case "idle":
 			opts = append(opts, graph.IdleTimeout(dur(t, a.Vals[0])))
+		case "ttl":
+			d := dur(t, a.Vals[1])
+			if a.Vals[0] == "event" {
+				stageOpts = append(stageOpts, graph.StateTTL(stream.EventTimeTTL(d)))
+			} else {
+				stageOpts = append(stageOpts, graph.StateTTL(stream.ProcessingTimeTTL(d)))
+			}
 		case "policy":
 			p := map[string]actor.ErrorPolicy{"skip": actor.Skip, "restart": actor.RestartStage, "fail": actor.FailJob}[a.Vals[0]]
 			opts = append(opts, graph.OnError(p))
@@ -199,7 +206,13 @@ func newScript(t *testing.T, d *datadriven.TestData) *scriptEnv {
 			}
 		}
 	case "idle":
-		st := graph.Process(keyed, idleAlert(10*time.Second), graph.Name("idle"))
+		gap := 10 * time.Second
+		for _, a := range d.CmdArgs[1:] {
+			if a.Key == "gap" {
+				gap = dur(t, a.Vals[0])
+			}
+		}
+		st := graph.Process(keyed, idleAlert(gap), append(stageOpts, graph.Name("idle"))...)
 		s.stage = st.Name()
 		o := actortest.Collect(h, st)
 		neg := actortest.Collect(h, graph.SideOutput(st, negative))
