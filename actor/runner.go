@@ -15,6 +15,15 @@ import (
 // outside wakes it with another pull (the testing kit's input does this).
 var ErrWait = errors.New("source has nothing to read until woken")
 
+// channelState is what an instance knows of one input channel: its watermark and, with an
+// IdleTimeout, when it last sent.
+type channelState struct {
+	from  int
+	wm    int64
+	hasWM bool
+	seen  time.Time
+}
+
 // driver is what an instance needs of whatever runs it: Proto.Actor, or the synchronous
 // test driver.
 type driver interface {
@@ -40,14 +49,14 @@ type runner struct {
 	eosLeft int
 	// uid identifies this instance among all of the job's, as a sender.
 	uid int
-	// channels is how many input channels the instance has; chanWM holds the watermark of
-	// each that has sent one, and wm their minimum once all have (MinWatermark before).
+	// channels is how many input channels the instance has; chans holds what it knows of
+	// each that has sent something, and wm their minimum once all have a watermark
+	// (MinWatermark before).
 	channels int
-	chanWM   map[int]int64
+	chans    []channelState
 	wm       int64
 	// With an IdleTimeout: when each channel last sent, when the instance started, and the
 	// periodic check that lets idle channels go.
-	chanSeen  map[int]time.Time
 	started   time.Time
 	idleArmed bool
 	idleStop  func() bool
@@ -87,10 +96,7 @@ func (r *runner) receive(msg any) {
 	case *Batch:
 		r.env.Metrics.In.Add(int64(m.N))
 		if r.env.Config.IdleTimeout > 0 {
-			if r.chanSeen == nil {
-				r.chanSeen = map[int]time.Time{}
-			}
-			r.chanSeen[m.From] = r.env.Now()
+			r.channel(m.From).seen = r.env.Now()
 		}
 		r.queue = append(r.queue, m)
 		r.env.Metrics.noteQueued(len(r.queue))
@@ -204,14 +210,24 @@ func (r *runner) process(b *Batch) bool {
 // channelWatermark records channel from's watermark, and when the minimum over all channels
 // advances, hands it to the task.
 func (r *runner) channelWatermark(from int, w int64) {
-	if r.chanWM == nil {
-		r.chanWM = make(map[int]int64, r.channels)
-	}
-	if old, ok := r.chanWM[from]; ok && old >= w {
+	ch := r.channel(from)
+	if ch.hasWM && ch.wm >= w {
 		return
 	}
-	r.chanWM[from] = w
+	ch.wm, ch.hasWM = w, true
 	r.lowerWatermark()
+}
+
+// channel returns the state of input channel from, adding it on first sight. An instance
+// has a handful of channels (one per upstream instance), so a slice beats a map.
+func (r *runner) channel(from int) *channelState {
+	for i := range r.chans {
+		if r.chans[i].from == from {
+			return &r.chans[i]
+		}
+	}
+	r.chans = append(r.chans, channelState{from: from})
+	return &r.chans[len(r.chans)-1]
 }
 
 // lowerWatermark recomputes the minimum over the input channels, leaving out those idle
@@ -222,21 +238,24 @@ func (r *runner) lowerWatermark() {
 	if idle > 0 {
 		now = r.env.Now()
 	}
-	if len(r.chanWM) < r.channels && (idle == 0 || now.Sub(r.started) < idle) {
-		return // a channel that has said nothing yet holds event time back
-	}
-	for from, seen := range r.chanSeen {
-		if _, ok := r.chanWM[from]; !ok && now.Sub(seen) < idle {
-			return // awake, and no watermark yet: it holds event time back
-		}
-	}
-	low, counted := MaxWatermark, 0
-	for from, cw := range r.chanWM {
-		if idle > 0 && cw != MaxWatermark && now.Sub(r.chanSeen[from]) >= idle {
+	low, counted, known := MaxWatermark, 0, 0
+	for i := range r.chans {
+		ch := &r.chans[i]
+		active := idle == 0 || ch.wm == MaxWatermark || now.Sub(ch.seen) < idle
+		if !ch.hasWM {
+			if active && idle > 0 {
+				return // awake, and no watermark yet: it holds event time back
+			}
 			continue
 		}
-		low = min(low, cw)
-		counted++
+		known++
+		if active {
+			low = min(low, ch.wm)
+			counted++
+		}
+	}
+	if known < r.channels && (idle == 0 || now.Sub(r.started) < idle) {
+		return // a channel that has said nothing yet holds event time back
 	}
 	if counted == 0 {
 		return

@@ -542,25 +542,38 @@ func (t *forwardTask[T]) EndBatch() { t.ic.endBatch() }
 // stamper is the push of a Timestamps stage: it sets each record's time and hands on
 // watermarks in step with the records they follow.
 type stamper[T any] struct {
-	env  *actor.Env
-	name string
-	ts   func(T) int64
-	gen  stream.WatermarkGenerator[T]
-	next push[T]
-	wm   func(int64)
-	out  []stream.Record[T]
+	env   *actor.Env
+	name  string
+	ts    func(T) int64
+	gen   stream.WatermarkGenerator[T]
+	next  push[T]
+	wm    func(int64)
+	out   []stream.Record[T]
+	since int // records since the last periodic watermark
 }
 
+// push stamps a batch. A periodic watermark goes out after a batch that was short (the
+// source had nothing more ready) or once periodicEvery batches' worth of records have passed
+// since the last: a watermark after every full batch would make every receiver handle one
+// every few records.
 func (s *stamper[T]) push(in []stream.Record[T]) {
 	s.out = s.out[:0]
 	for i := 0; i < len(in); {
 		i = s.from(in, i)
 	}
 	s.flush()
-	if w, ok := s.gen.OnBatchEnd(); ok {
-		s.wm(w)
+	s.since += len(in)
+	batch := s.env.Config.BatchSize
+	if len(in) < batch || s.since >= periodicEvery*batch {
+		if w, ok := s.gen.OnBatchEnd(); ok {
+			s.wm(w)
+			s.since = 0
+		}
 	}
 }
+
+// periodicEvery is how many full batches of records may pass between periodic watermarks.
+const periodicEvery = 16
 
 func (s *stamper[T]) flush() {
 	if len(s.out) > 0 {
