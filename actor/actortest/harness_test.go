@@ -142,6 +142,11 @@ func newScript(t *testing.T, d *datadriven.TestData) *scriptEnv {
 			}
 			return out
 		}
+	case "eventtimer":
+		st := graph.Process(keyed, eventTimerCount(5000), append(stageOpts, graph.Name("timer"))...)
+		s.stage = st.Name()
+		o := actortest.Collect(h, st)
+		s.out = func() []string { return showStrings(o.Take()) }
 	case "processwindow":
 		st := graph.ProcessWindow(keyed, stream.Tumbling(dur(t, d.CmdArgs[1].Vals[0])),
 			func(k string, w stream.Window, es []Event, emit func(string)) {
@@ -443,4 +448,26 @@ func values(es []Event) []int {
 		out[i] = e.Value
 	}
 	return out
+}
+
+// eventTimerCount counts a key's records and reports the count delay ms of event time after
+// its first record, then starts over: an event-time timer per key.
+func eventTimerCount(delay int64) stream.KeyedProcess[string, Event, string] {
+	count := stream.NewValue[int]("count")
+	return stream.KeyedProcess[string, Event, string]{
+		OnRecord: func(ctx *stream.Context[string], e Event, out *stream.Emitter[string]) error {
+			n, ok := count.Get(ctx)
+			if !ok {
+				ctx.RegisterEventTimer(ctx.Timestamp() + delay)
+			}
+			count.Set(ctx, n+1)
+			return nil
+		},
+		OnEventTimer: func(ctx *stream.Context[string], ts int64, out *stream.Emitter[string]) error {
+			n, _ := count.Get(ctx)
+			out.Emit(fmt.Sprintf("%s: %d by %d (watermark %d)", ctx.Key(), n, ts, ctx.Watermark()))
+			count.Clear(ctx)
+			return nil
+		},
+	}
 }
