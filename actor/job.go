@@ -60,8 +60,8 @@ func (j *Job) Stats() []StageStats {
 	return out
 }
 
-// instantiate makes a runner per instance of every vertex but those in skip, wired to drv.
-func (j *Job) instantiate(drv driver, pidOf func(Identity) *pa.PID, skip map[int]bool) ([]*runner, error) {
+// instantiate makes a runner per instance of every vertex, wired to drv.
+func (j *Job) instantiate(drv driver, pidOf func(Identity) *pa.PID) ([]*runner, error) {
 	pids := make([][]*pa.PID, len(j.plan.Vertices))
 	for vi, v := range j.plan.Vertices {
 		for i := range v.Instances {
@@ -75,9 +75,6 @@ func (j *Job) instantiate(drv driver, pidOf func(Identity) *pa.PID, skip map[int
 	var runners []*runner
 	uid := 0
 	for vi, v := range j.plan.Vertices {
-		if skip[vi] {
-			continue
-		}
 		for i := range v.Instances {
 			r := &runner{drv: drv, self: pids[vi][i], vertex: v, eosLeft: eos[vi], channels: eos[vi], uid: uid, wm: MinWatermark}
 			uid++
@@ -122,7 +119,7 @@ func (j *Job) Run(ctx context.Context) (err error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	d := &protoDriver{sys: sys, ctx: ctx, cancel: cancel, allDone: make(chan struct{})}
-	runners, err := j.instantiate(d, func(id Identity) *pa.PID { return sys.NewLocalPID(id.String()) }, nil)
+	runners, err := j.instantiate(d, func(id Identity) *pa.PID { return sys.NewLocalPID(id.String()) })
 	if err != nil {
 		j.end()
 		return err

@@ -32,7 +32,7 @@ type envelope struct {
 func NewSyncDriver(job *Job) (*SyncDriver, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &SyncDriver{job: job, ctx: ctx, cancel: cancel, runners: map[string]*runner{}, byVert: make([][]*runner, len(job.plan.Vertices))}
-	runners, err := job.instantiate(d, func(id Identity) *pa.PID { return pa.NewPID("sync", id.String()) }, nil)
+	runners, err := job.instantiate(d, func(id Identity) *pa.PID { return pa.NewPID("sync", id.String()) })
 	if err != nil {
 		cancel()
 		return nil, err
