@@ -21,9 +21,6 @@ type Env struct {
 	Config *Config
 	// Metrics are the vertex's counters, shared by its instances.
 	Metrics *StageMetrics
-	// Stage is the name of the stage whose user function runs now; chains set it before
-	// calling user code so that a panic is reported against the right stage.
-	Stage string
 
 	r *runner
 }
@@ -59,31 +56,6 @@ func (e *Env) DeadLetter(d stream.DeadLetter) {
 	case FailJob:
 		e.r.drv.fail(fmt.Errorf("stage %s (%s): %s", d.Stage, e.ID, d.Reason))
 	}
-}
-
-// Drive calls f for each record of recs from start on, until the end or until an output is
-// blocked, and returns the index of the first record not handled. A record whose f panics
-// goes to the dead-letter output, reported against env.Stage, and the rest goes on.
-func Drive[T any](env *Env, recs []stream.Record[T], start int, f func(stream.Record[T])) int {
-	i := start
-	for i < len(recs) && !env.Blocked() {
-		i = driveUntilPanic(env, recs, i, f)
-	}
-	return i
-}
-
-func driveUntilPanic[T any](env *Env, recs []stream.Record[T], start int, f func(stream.Record[T])) (next int) {
-	defer func() {
-		if p := recover(); p != nil {
-			r := recs[next]
-			env.DeadLetter(stream.DeadLetter{Stage: env.Stage, Reason: fmt.Sprintf("panic: %v", p), Value: r.Value, Time: r.Time})
-			next++
-		}
-	}()
-	for next = start; next < len(recs) && !env.Blocked(); next++ {
-		f(recs[next])
-	}
-	return next
 }
 
 // OutputGroup is the set of channels from one instance to the instances of one downstream

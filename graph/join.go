@@ -179,13 +179,19 @@ func newJoinTask[O any](ic *inst, s *stage) *joinTask[O] {
 // inputOf makes the handler of one port from a per-record function.
 func inputOf[O, T any](t *joinTask[O], f func(stream.Record[T]) error) func(any, int, int) int {
 	return func(records any, start, end int) int {
-		recs := records.([]stream.Record[T])[:end]
-		i := start
-		for i < len(recs) && !t.env.Blocked() {
-			i = processFrom(t.env, t.name, recs, i, f)
-		}
-		return i
+		return processRecords(t.env, t.name, records.([]stream.Record[T])[:end], start, f)
 	}
+}
+
+// processRecords calls f for recs[start:] until the end or a blocked output, and returns
+// where it stopped. A record for which f fails or panics goes to the dead-letter output, and
+// the rest goes on.
+func processRecords[T any](env *actor.Env, stage string, recs []stream.Record[T], start int, f func(stream.Record[T]) error) int {
+	i := start
+	for i < len(recs) && !env.Blocked() {
+		i = processFrom(env, stage, recs, i, f)
+	}
+	return i
 }
 
 func processFrom[T any](env *actor.Env, stage string, recs []stream.Record[T], start int, f func(stream.Record[T]) error) (next int) {

@@ -381,7 +381,7 @@ func (t *aggregateTask[K, T, A, R]) Process(_ int, records any, start, end int) 
 }
 
 // from folds recs[start:] in until the end, a blocked output or a panic, which costs the
-// record that caused it a dead letter. It is actor.Drive with the operator called directly:
+// record that caused it a dead letter. It is processFrom with the operator called directly:
 // this loop is the receiving side of every keyed count.
 func (t *aggregateTask[K, T, A, R]) from(recs []stream.Record[T], start int) (next int) {
 	defer recoverRecord(t.env, t.name, recs, &next)
@@ -418,22 +418,17 @@ type processTask[K comparable, T, O any] struct {
 	ic     *inst
 	op     *stream.ProcessOperator[K, T, O]
 	out    *outBuffer[O]
-	handle func(stream.Record[T])
 	now    time.Time
+	handle func(stream.Record[T]) error
 	wm     func(int64)
 	ttl    stream.TTL
 }
 
-func (t *processTask[K, T, O]) process(r stream.Record[T]) {
-	if err := t.op.Process(r, t.now); err != nil {
-		deadLetter(t.env, t.name, err.Error(), r)
-	}
-}
+func (t *processTask[K, T, O]) process(r stream.Record[T]) error { return t.op.Process(r, t.now) }
 
 func (t *processTask[K, T, O]) Process(_ int, records any, start, end int) int {
 	t.now = t.env.Now()
-	t.env.Stage = t.name
-	return actor.Drive(t.env, records.([]stream.Record[T])[:end], start, t.handle)
+	return processRecords(t.env, t.name, records.([]stream.Record[T])[:end], start, t.handle)
 }
 
 // Watermark fires the event-time timers w has passed, sends what the stage emitted, then
@@ -611,22 +606,7 @@ type windowTask[K comparable, T, A, R any] struct {
 
 func (t *windowTask[K, T, A, R]) Process(_ int, records any, start, end int) int {
 	t.op.SetProcessingTime(t.env.Now().UnixMilli())
-	recs := records.([]stream.Record[T])[:end]
-	i := start
-	for i < len(recs) && !t.env.Blocked() {
-		i = t.from(recs, i)
-	}
-	return i
-}
-
-func (t *windowTask[K, T, A, R]) from(recs []stream.Record[T], start int) (next int) {
-	defer recoverRecord(t.env, t.name, recs, &next)
-	for next = start; next < len(recs) && !t.env.Blocked(); next++ {
-		if err := t.op.Process(recs[next]); err != nil {
-			deadLetter(t.env, t.name, err.Error(), recs[next])
-		}
-	}
-	return next
+	return processRecords(t.env, t.name, records.([]stream.Record[T])[:end], start, t.op.Process)
 }
 
 // Watermark fires the windows w has passed, sends what they emitted, then passes w on.
