@@ -37,6 +37,10 @@ type Config struct {
 	Placement Placement
 	// ErrorPolicy says what a stage does when a user function fails. Default: Skip.
 	ErrorPolicy ErrorPolicy
+	// WatermarkInterval is how often, at most, an instance sends its watermark on to
+	// receivers it has no records for (records carry it with them). Shorter moves event
+	// time downstream sooner; longer sends fewer messages. Default 50ms.
+	WatermarkInterval time.Duration
 	// IdleTimeout is how long an input channel may send nothing before it stops holding
 	// back its receiver's watermark (the minimum over its channels); it counts again as
 	// soon as it sends. 0: channels never go idle, and one silent input stops event time.
@@ -60,10 +64,11 @@ func (c *Config) Validate() error {
 		{"credits", int64(c.Credits), 0},
 		{"linger", int64(c.Linger), 0},
 		{"idle timeout", int64(c.IdleTimeout), 0},
+		{"watermark interval", int64(c.WatermarkInterval), 0},
 	}
 	for _, ch := range checks {
 		if ch.v < ch.min {
-			if ch.name == "linger" || ch.name == "idle timeout" {
+			if ch.name == "linger" || ch.name == "idle timeout" || ch.name == "watermark interval" {
 				return fmt.Errorf("config: %s %v is negative", ch.name, time.Duration(ch.v))
 			}
 			return fmt.Errorf("config: %s %d is negative", ch.name, ch.v)
@@ -83,6 +88,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Linger == 0 {
 		c.Linger = 5 * time.Millisecond
+	}
+	if c.WatermarkInterval == 0 {
+		c.WatermarkInterval = 50 * time.Millisecond
 	}
 	if c.Credits == 0 {
 		c.Credits = 4

@@ -127,18 +127,18 @@ func (g *OutputGroup) credit(dest int, recs any) {
 	}
 }
 
-// flush sends every non-empty buffer that has credit and marks the others to go as soon as
-// credit comes. It reports whether every buffer is empty now.
+// flush sends every non-empty buffer that has credit (with the marks it holds) and marks the
+// others to go as soon as credit comes. It reports whether every buffer is empty now.
 func (g *OutputGroup) flush() (empty bool) {
 	empty = true
 	for d := range g.dests {
-		if g.buffers.size(d) == 0 && !g.buffers.behind(d) {
+		if g.buffers.size(d) == 0 {
 			continue
 		}
 		if g.credits[d] > 0 {
 			g.send(d)
 		}
-		if g.buffers.size(d) > 0 || g.buffers.behind(d) {
+		if g.buffers.size(d) > 0 {
 			g.flushWanted[d] = true
 			empty = false
 		}
@@ -162,7 +162,7 @@ func (g *OutputGroup) flushWatermarks() {
 
 func (g *OutputGroup) pending() bool {
 	for d := range g.dests {
-		if g.buffers.size(d) > 0 || g.buffers.behind(d) {
+		if g.buffers.size(d) > 0 {
 			return true
 		}
 	}
@@ -265,7 +265,7 @@ func (w *Writer[T]) append(d int, r stream.Record[T]) {
 }
 
 // Watermark moves the writer's watermark to wm; destinations learn it with their next batch,
-// or by themselves once the instance's work ends (Env.FlushWatermarks).
+// or, those with nothing to send, within Config.WatermarkInterval.
 func (w *Writer[T]) Watermark(wm int64) {
 	if wm > w.wm {
 		w.wm = wm

@@ -62,4 +62,5 @@ type (
 	flushTickMsg struct{}
 	timerTickMsg struct{}
 	idleTickMsg  struct{}
+	wmTickMsg    struct{}
 )

@@ -70,8 +70,10 @@ type runner struct {
 	done        bool
 	lingerArmed bool
 	lingerStop  func() bool
-	// wmMoved says a writer's watermark moved since the last flush of watermarks.
+	// wmMoved says a writer's watermark moved since the last flush of watermarks, which
+	// wmStop will do.
 	wmMoved   bool
+	wmStop    func() bool
 	timerStop func() bool
 	timerAt   time.Time
 }
@@ -116,6 +118,13 @@ func (r *runner) receive(msg any) {
 		for _, g := range r.outputs {
 			g.flush()
 		}
+	case wmTickMsg:
+		r.wmStop = nil
+		r.wmMoved = false
+		for _, g := range r.outputs {
+			g.flushWatermarks()
+		}
+		r.afterWork()
 	case idleTickMsg:
 		r.idleArmed = false
 		r.lowerWatermark()
@@ -269,11 +278,11 @@ func (r *runner) lowerWatermark() {
 
 // afterWork arms the linger and timer wake-ups that the work just done calls for.
 func (r *runner) afterWork() {
-	if r.wmMoved {
-		r.wmMoved = false
-		for _, g := range r.outputs {
-			g.flushWatermarks()
-		}
+	if r.wmMoved && r.wmStop == nil && !r.finishing {
+		// Destinations with records pending learn the watermark with them; the others get
+		// it in a mark-only batch, at most once per interval: with key groups on both sides
+		// of a channel, a batch per destination per move would flood the mailboxes.
+		r.wmStop = r.after(r.env.Config.WatermarkInterval, wmTickMsg{})
 	}
 	if !r.lingerArmed && !r.finishing {
 		for _, g := range r.outputs {
@@ -365,6 +374,10 @@ func (r *runner) tryFinish() {
 }
 
 func (r *runner) stopTimers() {
+	if r.wmStop != nil {
+		r.wmStop()
+		r.wmStop = nil
+	}
 	if r.idleStop != nil {
 		r.idleStop()
 		r.idleStop = nil

@@ -108,6 +108,17 @@ func (d *SyncDriver) Flush() error {
 	return d.Run()
 }
 
+// FlushWatermarks makes every instance send its watermark on to receivers it has no records
+// for, as if the watermark interval had passed, and runs.
+func (d *SyncDriver) FlushWatermarks() error {
+	for _, rs := range d.byVert {
+		for _, r := range rs {
+			d.send(r.self, wmTickMsg{})
+		}
+	}
+	return d.Run()
+}
+
 // Done reports whether every instance has finished.
 func (d *SyncDriver) Done() bool { return d.left == 0 }
 

@@ -78,6 +78,12 @@ func Linger(d time.Duration) JobOption { return func(c *actor.Config) { c.Linger
 // the stages it feeds (default 0: never).
 func IdleTimeout(d time.Duration) JobOption { return func(c *actor.Config) { c.IdleTimeout = d } }
 
+// WatermarkInterval sets how often, at most, an instance sends its watermark on to
+// receivers it has no records for (default 50ms).
+func WatermarkInterval(d time.Duration) JobOption {
+	return func(c *actor.Config) { c.WatermarkInterval = d }
+}
+
 // Credits sets how many batches may be in flight per channel (default 4).
 func Credits(n int) JobOption { return func(c *actor.Config) { c.Credits = n } }
 

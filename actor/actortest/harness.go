@@ -89,6 +89,15 @@ func (in *Input[T]) Watermark(w int64) {
 	in.c.Start()
 	in.src.pending = append(in.src.pending, input[T]{wm: w, isWM: true})
 	in.c.note(in.c.drv.Wake(in.ref.vertex))
+	in.c.flushWatermarks()
+}
+
+// flushWatermarks sends watermarks on at once, stage after stage, as if the watermark
+// interval passed as often as needed, until nothing moves.
+func (c *core) flushWatermarks() {
+	for range len(c.desc.Vertices) {
+		c.note(c.drv.FlushWatermarks())
+	}
 }
 
 // core is the part of a harness that does not depend on its input type.
