@@ -140,3 +140,53 @@ func TestWindowResultsIndependentOfParallelismAndBatchSize(t *testing.T) {
 		}
 	}
 }
+
+// Windows after windows: counts per key and 5s window, then the largest count per window
+// over all keys, in a second window stage keyed by the window's start. The first stage's
+// watermark drives the second across a keyed-to-keyed channel (128 × 128 instances).
+func TestWindowsAfterWindows(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 5))
+	var ticks []tick
+	for i := range 20_000 {
+		ticks = append(ticks, tick{Key: fmt.Sprintf("k%d", rng.IntN(50)), TS: int64(i) * 3, Value: 1})
+	}
+	want := map[int64]int{} // window start → max count
+	counts := map[winKey]int{}
+	for _, tk := range ticks {
+		counts[winKey{tk.Key, tk.TS / 5000 * 5000, tk.TS/5000*5000 + 5000}]++
+	}
+	for k, c := range counts {
+		want[k.Start] = max(want[k.Start], c)
+	}
+	g := graph.New("nested")
+	src := graph.From(g, stream.Slice(ticks))
+	stamped := graph.Timestamps(src, func(t tick) int64 { return t.TS }, stream.Monotonous[tick]())
+	perKey := graph.Window(graph.KeyBy(stamped, func(t tick) string { return t.Key }, graph.WithCodec(stream.JSON[tick]())),
+		stream.Tumbling(5*time.Second), countSum{})
+	type wc = stream.WindowResult[string, cs]
+	top := graph.Window(graph.KeyBy(perKey, func(r wc) int64 { return r.Start }, graph.WithCodec(stream.JSON[wc]())),
+		stream.Tumbling(5*time.Second), stream.Reduce(func(a, b wc) wc {
+			if b.Value.Count > a.Value.Count {
+				return b
+			}
+			return a
+		}), graph.Name("top"))
+	out := stream.NewCollect[stream.WindowResult[int64, wc]]()
+	top.To(out)
+	run(t, g, graph.Parallelism(2))
+	got := map[int64]int{}
+	for _, r := range out.Values() {
+		if r.Key != r.Start {
+			t.Errorf("window %d-%d holds the results of window %d", r.Start, r.End, r.Key)
+		}
+		got[r.Key] = r.Value.Value.Count
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d windows, want %d", len(got), len(want))
+	}
+	for start, c := range want {
+		if got[start] != c {
+			t.Errorf("window %d: max count %d, want %d", start, got[start], c)
+		}
+	}
+}
