@@ -176,7 +176,11 @@ func newScript(t *testing.T, d *datadriven.TestData) *scriptEnv {
 			}
 			st = graph.IntervalJoin(keyed, rightKeyed, lower, upper, pair, graph.Name("join"))
 		case "windowjoin":
-			st = graph.WindowJoin(keyed, rightKeyed, stream.Tumbling(dur(t, d.CmdArgs[1].Vals[0])),
+			w := stream.Tumbling(dur(t, d.CmdArgs[1].Vals[0]))
+			if d.CmdArgs[1].Key == "session" {
+				w = stream.Session(dur(t, d.CmdArgs[1].Vals[0]))
+			}
+			st = graph.WindowJoin(keyed, rightKeyed, w,
 				func(k string, w stream.Window, as, bs []Event, emit func(string)) {
 					emit(fmt.Sprintf("%s %s: left %v right %v", k, w, values(as), values(bs)))
 				}, graph.Name("join"))
