@@ -19,6 +19,7 @@ var ErrWait = errors.New("source has nothing to read until woken")
 // IdleTimeout, when it last sent.
 type channelState struct {
 	from  int
+	port  int
 	wm    int64
 	hasWM bool
 	seen  time.Time
@@ -98,7 +99,7 @@ func (r *runner) receive(msg any) {
 	case *Batch:
 		r.env.Metrics.In.Add(int64(m.N))
 		if r.env.Config.IdleTimeout > 0 {
-			r.channel(m.From).seen = r.env.Now()
+			r.channel(m.From, m.Port).seen = r.env.Now()
 		}
 		r.queue = append(r.queue, m)
 		r.env.Metrics.noteQueued(len(r.queue))
@@ -106,7 +107,7 @@ func (r *runner) receive(msg any) {
 	case *Credit:
 		r.outputs[m.Group].credit(m.Dest, m.Records)
 	case *EndOfStream:
-		r.channelWatermark(m.From, MaxWatermark)
+		r.channelWatermark(m.From, m.Port, MaxWatermark)
 		r.eosLeft--
 		if r.eosLeft == 0 && len(r.queue) == 0 {
 			r.startFinish()
@@ -210,7 +211,7 @@ func (r *runner) process(b *Batch) bool {
 		if b.mark == len(b.Marks) {
 			return true
 		}
-		r.channelWatermark(b.From, b.Marks[b.mark].Watermark)
+		r.channelWatermark(b.From, b.Port, b.Marks[b.mark].Watermark)
 		b.mark++
 	}
 	return false
@@ -218,8 +219,8 @@ func (r *runner) process(b *Batch) bool {
 
 // channelWatermark records channel from's watermark, and when the minimum over all channels
 // advances, hands it to the task.
-func (r *runner) channelWatermark(from int, w int64) {
-	ch := r.channel(from)
+func (r *runner) channelWatermark(from, port int, w int64) {
+	ch := r.channel(from, port)
 	if ch.hasWM && ch.wm >= w {
 		return
 	}
@@ -227,15 +228,16 @@ func (r *runner) channelWatermark(from int, w int64) {
 	r.lowerWatermark()
 }
 
-// channel returns the state of input channel from, adding it on first sight. An instance
-// has a handful of channels (one per upstream instance), so a slice beats a map.
-func (r *runner) channel(from int) *channelState {
+// channel returns the state of the input channel from sender from on port, adding it on
+// first sight. A sender that feeds two ports (both inputs of a join from one vertex) has a
+// channel on each. An instance has a handful of channels, so a slice beats a map.
+func (r *runner) channel(from, port int) *channelState {
 	for i := range r.chans {
-		if r.chans[i].from == from {
+		if r.chans[i].from == from && r.chans[i].port == port {
 			return &r.chans[i]
 		}
 	}
-	r.chans = append(r.chans, channelState{from: from})
+	r.chans = append(r.chans, channelState{from: from, port: port})
 	return &r.chans[len(r.chans)-1]
 }
 

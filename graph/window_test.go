@@ -190,3 +190,29 @@ func TestWindowsAfterWindows(t *testing.T) {
 		}
 	}
 }
+
+// Both inputs of a join may come from one vertex: the stage keeps a watermark per input
+// channel, and a sender that feeds both ports has a channel on each.
+func TestJoinOfOneSourcesBranches(t *testing.T) {
+	var ticks []tick
+	for i := range 1000 {
+		ticks = append(ticks, tick{Key: fmt.Sprintf("k%d", i%3), TS: int64(i) * 10, Value: i % 2})
+	}
+	g := graph.New("branches")
+	src := graph.Timestamps(graph.From(g, stream.Slice(ticks)), func(t tick) int64 { return t.TS }, stream.Monotonous[tick]())
+	even := src.Filter(func(t tick) bool { return t.Value == 0 })
+	odd := src.Filter(func(t tick) bool { return t.Value == 1 })
+	byKey := func(t tick) string { return t.Key }
+	joined := graph.WindowJoin(graph.KeyBy(even, byKey, graph.WithCodec(stream.JSON[tick]())), graph.KeyBy(odd, byKey, graph.WithCodec(stream.JSON[tick]())),
+		stream.Tumbling(time.Second), func(k string, w stream.Window, as, bs []tick, emit func(int)) { emit(len(as) + len(bs)) })
+	out := stream.NewCollect[int]()
+	joined.To(out)
+	run(t, g, graph.Parallelism(2))
+	total := 0
+	for _, n := range out.Values() {
+		total += n
+	}
+	if total != len(ticks) || out.Len() != 30 {
+		t.Errorf("%d co-groups holding %d records; want 30 (3 keys × 10 windows) holding %d", out.Len(), total, len(ticks))
+	}
+}
