@@ -112,6 +112,39 @@ func TestBuildErrors(t *testing.T) {
 			want: []string{`duplicate stage name "x" (a map and a filter)`},
 		},
 		{
+			name: "negative state TTL",
+			graph: func(g *graph.Graph) {
+				graph.Count(graph.KeyBy(numbers(g, "src"), func(v int) int { return v % 3 }), graph.Name("ttl"),
+					graph.StateTTL(stream.EventTimeTTL(-time.Second))).To(stream.NewCollect[stream.KV[int, int64]]())
+			},
+			want: []string{`stage "ttl"`, "state TTL -1s is negative"},
+		},
+		{
+			name: "window without windows",
+			graph: func(g *graph.Graph) {
+				graph.Window(graph.KeyBy(numbers(g, "src"), func(v int) int { return v % 3 }), stream.Windows{}, stream.Count[int](),
+					graph.Name("w")).To(stream.NewCollect[stream.WindowResult[int, int64]]())
+			},
+			want: []string{`stage "w"`, "windows: none chosen"},
+		},
+		{
+			name: "global windows without a trigger",
+			graph: func(g *graph.Graph) {
+				graph.Window(graph.KeyBy(numbers(g, "src"), func(v int) int { return v % 3 }), stream.Global(), stream.Count[int](),
+					graph.Name("w")).To(stream.NewCollect[stream.WindowResult[int, int64]]())
+			},
+			want: []string{`stage "w"`, "give a CountTrigger"},
+		},
+		{
+			name: "empty join interval",
+			graph: func(g *graph.Graph) {
+				byMod := func(v int) int { return v % 3 }
+				graph.IntervalJoin(graph.KeyBy(numbers(g, "a"), byMod), graph.KeyBy(numbers(g, "b"), byMod), time.Second, -time.Second,
+					func(a, b int) int { return a + b }, graph.Name("j")).To(stream.NewCollect[int]())
+			},
+			want: []string{`stage "j"`, "is empty"},
+		},
+		{
 			name: "struct crosses KeyBy without a codec",
 			graph: func(g *graph.Graph) {
 				graph.Count(graph.KeyBy(clicks(g), byUser), graph.Name("per-user")).

@@ -587,6 +587,9 @@ func Rebalance[T any](s Stream[T], opts ...Option) Stream[T] {
 // side outputs.
 func Process[K comparable, T, O any](k Keyed[K, T], fn stream.KeyedProcess[K, T, O], opts ...Option) Stream[O] {
 	ns, o := keyedStageOpts[K, T, O](k, "process", opts)
+	if err := o.ttl.Validate(); err != nil {
+		ns.g.errorf("stage %q: %v", ns.name, err)
+	}
 	nilFunc(ns.g, ns, "OnRecord", fn.OnRecord == nil)
 	ns.newTask = func(ic *inst) (actor.Task, error) {
 		t := &processTask[K, T, O]{env: ic.env, name: ns.name, ic: ic, wm: wmOf(ic, ns)}
@@ -611,6 +614,9 @@ func Aggregate[K comparable, T, A, R any](k Keyed[K, T], agg stream.Aggregator[T
 
 func aggregate[K comparable, T, A, R any](k Keyed[K, T], agg stream.Aggregator[T, A, R], kind string, opts []Option) Stream[stream.KV[K, R]] {
 	ns, o := keyedStageOpts[K, T, stream.KV[K, R]](k, kind, opts)
+	if err := o.ttl.Validate(); err != nil {
+		ns.g.errorf("stage %q: %v", ns.name, err)
+	}
 	nilFunc(ns.g, ns, "aggregator", agg == nil)
 	ns.newTask = func(ic *inst) (actor.Task, error) {
 		t := &aggregateTask[K, T, A, R]{env: ic.env, name: ns.name, ic: ic, wm: wmOf(ic, ns)}

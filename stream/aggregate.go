@@ -137,7 +137,7 @@ type AggregateOperator[K comparable, T, A, R any] struct {
 // SetTTL makes the operator drop a key's accumulator once ttl has passed since the key's
 // last record; a key that comes back starts from zero.
 func (op *AggregateOperator[K, T, A, R]) SetTTL(ttl TTL) error {
-	if err := ttl.validate(); err != nil {
+	if err := ttl.Validate(); err != nil {
 		return err
 	}
 	op.ttl, op.expiry = ttl, newTTLTracker[K](ttl)

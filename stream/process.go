@@ -134,7 +134,7 @@ func NewProcessOperator[K comparable, I, O any](key func(I) K, fn KeyedProcess[K
 // SetTTL makes the operator drop a key's state once ttl has passed since the key's last
 // record.
 func (op *ProcessOperator[K, I, O]) SetTTL(ttl TTL) error {
-	if err := ttl.validate(); err != nil {
+	if err := ttl.Validate(); err != nil {
 		return err
 	}
 	op.ttl, op.expiry = ttl, newTTLTracker[K](ttl)

@@ -27,7 +27,8 @@ func (t TTL) Enabled() bool { return t.d > 0 }
 // EventTime reports whether the TTL runs on event time.
 func (t TTL) EventTime() bool { return t.eventTime }
 
-func (t TTL) validate() error {
+// Validate reports a TTL that cannot work.
+func (t TTL) Validate() error {
 	if t.d < 0 {
 		return fmt.Errorf("state TTL %v is negative", t.d)
 	}
