@@ -25,8 +25,10 @@ type Batch struct {
 	Group  int
 	Dest   int
 
-	// start and mark say how far the receiver got in a batch it had to pause.
+	// start and mark say how far the receiver got in a batch it had to pause; eos marks
+	// the queue entry of an EndOfStream.
 	start, mark int
+	eos         bool
 }
 
 // Mark is a watermark at a position in a batch.

@@ -107,13 +107,10 @@ func (r *runner) receive(msg any) {
 	case *Credit:
 		r.outputs[m.Group].credit(m.Dest, m.Records)
 	case *EndOfStream:
-		r.channelWatermark(m.From, m.Port, MaxWatermark)
-		r.eosLeft--
-		if r.eosLeft == 0 && len(r.queue) == 0 {
-			r.startFinish()
-		} else {
-			r.afterWork()
-		}
+		// In the queue, behind the channel's batches that wait there: the end of a channel
+		// is its watermark moving to the end of time, which must not overtake its records.
+		r.queue = append(r.queue, &Batch{Port: m.Port, From: m.From, eos: true})
+		r.drain()
 	case flushTickMsg:
 		r.lingerArmed = false
 		for _, g := range r.outputs {
@@ -179,6 +176,13 @@ func (r *runner) pull() {
 func (r *runner) drain() {
 	for len(r.queue) > 0 && r.stalled == 0 {
 		b := r.queue[0]
+		if b.eos {
+			r.queue[0] = nil
+			r.queue = r.queue[1:]
+			r.eosLeft--
+			r.channelWatermark(b.From, b.Port, MaxWatermark)
+			continue
+		}
 		if !r.process(b) {
 			break
 		}

@@ -3,6 +3,7 @@ package actor_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -196,5 +197,44 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("Validate() = %v, want %q", err, tt.err)
 			}
 		})
+	}
+}
+
+// Under backpressure at the end of input (a slow stage after a window stage, one credit per
+// channel), no record is late and none is lost: the end of a channel, which moves its
+// watermark to the end of time, waits in the receiver's queue behind the channel's batches.
+func TestEndOfInputUnderBackpressure(t *testing.T) {
+	const n = 20_000
+	g := graph.New("eos")
+	src := graph.From(g, stream.Generate(n, func(i int64) int64 { return i }))
+	stamped := graph.Timestamps(src, func(i int64) int64 { return i }, stream.Monotonous[int64]())
+	counts := graph.Window(graph.KeyBy(stamped, func(i int64) int64 { return i % 7 }), stream.Tumbling(100*time.Millisecond), stream.Count[int64](), graph.Name("w"))
+	type wr = stream.WindowResult[int64, int64]
+	slow := graph.Process(graph.KeyBy(counts, func(r wr) int64 { return r.Start }, graph.WithCodec(stream.JSON[wr]())), stream.KeyedProcess[int64, wr, int64]{
+		OnRecord: func(_ *stream.Context[int64], r wr, out *stream.Emitter[int64]) error {
+			for end := time.Now().Add(20 * time.Microsecond); time.Now().Before(end); {
+			}
+			out.Emit(r.Value)
+			return nil
+		},
+	})
+	sum := stream.NewCollect[int64]()
+	slow.To(sum)
+	late := stream.NewCollect[int64]()
+	graph.SideOutput(counts, stream.LateTag[int64]()).To(late)
+	job, err := g.Build(graph.Parallelism(2), graph.Credits(1), graph.BatchSize(8), graph.MaxKeyGroups(4),
+		graph.Logger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := job.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for _, v := range sum.Values() {
+		total += v
+	}
+	if late.Len() != 0 || total != n {
+		t.Errorf("%d late records and %d counted; want 0 late and %d counted", late.Len(), total, n)
 	}
 }
