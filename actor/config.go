@@ -45,6 +45,13 @@ type Config struct {
 	// back its receiver's watermark (the minimum over its channels); it counts again as
 	// soon as it sends. 0: channels never go idle, and one silent input stops event time.
 	IdleTimeout time.Duration
+	// CheckpointInterval is how often the job takes a checkpoint, when Checkpoints is set:
+	// barriers flow with the records, stages snapshot their state as a barrier passes, and
+	// Checkpoints stores the result. Shorter loses less work on a failure; longer costs
+	// less. Default (with Checkpoints set): 1s.
+	CheckpointInterval time.Duration
+	// Checkpoints stores complete checkpoints. nil: no checkpoints.
+	Checkpoints CheckpointSink
 	// DeadLetters receives every record that could not be processed, with the reason. It
 	// is called from many actors at once. Default: a warning in the log. Dead letters are
 	// counted per stage either way.
@@ -65,10 +72,11 @@ func (c *Config) Validate() error {
 		{"linger", int64(c.Linger), 0},
 		{"idle timeout", int64(c.IdleTimeout), 0},
 		{"watermark interval", int64(c.WatermarkInterval), 0},
+		{"checkpoint interval", int64(c.CheckpointInterval), 0},
 	}
 	for _, ch := range checks {
 		if ch.v < ch.min {
-			if ch.name == "linger" || ch.name == "idle timeout" || ch.name == "watermark interval" {
+			if ch.name == "linger" || ch.name == "idle timeout" || ch.name == "watermark interval" || ch.name == "checkpoint interval" {
 				return fmt.Errorf("config: %s %v is negative", ch.name, time.Duration(ch.v))
 			}
 			return fmt.Errorf("config: %s %d is negative", ch.name, ch.v)
@@ -91,6 +99,9 @@ func (c *Config) Validate() error {
 	}
 	if c.WatermarkInterval == 0 {
 		c.WatermarkInterval = 50 * time.Millisecond
+	}
+	if c.Checkpoints != nil && c.CheckpointInterval == 0 {
+		c.CheckpointInterval = time.Second
 	}
 	if c.Credits == 0 {
 		c.Credits = 4

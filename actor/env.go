@@ -78,6 +78,10 @@ type buffers interface {
 	size(dest int) int
 	// behind reports whether dest has not been told the writer's latest watermark.
 	behind(dest int) bool
+	// barrier puts checkpoint barrier id at the end of dest's buffer.
+	barrier(dest int, id int64)
+	// hasMarks reports whether dest's buffer holds marks (a barrier waits there).
+	hasMarks(dest int) bool
 	recycle(dest int, records any)
 }
 
@@ -118,7 +122,7 @@ func (g *OutputGroup) credit(dest int, recs any) {
 		g.buffers.recycle(dest, recs)
 	}
 	n := g.buffers.size(dest)
-	if n >= g.r.env.Config.BatchSize || (g.flushWanted[dest] && (n > 0 || g.buffers.behind(dest))) {
+	if n >= g.r.env.Config.BatchSize || (g.flushWanted[dest] && (n > 0 || g.buffers.behind(dest) || g.buffers.hasMarks(dest))) {
 		g.send(dest)
 	}
 	if g.stalled[dest] && g.buffers.size(dest) < g.r.env.Config.BatchSize {
@@ -132,13 +136,13 @@ func (g *OutputGroup) credit(dest int, recs any) {
 func (g *OutputGroup) flush() (empty bool) {
 	empty = true
 	for d := range g.dests {
-		if g.buffers.size(d) == 0 {
+		if g.buffers.size(d) == 0 && !g.buffers.hasMarks(d) {
 			continue
 		}
 		if g.credits[d] > 0 {
 			g.send(d)
 		}
-		if g.buffers.size(d) > 0 {
+		if g.buffers.size(d) > 0 || g.buffers.hasMarks(d) {
 			g.flushWanted[d] = true
 			empty = false
 		}
@@ -156,6 +160,19 @@ func (g *OutputGroup) flushWatermarks() {
 			} else {
 				g.flushWanted[d] = true
 			}
+		}
+	}
+}
+
+// barrier sends checkpoint barrier id to every destination, behind what is buffered for it,
+// as soon as credit allows.
+func (g *OutputGroup) barrier(id int64) {
+	for d := range g.dests {
+		g.buffers.barrier(d, id)
+		if g.credits[d] > 0 {
+			g.send(d)
+		} else {
+			g.flushWanted[d] = true
 		}
 	}
 }
@@ -291,6 +308,13 @@ func (w *Writer[T]) take(d int) (any, int, []Mark) {
 func (w *Writer[T]) size(d int) int { return len(w.bufs[d]) }
 
 func (w *Writer[T]) behind(d int) bool { return w.told[d] != w.wm }
+
+func (w *Writer[T]) hasMarks(d int) bool { return len(w.marks[d]) > 0 }
+
+func (w *Writer[T]) barrier(d int, id int64) {
+	w.marks[d] = append(w.marks[d], Mark{Pos: len(w.bufs[d]), Watermark: w.wm, Barrier: id})
+	w.told[d] = w.wm
+}
 
 // recycle keeps a slice that came back with a credit. At most one per batch in flight comes
 // back, so the free list is bounded by destinations × credits.

@@ -18,7 +18,11 @@ type Job struct {
 	metrics []*StageMetrics
 	// instances counts the instances per vertex, for Stats.
 	instances []int
+	ckpt      checkpointCounters
 }
+
+// Checkpoints returns the job's checkpoint counters.
+func (j *Job) Checkpoints() CheckpointStats { return j.ckpt.snapshot() }
 
 // NewJob checks plan and cfg and returns a job to run.
 func NewJob(plan *Plan, cfg Config) (*Job, error) {
@@ -131,6 +135,27 @@ func (j *Job) Run(ctx context.Context) (err error) {
 		}
 	}
 	d.left.Store(int64(len(runners)))
+	var coordWG sync.WaitGroup
+	if j.cfg.Checkpoints != nil {
+		d.acks = make(chan ackMsg, 2*len(runners))
+		c := &coordinator{sink: j.cfg.Checkpoints, interval: j.cfg.CheckpointInterval, total: len(runners),
+			acks: d.acks, stats: &j.ckpt, onError: func(err error) { logger.Warn("checkpoint failed", "err", err) },
+			send: func(id int64, complete bool) {
+				for _, r := range runners {
+					if complete {
+						d.send(r.self, completeMsg{id})
+					} else {
+						d.send(r.self, triggerMsg{id})
+					}
+				}
+			}}
+		coordWG.Add(1)
+		go c.run(ctx, &coordWG)
+	}
+	defer func() {
+		cancel(nil)
+		coordWG.Wait()
+	}()
 	var pids []*pa.PID
 	for _, r := range runners {
 		props := pa.PropsFromProducer(func() pa.Actor { return &instanceActor{r: r, drv: d} })
@@ -193,6 +218,17 @@ type protoDriver struct {
 	allDone  chan struct{}
 	once     sync.Once
 	stopping atomic.Bool
+	acks     chan ackMsg // nil without checkpoints
+}
+
+func (d *protoDriver) ack(id int64, r *runner, state []byte, err error) {
+	if d.acks == nil {
+		return
+	}
+	select {
+	case d.acks <- ackMsg{id: id, identity: r.env.ID.String(), state: state, finished: r.done, err: err}:
+	case <-d.ctx.Done():
+	}
 }
 
 func (d *protoDriver) send(to *pa.PID, msg any) {

@@ -35,6 +35,9 @@ type Batch struct {
 type Mark struct {
 	Pos       int
 	Watermark int64
+	// Barrier, when not 0, is the id of a checkpoint barrier at this position: what comes
+	// before it belongs to the checkpoint, what comes after to the next.
+	Barrier int64
 }
 
 // Watermark bounds: no watermark yet, and the end of event time (an input that has ended).
@@ -64,5 +67,10 @@ type (
 	flushTickMsg struct{}
 	timerTickMsg struct{}
 	idleTickMsg  struct{}
-	wmTickMsg    struct{}
+	// triggerMsg starts checkpoint id at an instance that has no input left to bring the
+	// barrier (a source, or a stage whose inputs have all ended).
+	triggerMsg struct{ id int64 }
+	// completeMsg says checkpoint id is complete: two-phase sinks commit.
+	completeMsg struct{ id int64 }
+	wmTickMsg   struct{}
 )

@@ -23,6 +23,9 @@ type StageMetrics struct {
 	Batches atomic.Int64
 	// BackpressureNanos is the time instances spent without credit, unable to go on.
 	BackpressureNanos atomic.Int64
+	// AlignmentNanos is the time instances spent aligning checkpoint barriers: from the
+	// first channel's barrier to the last's.
+	AlignmentNanos atomic.Int64
 	// MaxQueuedBatches is the most batches any instance held received and not yet
 	// processed: bounded by its senders × Credits, whatever the load.
 	MaxQueuedBatches atomic.Int64
@@ -59,6 +62,7 @@ type StageStats struct {
 	Late         int64         `json:"late"`
 	Batches      int64         `json:"batches"`
 	Backpressure time.Duration `json:"backpressure_ns"`
+	Alignment    time.Duration `json:"alignment_ns"`
 	MaxQueued    int64         `json:"max_queued_batches"`
 	// Watermark is the lowest input watermark of the stage's instances, in Unix ms, and
 	// HasWatermark says whether every instance has one yet. An ended input counts as
@@ -75,6 +79,7 @@ func (m *StageMetrics) snapshot(name string, instances int, now time.Time) Stage
 		In: m.In.Load(), Out: m.Out.Load(), DeadLetters: m.DeadLetters.Load(),
 		Restarts: m.Restarts.Load(), Late: m.Late.Load(), Batches: m.Batches.Load(),
 		Backpressure: time.Duration(m.BackpressureNanos.Load()),
+		Alignment:    time.Duration(m.AlignmentNanos.Load()),
 		MaxQueued:    m.MaxQueuedBatches.Load(),
 	}
 	low, has := MaxWatermark, len(m.watermarks) > 0

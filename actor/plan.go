@@ -111,6 +111,11 @@ type Task interface {
 	EndInput()
 	// Reset drops the task's state: a stage restart by ErrorPolicy RestartStage.
 	Reset()
+	// Snapshot returns the task's state as of checkpoint barrier id: everything before the
+	// barrier applied, nothing after (sources: the position to rewind to). nil: no state.
+	Snapshot(id int64) ([]byte, error)
+	// CheckpointComplete tells the task that checkpoint id is complete everywhere.
+	CheckpointComplete(id int64)
 	// Close releases the task (source splits).
 	Close() error
 }
@@ -135,6 +140,8 @@ func (NopTask) NextTimer() (time.Time, bool)           { return time.Time{}, fal
 func (NopTask) FireTimers(time.Time)                   {}
 func (NopTask) EndInput()                              {}
 func (NopTask) Reset()                                 {}
+func (NopTask) Snapshot(int64) ([]byte, error)         { return nil, nil }
+func (NopTask) CheckpointComplete(int64)               {}
 func (NopTask) Close() error                           { return nil }
 
 // ErrorPolicy says what a stage does when a user function fails on a record.

@@ -32,6 +32,20 @@ type driver interface {
 	context() context.Context
 	fail(err error)
 	finished(r *runner)
+	// ack reports an instance's part of checkpoint id: its state (nil when it had
+	// finished, or holds none).
+	ack(id int64, r *runner, state []byte, err error)
+}
+
+// chanKey names an input channel: a sender and the port it feeds.
+type chanKey struct{ from, port int }
+
+// alignment is a checkpoint barrier an instance is waiting for on some of its channels:
+// channels that have delivered it are held until all have (Flink's aligned checkpoints).
+type alignment struct {
+	id      int64
+	arrived map[chanKey]bool
+	since   time.Time
 }
 
 // runner is the engine of one instance: batches in, credits, end of stream, timers, linger.
@@ -71,6 +85,12 @@ type runner struct {
 	done        bool
 	lingerArmed bool
 	lingerStop  func() bool
+	// align is the barrier being aligned; lastBarrier the last one passed on; ended the
+	// channels that have ended (they count as having delivered every barrier).
+	align       *alignment
+	lastBarrier int64
+	ended       map[chanKey]bool
+
 	// wmMoved says a writer's watermark moved since the last flush of watermarks, which
 	// wmStop will do.
 	wmMoved   bool
@@ -80,10 +100,23 @@ type runner struct {
 }
 
 func (r *runner) receive(msg any) {
+	if t, ok := msg.(triggerMsg); ok && r.done {
+		r.drv.ack(t.id, r, nil, nil) // finished: nothing left to restore
+		return
+	}
 	if r.done {
 		return
 	}
 	switch m := msg.(type) {
+	case triggerMsg:
+		// A source starts the barrier; so does a stage whose inputs have all ended (no
+		// barrier will come to it). Others get it in-band.
+		if r.vertex.Source || r.eosLeft == 0 {
+			r.passBarrier(m.id)
+			r.afterWork()
+		}
+	case completeMsg:
+		r.task.CheckpointComplete(m.id)
 	case startMsg:
 		r.started = r.env.Now()
 		if r.vertex.Source {
@@ -174,22 +207,38 @@ func (r *runner) pull() {
 }
 
 func (r *runner) drain() {
-	for len(r.queue) > 0 && r.stalled == 0 {
-		b := r.queue[0]
+	// Batches are taken in arrival order, but for those of channels held by a barrier
+	// alignment, which wait (they are bounded by the credits granted).
+	for i := 0; i < len(r.queue) && r.stalled == 0; {
+		b := r.queue[i]
+		key := chanKey{b.From, b.Port}
+		if r.held(key) {
+			i++
+			continue
+		}
 		if b.eos {
-			r.queue[0] = nil
-			r.queue = r.queue[1:]
+			r.remove(i)
 			r.eosLeft--
+			if r.ended == nil {
+				r.ended = map[chanKey]bool{}
+			}
+			r.ended[key] = true
 			r.channelWatermark(b.From, b.Port, MaxWatermark)
+			r.alignmentDone()
+			i = 0
 			continue
 		}
 		if !r.process(b) {
-			break
+			if r.stalled > 0 {
+				break
+			}
+			i = 0 // held at a barrier: go on with the other channels
+			continue
 		}
-		r.queue[0] = nil
-		r.queue = r.queue[1:]
+		r.remove(i)
 		r.drv.send(b.Sender, &Credit{Group: b.Group, Dest: b.Dest, Records: b.Records})
 		r.task.EndBatch()
+		i = 0
 	}
 	if len(r.queue) == 0 && r.eosLeft == 0 && !r.vertex.Source {
 		r.startFinish()
@@ -198,8 +247,67 @@ func (r *runner) drain() {
 	r.afterWork()
 }
 
-// process handles batch b, its records and its marks in order, until the end or a blocked
-// output; it reports whether b is done.
+func (r *runner) remove(i int) {
+	copy(r.queue[i:], r.queue[i+1:])
+	r.queue[len(r.queue)-1] = nil
+	r.queue = r.queue[:len(r.queue)-1]
+}
+
+// held reports whether channel key has delivered the barrier being aligned.
+func (r *runner) held(key chanKey) bool { return r.align != nil && r.align.arrived[key] }
+
+// barrierFrom handles checkpoint barrier id from channel key: the channel is held until
+// every channel has delivered it, then the instance takes its snapshot and passes the
+// barrier on.
+func (r *runner) barrierFrom(key chanKey, id int64) {
+	if id <= r.lastBarrier {
+		return
+	}
+	if r.align == nil || r.align.id < id {
+		r.align = &alignment{id: id, arrived: map[chanKey]bool{}, since: r.env.Now()}
+	}
+	r.align.arrived[key] = true
+	r.alignmentDone()
+}
+
+// alignmentDone completes the alignment once every channel has delivered the barrier or
+// ended.
+func (r *runner) alignmentDone() {
+	a := r.align
+	if a == nil {
+		return
+	}
+	n := len(a.arrived)
+	for k := range r.ended {
+		if !a.arrived[k] {
+			n++
+		}
+	}
+	if n < r.channels {
+		return
+	}
+	r.align = nil
+	r.env.Metrics.AlignmentNanos.Add(int64(r.env.Now().Sub(a.since)))
+	r.passBarrier(a.id)
+}
+
+// passBarrier takes the instance's snapshot for checkpoint id, reports it, and sends the
+// barrier on behind everything emitted before it.
+func (r *runner) passBarrier(id int64) {
+	if id <= r.lastBarrier {
+		return
+	}
+	r.lastBarrier = id
+	r.task.EndBatch() // what was emitted before the barrier goes out before it
+	state, err := r.task.Snapshot(id)
+	r.drv.ack(id, r, state, err)
+	for _, g := range r.outputs {
+		g.barrier(id)
+	}
+}
+
+// process handles batch b, its records and its marks in order, until the end, a blocked
+// output, or a barrier that holds its channel; it reports whether b is done.
 func (r *runner) process(b *Batch) bool {
 	for r.stalled == 0 {
 		end := b.N
@@ -215,8 +323,16 @@ func (r *runner) process(b *Batch) bool {
 		if b.mark == len(b.Marks) {
 			return true
 		}
-		r.channelWatermark(b.From, b.Port, b.Marks[b.mark].Watermark)
+		m := b.Marks[b.mark]
+		r.channelWatermark(b.From, b.Port, m.Watermark)
 		b.mark++
+		if m.Barrier > 0 {
+			key := chanKey{b.From, b.Port}
+			r.barrierFrom(key, m.Barrier)
+			if r.held(key) {
+				return b.start == b.N && b.mark == len(b.Marks)
+			}
+		}
 	}
 	return false
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	pa "github.com/asynkron/protoactor-go/actor"
+
+	"github.com/eddyflow/eddy/stream"
 )
 
 // SyncDriver runs a job's instances on the caller's goroutine, delivering messages in FIFO
@@ -21,6 +23,66 @@ type SyncDriver struct {
 	err     error
 	left    int
 	ended   bool
+	acks    map[int64]*Checkpoint
+	acked   map[int64]int
+	ackErr  error
+}
+
+func (d *SyncDriver) ack(id int64, r *runner, state []byte, err error) {
+	if d.acks == nil {
+		d.acks, d.acked = map[int64]*Checkpoint{}, map[int64]int{}
+	}
+	cp := d.acks[id]
+	if cp == nil {
+		cp = &Checkpoint{ID: id, States: map[string][]byte{}, Finished: map[string]bool{}}
+		d.acks[id] = cp
+	}
+	if r.done {
+		cp.Finished[r.env.ID.String()] = true
+	}
+	if state != nil {
+		cp.States[r.env.ID.String()] = state
+	}
+	if err != nil && d.ackErr == nil {
+		d.ackErr = err
+	}
+	d.acked[id]++
+}
+
+// TriggerCheckpoint queues the start of checkpoint id at every instance (behind what is
+// queued already), without running.
+func (d *SyncDriver) TriggerCheckpoint(id int64) {
+	for _, rs := range d.byVert {
+		for _, r := range rs {
+			d.send(r.self, triggerMsg{id})
+		}
+	}
+}
+
+// Checkpoint returns checkpoint id once every instance has acknowledged it; otherwise (its
+// barriers still on their way) it says how many have.
+func (d *SyncDriver) Checkpoint(id int64) (Checkpoint, error) {
+	total := 0
+	for _, rs := range d.byVert {
+		total += len(rs)
+	}
+	if d.acked[id] < total {
+		return Checkpoint{}, fmt.Errorf("checkpoint %d: %d of %d instances acknowledged", id, d.acked[id], total)
+	}
+	if d.ackErr != nil {
+		return Checkpoint{}, fmt.Errorf("checkpoint %d: %w", id, d.ackErr)
+	}
+	return *d.acks[id], nil
+}
+
+// CompleteCheckpoint tells every instance that checkpoint id is complete, and runs.
+func (d *SyncDriver) CompleteCheckpoint(id int64) error {
+	for _, rs := range d.byVert {
+		for _, r := range rs {
+			d.send(r.self, completeMsg{id})
+		}
+	}
+	return d.Run()
 }
 
 type envelope struct {
@@ -29,7 +91,12 @@ type envelope struct {
 }
 
 // NewSyncDriver instantiates every vertex of job on one goroutine. Nothing runs until Start.
+// The job's clock must be a stream.ManualClock: a real clock would call back from its own
+// goroutines.
 func NewSyncDriver(job *Job) (*SyncDriver, error) {
+	if _, ok := job.cfg.Clock.(*stream.ManualClock); !ok {
+		return nil, fmt.Errorf("sync driver: the job's clock is a %T; it must be a *stream.ManualClock", job.cfg.Clock)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &SyncDriver{job: job, ctx: ctx, cancel: cancel, runners: map[string]*runner{}, byVert: make([][]*runner, len(job.plan.Vertices))}
 	runners, err := job.instantiate(d, func(id Identity) *pa.PID { return pa.NewPID("sync", id.String()) })
@@ -57,12 +124,33 @@ func indexOf(vs []*Vertex, v *Vertex) int {
 
 // Start sends every instance its start message and runs until nothing is left to deliver.
 func (d *SyncDriver) Start() error {
+	d.Begin()
+	return d.Run()
+}
+
+// Begin sends every instance its start message, without running: Step then moves the job
+// a message at a time.
+func (d *SyncDriver) Begin() {
 	for _, rs := range d.byVert {
 		for _, r := range rs {
 			d.send(r.self, startMsg{})
 		}
 	}
-	return d.Run()
+}
+
+// Step delivers at most n queued messages and reports how many it delivered.
+func (d *SyncDriver) Step(n int) (int, error) {
+	done := 0
+	for done < n && len(d.queue) > 0 && d.err == nil {
+		e := d.queue[0]
+		d.queue[0] = envelope{}
+		d.queue = d.queue[1:]
+		if r, ok := d.runners[e.to.Id]; ok {
+			d.deliver(r, e.msg)
+		}
+		done++
+	}
+	return done, d.err
 }
 
 // Run delivers queued messages until none is left, and returns the job's error, if any.

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -282,6 +283,7 @@ type sourceTask[T any] struct {
 	push     push[T]
 	wm       func(int64)
 	buf      []stream.Record[T]
+	emitted  int64
 }
 
 func (t *sourceTask[T]) Emit(r stream.Record[T]) { t.buf = append(t.buf, r) }
@@ -289,6 +291,7 @@ func (t *sourceTask[T]) Emit(r stream.Record[T]) { t.buf = append(t.buf, r) }
 // Watermark sends what was read before the watermark down the chain, then the watermark.
 func (t *sourceTask[T]) Watermark(w int64) {
 	if len(t.buf) > 0 {
+		t.emitted += int64(len(t.buf))
 		t.push(t.buf)
 		clear(t.buf)
 		t.buf = t.buf[:0]
@@ -307,6 +310,7 @@ func (t *sourceTask[T]) Read(ctx context.Context, max int) (n int, err error) {
 	t.buf = t.buf[:0]
 	n, err = t.read(ctx, max)
 	if len(t.buf) > 0 {
+		t.emitted += int64(len(t.buf))
 		t.push(t.buf)
 		clear(t.buf)
 	}
@@ -334,6 +338,26 @@ func (t *sourceTask[T]) read(ctx context.Context, max int) (n int, err error) {
 		}
 	}()
 	return t.split.Read(ctx, max, t)
+}
+
+// sourceSnapshot is a source split's part of a checkpoint: how many records it has handed
+// on, and where to rewind to when the split can (stream.Replayable).
+type sourceSnapshot struct {
+	Emitted int64  `json:"emitted"`
+	Offset  []byte `json:"offset,omitempty"`
+}
+
+// Snapshot records the split's position at a checkpoint barrier.
+func (t *sourceTask[T]) Snapshot(int64) ([]byte, error) {
+	s := sourceSnapshot{Emitted: t.emitted}
+	if r, ok := t.split.(interface{ Offset() ([]byte, error) }); ok {
+		off, err := r.Offset()
+		if err != nil {
+			return nil, fmt.Errorf("offset of source split %s: %w", t.env.ID, err)
+		}
+		s.Offset = off
+	}
+	return snapshotJSON(s)
 }
 
 func (t *sourceTask[T]) EndBatch()    { t.ic.endBatch() }
@@ -400,7 +424,27 @@ func (t *aggregateTask[K, T, A, R]) EndBatch() {
 }
 
 func (t *aggregateTask[K, T, A, R]) EndInput() { t.op.EndInput() }
-func (t *aggregateTask[K, T, A, R]) Reset()    { t.op.Reset() }
+
+// aggEntry is one key of an aggregate's snapshot.
+type aggEntry[K comparable, A any] struct {
+	Key K `json:"key"`
+	Acc A `json:"acc"`
+}
+
+// Snapshot encodes every key's accumulator. JSON for now; the persistence issue moves
+// state to the stage's codecs.
+func (t *aggregateTask[K, T, A, R]) Snapshot(int64) ([]byte, error) {
+	var entries []aggEntry[K, A]
+	t.op.All(func(k K, a A) bool {
+		entries = append(entries, aggEntry[K, A]{k, a})
+		return true
+	})
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	return snapshotJSON(entries)
+}
+func (t *aggregateTask[K, T, A, R]) Reset() { t.op.Reset() }
 
 func (t *aggregateTask[K, T, A, R]) Inspect(key any) (any, bool) {
 	k, ok := key.(K)
@@ -661,4 +705,13 @@ func (t *windowTask[K, T, A, R]) Inspect(key any) (any, bool) {
 	}
 	m := t.op.Get(k)
 	return m, m != nil
+}
+
+// snapshotJSON encodes a task's snapshot, behind a version byte.
+func snapshotJSON(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode snapshot: %w", err)
+	}
+	return append([]byte{1}, b...), nil
 }

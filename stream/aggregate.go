@@ -258,6 +258,15 @@ func (op *AggregateOperator[K, T, A, R]) Get(key K) (A, bool) {
 	return e.acc, true
 }
 
+// All calls f for every key and its accumulator, in no fixed order, until f returns false.
+func (op *AggregateOperator[K, T, A, R]) All(f func(K, A) bool) {
+	for k, e := range op.entries {
+		if !f(k, e.acc) {
+			return
+		}
+	}
+}
+
 // Len returns how many keys hold an accumulator.
 func (op *AggregateOperator[K, T, A, R]) Len() int { return len(op.entries) }
 

@@ -27,7 +27,7 @@ func (s lineSource) Splits(int) ([]Split[string], error) {
 	if err != nil {
 		return nil, fmt.Errorf("open line source %s: %w", s.path, err)
 	}
-	return []Split[string]{newLineSplit(s.path, f, f)}, nil
+	return []Split[string]{&fileLineSplit{newLineSplit(s.path, f, f)}}, nil
 }
 
 // LinesFrom is Lines over r, for stdin and tests: one split, and r is read once (a second
@@ -66,10 +66,20 @@ type lineSplit struct {
 	// line is the number of lines read so far: the 1-based number of the last one.
 	line int64
 	eof  bool
+	// pos is the byte offset in the input of the next line: the bytes read so far, with
+	// their terminators.
+	pos int64
+	// file is the file read, which Seek positions (see replay.go); nil when the caller owns
+	// the reader.
+	file *os.File
 }
 
 func newLineSplit(name string, r io.Reader, c io.Closer) *lineSplit {
-	return &lineSplit{name: name, r: bufio.NewReaderSize(r, 64<<10), c: c}
+	s := &lineSplit{name: name, r: bufio.NewReaderSize(r, 64<<10), c: c}
+	if f, ok := r.(*os.File); ok && c != nil {
+		s.file = f
+	}
+	return s
 }
 
 // next returns the next line without its terminator, or io.EOF after the last one.
@@ -78,6 +88,9 @@ func (s *lineSplit) next() (string, error) {
 		return "", io.EOF
 	}
 	line, err := s.r.ReadString('\n')
+	if err == nil || err == io.EOF {
+		s.pos += int64(len(line))
+	}
 	switch {
 	case err == io.EOF:
 		s.eof = true

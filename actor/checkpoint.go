@@ -1,0 +1,127 @@
+package actor
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Checkpoint is a complete checkpoint: every instance's snapshot as of barrier ID.
+type Checkpoint struct {
+	ID int64
+	// States holds the snapshot of each instance that has state, by identity
+	// (job/stage/index). Instances that had finished, or hold nothing, are absent.
+	States map[string][]byte
+	// Finished lists the instances that had finished when the checkpoint reached them: all
+	// their input was handled and their results sent.
+	Finished map[string]bool
+}
+
+// CheckpointSink stores complete checkpoints: the persistence layer, in a real job. Save
+// is called from one goroutine, in order of ID; a checkpoint counts as complete, and
+// two-phase sinks commit it, only when Save returns nil.
+type CheckpointSink interface {
+	Save(ctx context.Context, cp Checkpoint) error
+}
+
+// CheckpointStats counts a job's checkpoints.
+type CheckpointStats struct {
+	Completed int64         `json:"completed"`
+	Failed    int64         `json:"failed"`
+	Last      int64         `json:"last"`
+	Duration  time.Duration `json:"last_duration_ns"` // trigger to complete, of the last
+	Bytes     int64         `json:"last_bytes"`       // state size of the last
+}
+
+type ackMsg struct {
+	id       int64
+	identity string
+	state    []byte
+	finished bool
+	err      error
+}
+
+// coordinator triggers checkpoints on an interval, one at a time, collects every
+// instance's acknowledgement, saves the checkpoint and tells the instances it is complete
+// (asynchronous barrier snapshotting, as Flink runs it). It runs on its own goroutine,
+// owned by Job.Run.
+type coordinator struct {
+	sink     CheckpointSink
+	interval time.Duration
+	send     func(id int64, complete bool)
+	total    int
+	acks     chan ackMsg
+	stats    *checkpointCounters
+	onError  func(err error)
+}
+
+type checkpointCounters struct {
+	completed, failed, last, duration, bytes atomic.Int64
+}
+
+func (c *checkpointCounters) snapshot() CheckpointStats {
+	return CheckpointStats{Completed: c.completed.Load(), Failed: c.failed.Load(), Last: c.last.Load(),
+		Duration: time.Duration(c.duration.Load()), Bytes: c.bytes.Load()}
+}
+
+func (c *coordinator) run(ctx context.Context, wg *sync.WaitGroup) {
+	defer wg.Done()
+	tick := time.NewTicker(c.interval)
+	defer tick.Stop()
+	var (
+		id      int64
+		waiting int
+		states  map[string][]byte
+		done    map[string]bool
+		failed  error
+		started time.Time
+	)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if waiting > 0 {
+				continue // the last one is still under way: checkpoints do not overlap
+			}
+			id++
+			waiting, states, done, failed, started = c.total, map[string][]byte{}, map[string]bool{}, nil, time.Now()
+			c.send(id, false)
+		case a := <-c.acks:
+			if a.id != id || waiting == 0 {
+				continue
+			}
+			if a.err != nil && failed == nil {
+				failed = a.err
+			}
+			if a.state != nil {
+				states[a.identity] = a.state
+			}
+			if a.finished {
+				done[a.identity] = true
+			}
+			waiting--
+			if waiting > 0 {
+				continue
+			}
+			if failed == nil {
+				failed = c.sink.Save(ctx, Checkpoint{ID: id, States: states, Finished: done})
+			}
+			if failed != nil {
+				c.stats.failed.Add(1)
+				c.onError(failed)
+				continue
+			}
+			var size int64
+			for _, s := range states {
+				size += int64(len(s))
+			}
+			c.stats.completed.Add(1)
+			c.stats.last.Store(id)
+			c.stats.duration.Store(int64(time.Since(started)))
+			c.stats.bytes.Store(size)
+			c.send(id, true)
+		}
+	}
+}

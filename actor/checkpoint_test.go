@@ -1,0 +1,178 @@
+package actor_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eddyflow/eddy/actor"
+	"github.com/eddyflow/eddy/graph"
+	"github.com/eddyflow/eddy/stream"
+)
+
+const (
+	ckptKeys   = 11
+	ckptSplits = 2
+)
+
+func ckptKey(i int64) int64 { return (i * 7919) % ckptKeys }
+
+// countingJob is Generate(n) over two splits → KeyBy → Count: its checkpoints can be checked
+// exactly, because split j hands out a known range of i in order.
+func countingJob(t *testing.T, n int64, opts ...graph.JobOption) *graph.Job {
+	t.Helper()
+	g := graph.New("ckpt")
+	src := graph.From(g, stream.Generate(n, func(i int64) int64 { return i }), graph.Name("src"))
+	counts := graph.Count(graph.KeyBy(src, ckptKey), graph.Name("count"), graph.Emit(stream.EmitAtEnd))
+	counts.To(stream.NewCollect[stream.KV[int64, int64]]())
+	job, err := g.Build(append([]graph.JobOption{graph.Parallelism(ckptSplits), graph.MaxKeyGroups(8), graph.BatchSize(16),
+		graph.Credits(2), graph.Logger(slog.New(slog.DiscardHandler))}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return job
+}
+
+// checkConsistent checks the heart of asynchronous barrier snapshotting: the state of the
+// key groups in checkpoint cp holds exactly the records the sources had handed out before
+// their barrier, no more, no less.
+func checkConsistent(t *testing.T, n int64, cp actor.Checkpoint) {
+	t.Helper()
+	for id := range cp.Finished {
+		if strings.HasPrefix(id, "ckpt/count/") {
+			return // a finished key group has sent its results: its state is not in the cut
+		}
+	}
+	want := map[int64]int64{}
+	for j := range int64(ckptSplits) {
+		start, end := n*j/ckptSplits, n*(j+1)/ckptSplits
+		var s struct{ Emitted int64 }
+		if raw, ok := cp.States[fmt.Sprintf("ckpt/src/%d", j)]; ok {
+			if err := json.Unmarshal(raw[1:], &s); err != nil {
+				t.Fatalf("checkpoint %d: source %d: %v", cp.ID, j, err)
+			}
+		} else {
+			s.Emitted = end - start // finished: it had handed out all of its range
+		}
+		for i := start; i < start+s.Emitted; i++ {
+			want[ckptKey(i)]++
+		}
+	}
+	got := map[int64]int64{}
+	for id, raw := range cp.States {
+		if !strings.HasPrefix(id, "ckpt/count/") {
+			continue
+		}
+		var entries []struct {
+			Key int64
+			Acc int64
+		}
+		if err := json.Unmarshal(raw[1:], &entries); err != nil {
+			t.Fatalf("checkpoint %d: %s: %v", cp.ID, id, err)
+		}
+		for _, e := range entries {
+			got[e.Key] += e.Acc
+		}
+	}
+	for k := range int64(ckptKeys) {
+		if got[k] != want[k] {
+			t.Errorf("checkpoint %d: key %d holds %d records; the sources had handed out %d before their barrier", cp.ID, k, got[k], want[k])
+		}
+	}
+}
+
+// Checkpoints taken at random moments of a deterministic run are consistent cuts.
+func TestCheckpointBarriersAligned(t *testing.T) {
+	const n = 20_000
+	for seed := range uint64(5) {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			job := countingJob(t, n, graph.Clock(stream.NewManualClock(time.Unix(0, 0))))
+			d, err := actor.NewSyncDriver(job.Runtime())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			d.Begin()
+			rng := rand.New(rand.NewPCG(seed, 1))
+			var id int64
+			for {
+				moved, err := d.Step(1 + rng.IntN(400))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if moved == 0 {
+					break
+				}
+				if rng.IntN(3) == 0 {
+					if id > 0 {
+						if _, err := d.Checkpoint(id); err != nil {
+							continue // the last one is still on its way
+						}
+					}
+					id++
+					d.TriggerCheckpoint(id)
+				}
+			}
+			if !d.Done() {
+				t.Fatal("the job did not finish")
+			}
+			completed := 0
+			for i := int64(1); i <= id; i++ {
+				cp, err := d.Checkpoint(i)
+				if err != nil {
+					t.Errorf("checkpoint %d: %v", i, err)
+					continue
+				}
+				checkConsistent(t, n, cp)
+				completed++
+			}
+			if completed < 3 {
+				t.Errorf("only %d checkpoints completed; the test checked little", completed)
+			}
+		})
+	}
+}
+
+// checkpointsKept is a CheckpointSink that keeps what it is given.
+type checkpointsKept struct {
+	mu  sync.Mutex
+	all []actor.Checkpoint
+}
+
+func (c *checkpointsKept) Save(_ context.Context, cp actor.Checkpoint) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.all = append(c.all, cp)
+	return nil
+}
+
+// On Proto.Actor, with a checkpoint every millisecond: every saved checkpoint is a
+// consistent cut, and the counters say how many there were.
+func TestCheckpointsOnProtoActor(t *testing.T) {
+	const n = 500_000
+	kept := &checkpointsKept{}
+	job := countingJob(t, n, func(c *actor.Config) {
+		c.Checkpoints = kept
+		c.CheckpointInterval = time.Millisecond
+	})
+	if err := job.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(kept.all) == 0 {
+		t.Skip("the job finished before the first checkpoint: nothing to check on this machine")
+	}
+	for _, cp := range kept.all {
+		checkConsistent(t, n, cp)
+	}
+	st := job.Runtime().Checkpoints()
+	if st.Completed != int64(len(kept.all)) || st.Failed != 0 {
+		t.Errorf("stats %+v; %d checkpoints saved", st, len(kept.all))
+	}
+	t.Logf("%d checkpoints, last took %v", len(kept.all), st.Duration)
+}
