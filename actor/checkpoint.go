@@ -51,6 +51,7 @@ type coordinator struct {
 	interval time.Duration
 	send     func(id int64, complete bool)
 	total    int
+	first    int64 // ids go on after this one (the checkpoint restored from)
 	acks     chan ackMsg
 	stats    *checkpointCounters
 	onError  func(err error)
@@ -70,7 +71,7 @@ func (c *coordinator) run(ctx context.Context, wg *sync.WaitGroup) {
 	tick := time.NewTicker(c.interval)
 	defer tick.Stop()
 	var (
-		id      int64
+		id      = c.first
 		waiting int
 		states  map[string][]byte
 		done    map[string]bool

@@ -52,6 +52,9 @@ type Config struct {
 	CheckpointInterval time.Duration
 	// Checkpoints stores complete checkpoints. nil: no checkpoints.
 	Checkpoints CheckpointSink
+	// Restore, when set, is the checkpoint the job starts from: each instance loads its
+	// state from it (sources rewind), and checkpoint ids go on after its ID.
+	Restore *Checkpoint
 	// DeadLetters receives every record that could not be processed, with the reason. It
 	// is called from many actors at once. Default: a warning in the log. Dead letters are
 	// counted per stage either way.

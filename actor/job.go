@@ -21,6 +21,14 @@ type Job struct {
 	ckpt      checkpointCounters
 }
 
+// restoredID is the id of the checkpoint the job starts from, 0 if none.
+func (j *Job) restoredID() int64 {
+	if j.cfg.Restore == nil {
+		return 0
+	}
+	return j.cfg.Restore.ID
+}
+
 // Checkpoints returns the job's checkpoint counters.
 func (j *Job) Checkpoints() CheckpointStats { return j.ckpt.snapshot() }
 
@@ -100,6 +108,14 @@ func (j *Job) instantiate(drv driver, pidOf func(Identity) *pa.PID) ([]*runner, 
 				return nil, fmt.Errorf("start %s: %w", r.env.ID, err)
 			}
 			r.task = task
+			if cp := j.cfg.Restore; cp != nil {
+				r.lastBarrier = cp.ID
+				if state, ok := cp.States[r.env.ID.String()]; ok {
+					if err := task.Restore(state); err != nil {
+						return nil, fmt.Errorf("restore %s from checkpoint %d: %w", r.env.ID, cp.ID, err)
+					}
+				}
+			}
 			for _, g := range r.outputs {
 				if g.buffers == nil {
 					return nil, fmt.Errorf("start %s: output %d has no writer", r.env.ID, g.index)
@@ -138,7 +154,7 @@ func (j *Job) Run(ctx context.Context) (err error) {
 	var coordWG sync.WaitGroup
 	if j.cfg.Checkpoints != nil {
 		d.acks = make(chan ackMsg, 2*len(runners))
-		c := &coordinator{sink: j.cfg.Checkpoints, interval: j.cfg.CheckpointInterval, total: len(runners),
+		c := &coordinator{sink: j.cfg.Checkpoints, interval: j.cfg.CheckpointInterval, total: len(runners), first: j.restoredID(),
 			acks: d.acks, stats: &j.ckpt, onError: func(err error) { logger.Warn("checkpoint failed", "err", err) },
 			send: func(id int64, complete bool) {
 				for _, r := range runners {

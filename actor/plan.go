@@ -116,6 +116,8 @@ type Task interface {
 	Snapshot(id int64) ([]byte, error)
 	// CheckpointComplete tells the task that checkpoint id is complete everywhere.
 	CheckpointComplete(id int64)
+	// Restore loads state that Snapshot returned, before the task runs (recovery).
+	Restore(state []byte) error
 	// Close releases the task (source splits).
 	Close() error
 }
@@ -142,6 +144,7 @@ func (NopTask) EndInput()                              {}
 func (NopTask) Reset()                                 {}
 func (NopTask) Snapshot(int64) ([]byte, error)         { return nil, nil }
 func (NopTask) CheckpointComplete(int64)               {}
+func (NopTask) Restore([]byte) error                   { return nil }
 func (NopTask) Close() error                           { return nil }
 
 // ErrorPolicy says what a stage does when a user function fails on a record.

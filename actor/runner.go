@@ -89,6 +89,7 @@ type runner struct {
 	// channels that have ended (they count as having delivered every barrier).
 	align       *alignment
 	lastBarrier int64
+	final       []byte // the state it finished with
 	ended       map[chanKey]bool
 
 	// wmMoved says a writer's watermark moved since the last flush of watermarks, which
@@ -101,7 +102,7 @@ type runner struct {
 
 func (r *runner) receive(msg any) {
 	if t, ok := msg.(triggerMsg); ok && r.done {
-		r.drv.ack(t.id, r, nil, nil) // finished: nothing left to restore
+		r.drv.ack(t.id, r, r.final, nil) // finished: its state as it ended
 		return
 	}
 	if r.done {
@@ -489,6 +490,10 @@ func (r *runner) tryFinish() {
 	}
 	r.done = true
 	r.stopTimers()
+	// The state it ended with goes into later checkpoints (a source: its final position).
+	if st, err := r.task.Snapshot(0); err == nil {
+		r.final = st
+	}
 	if err := r.task.Close(); err != nil {
 		r.drv.fail(fmt.Errorf("close %s: %w", r.env.ID, err))
 	}

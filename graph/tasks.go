@@ -350,7 +350,7 @@ type sourceSnapshot struct {
 // Snapshot records the split's position at a checkpoint barrier.
 func (t *sourceTask[T]) Snapshot(int64) ([]byte, error) {
 	s := sourceSnapshot{Emitted: t.emitted}
-	if r, ok := t.split.(interface{ Offset() ([]byte, error) }); ok {
+	if r, ok := t.split.(stream.Replayable); ok {
 		off, err := r.Offset()
 		if err != nil {
 			return nil, fmt.Errorf("offset of source split %s: %w", t.env.ID, err)
@@ -358,6 +358,26 @@ func (t *sourceTask[T]) Snapshot(int64) ([]byte, error) {
 		s.Offset = off
 	}
 	return snapshotJSON(s)
+}
+
+// Restore rewinds the split to a checkpoint's position.
+func (t *sourceTask[T]) Restore(state []byte) error {
+	var s sourceSnapshot
+	if err := decodeSnapshot(state, &s); err != nil {
+		return err
+	}
+	t.emitted = s.Emitted
+	if len(s.Offset) == 0 {
+		if s.Emitted > 0 {
+			return fmt.Errorf("source split %s cannot rewind (its checkpoint has no offset)", t.env.ID)
+		}
+		return nil
+	}
+	r, ok := t.split.(stream.Replayable)
+	if !ok {
+		return fmt.Errorf("source split %s cannot rewind: it is not stream.Replayable", t.env.ID)
+	}
+	return r.Seek(s.Offset)
 }
 
 func (t *sourceTask[T]) EndBatch()    { t.ic.endBatch() }
@@ -429,6 +449,18 @@ func (t *aggregateTask[K, T, A, R]) EndInput() { t.op.EndInput() }
 type aggEntry[K comparable, A any] struct {
 	Key K `json:"key"`
 	Acc A `json:"acc"`
+}
+
+// Restore loads the accumulators of a snapshot.
+func (t *aggregateTask[K, T, A, R]) Restore(state []byte) error {
+	var entries []aggEntry[K, A]
+	if err := decodeSnapshot(state, &entries); err != nil {
+		return err
+	}
+	for _, e := range entries {
+		t.op.Put(e.Key, e.Acc)
+	}
+	return nil
 }
 
 // Snapshot encodes every key's accumulator. JSON for now; the persistence issue moves
@@ -714,4 +746,15 @@ func snapshotJSON(v any) ([]byte, error) {
 		return nil, fmt.Errorf("encode snapshot: %w", err)
 	}
 	return append([]byte{1}, b...), nil
+}
+
+// decodeSnapshot decodes what snapshotJSON encoded.
+func decodeSnapshot(b []byte, v any) error {
+	if len(b) == 0 || b[0] != 1 {
+		return fmt.Errorf("decode snapshot: want version 1, got %d bytes", len(b))
+	}
+	if err := json.Unmarshal(b[1:], v); err != nil {
+		return fmt.Errorf("decode snapshot: %w", err)
+	}
+	return nil
 }

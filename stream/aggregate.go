@@ -258,6 +258,11 @@ func (op *AggregateOperator[K, T, A, R]) Get(key K) (A, bool) {
 	return e.acc, true
 }
 
+// Put sets key's accumulator (restoring a snapshot).
+func (op *AggregateOperator[K, T, A, R]) Put(key K, acc A) {
+	op.entries[key] = &aggEntry[K, A]{key: key, acc: acc}
+}
+
 // All calls f for every key and its accumulator, in no fixed order, until f returns false.
 func (op *AggregateOperator[K, T, A, R]) All(f func(K, A) bool) {
 	for k, e := range op.entries {
