@@ -21,6 +21,9 @@ type Env struct {
 	Config *Config
 	// Metrics are the vertex's counters, shared by its instances.
 	Metrics *StageMetrics
+	// UID numbers the instance among all of the job's, the same from run to run of one
+	// plan: two-phase sinks name their transactions by it.
+	UID int
 
 	r *runner
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 
@@ -90,7 +91,7 @@ func (j *Job) instantiate(drv driver, pidOf func(Identity) *pa.PID) ([]*runner, 
 		for i := range v.Instances {
 			r := &runner{drv: drv, self: pids[vi][i], vertex: v, eosLeft: eos[vi], channels: eos[vi], uid: uid, wm: MinWatermark}
 			uid++
-			r.env = &Env{ID: Identity{Job: j.plan.Job, Stage: v.Name, Index: i}, Instances: v.Instances, Config: &j.cfg, Metrics: j.metrics[vi], r: r}
+			r.env = &Env{ID: Identity{Job: j.plan.Job, Stage: v.Name, Index: i}, Instances: v.Instances, Config: &j.cfg, Metrics: j.metrics[vi], UID: r.uid, r: r}
 			for _, e := range j.plan.Edges {
 				if e.From != vi {
 					continue
@@ -152,6 +153,12 @@ func (j *Job) Run(ctx context.Context) (err error) {
 	}
 	d.left.Store(int64(len(runners)))
 	var coordWG sync.WaitGroup
+	coordCtx, stopCoord := context.WithCancel(ctx)
+	stopCoordinator := func() {
+		stopCoord()
+		coordWG.Wait()
+	}
+	defer stopCoordinator()
 	if j.cfg.Checkpoints != nil {
 		d.acks = make(chan ackMsg, 2*len(runners))
 		c := &coordinator{sink: j.cfg.Checkpoints, interval: j.cfg.CheckpointInterval, total: len(runners), first: j.restoredID(),
@@ -166,12 +173,8 @@ func (j *Job) Run(ctx context.Context) (err error) {
 				}
 			}}
 		coordWG.Add(1)
-		go c.run(ctx, &coordWG)
+		go c.run(coordCtx, &coordWG)
 	}
-	defer func() {
-		cancel(nil)
-		coordWG.Wait()
-	}()
 	var pids []*pa.PID
 	for _, r := range runners {
 		props := pa.PropsFromProducer(func() pa.Actor { return &instanceActor{r: r, drv: d} })
@@ -182,20 +185,28 @@ func (j *Job) Run(ctx context.Context) (err error) {
 		}
 		pids = append(pids, pid)
 	}
+	finished := false
 	if ctx.Err() == nil {
 		for _, r := range runners {
 			sys.Root.Send(r.self, startMsg{})
 		}
 		select {
 		case <-d.allDone:
+			finished = true
 		case <-ctx.Done():
 		}
 	}
+	stopCoordinator()
 	// From here on nothing is sent: a message to an actor already stopped would become a
 	// Proto.Actor dead letter.
 	d.stopping.Store(true)
 	for _, pid := range pids {
 		_ = sys.Root.StopFuture(pid).Wait()
+	}
+	if finished && j.cfg.Checkpoints != nil && ctx.Err() == nil {
+		if ferr := j.finalCheckpoint(ctx, runners); ferr != nil {
+			err = ferr
+		}
 	}
 	// The actors are stopped: their runners are ours again. Close what did not finish.
 	for _, r := range runners {
@@ -213,6 +224,34 @@ func (j *Job) Run(ctx context.Context) (err error) {
 		err = cause
 	}
 	return err
+}
+
+// FinalCheckpoint is the id of the checkpoint a job with checkpoints takes when all of its
+// input has been handled: the end of the job. Two-phase sinks pre-commit their last
+// transactions to it as each instance finishes, and commit them when it is saved.
+const FinalCheckpoint int64 = math.MaxInt64
+
+// finalCheckpoint saves the checkpoint of a job that has finished, every instance with the
+// state it ended with, and commits the two-phase sinks' last transactions.
+func (j *Job) finalCheckpoint(ctx context.Context, runners []*runner) error {
+	cp := Checkpoint{ID: FinalCheckpoint, States: map[string][]byte{}, Finished: map[string]bool{}}
+	for _, r := range runners {
+		id := r.env.ID.String()
+		cp.Finished[id] = true
+		if r.final != nil {
+			cp.States[id] = r.final
+		}
+	}
+	if err := j.cfg.Checkpoints.Save(ctx, cp); err != nil {
+		j.ckpt.failed.Add(1)
+		return fmt.Errorf("final checkpoint: %w", err)
+	}
+	j.ckpt.completed.Add(1)
+	j.ckpt.last.Store(FinalCheckpoint)
+	for _, r := range runners {
+		r.task.CheckpointComplete(FinalCheckpoint)
+	}
+	return nil
 }
 
 // end runs the plan's OnEnd hooks (close sinks).

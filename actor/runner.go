@@ -491,9 +491,17 @@ func (r *runner) tryFinish() {
 	r.done = true
 	r.stopTimers()
 	// The state it ended with goes into later checkpoints (a source: its final position).
-	if st, err := r.task.Snapshot(0); err == nil {
-		r.final = st
+	// With checkpoints, it is the state of the final checkpoint, which two-phase sinks
+	// pre-commit their last transaction to.
+	id := int64(0)
+	if r.env.Config.Checkpoints != nil {
+		id = FinalCheckpoint
 	}
+	st, err := r.task.Snapshot(id)
+	if err != nil {
+		r.drv.fail(fmt.Errorf("final snapshot of %s: %w", r.env.ID, err))
+	}
+	r.final = st
 	if err := r.task.Close(); err != nil {
 		r.drv.fail(fmt.Errorf("close %s: %w", r.env.ID, err))
 	}

@@ -41,6 +41,19 @@ func (g *Graph) Build(opts ...JobOption) (*Job, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("build %s: %w", g.name, err)
 	}
+	if s, ok := cfg.Checkpoints.(*storeSink); ok && cfg.Restore == nil {
+		cp, skipped, err := s.latest(context.Background())
+		for _, e := range skipped {
+			cfg.Logger.Warn("corrupt checkpoint skipped", "err", e)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("build %s: find the checkpoint to start from: %w", g.name, err)
+		}
+		if cp != nil {
+			cfg.Logger.Info("restoring from checkpoint", "id", cp.ID)
+		}
+		cfg.Restore = cp
+	}
 	if err := g.validate(); err != nil {
 		return nil, fmt.Errorf("build %s: %w", g.name, err)
 	}
@@ -106,7 +119,11 @@ func (g *Graph) Build(opts ...JobOption) (*Job, error) {
 		}
 		v.New = func(env *actor.Env) (actor.Task, error) {
 			ic := newInst(env, vp)
-			return vp.newTask(ic)
+			task, err := vp.newTask(ic)
+			if err != nil || len(ic.preCommits) == 0 {
+				return task, err
+			}
+			return twoPhaseTask{Task: task, ic: ic}, nil
 		}
 	}
 	for _, sc := range g.sinkClosers {
@@ -130,7 +147,11 @@ func (g *Graph) Build(opts ...JobOption) (*Job, error) {
 	for _, s := range g.stages {
 		s.abort = nil
 	}
-	return &Job{aj: aj, desc: g.describe(plan, vps)}, nil
+	job := &Job{aj: aj, desc: g.describe(plan, vps), twoPhase: append([]func(int64) error(nil), g.twoPhase...)}
+	if cfg.Restore != nil {
+		job.restored = cfg.Restore.ID
+	}
+	return job, nil
 }
 
 // validate reports every mistake in the graph.
@@ -222,9 +243,11 @@ func (g *Graph) findCycle() []*stage {
 
 // Job is a built graph, ready to run once.
 type Job struct {
-	aj   *actor.Job
-	desc Description
-	ran  atomic.Bool
+	aj       *actor.Job
+	desc     Description
+	ran      atomic.Bool
+	twoPhase []func(lastComplete int64) error
+	restored int64
 }
 
 // Run runs the job until its bounded sources are drained and everything is flushed, until
@@ -232,6 +255,15 @@ type Job struct {
 func (j *Job) Run(ctx context.Context) error {
 	if j.ran.Swap(true) {
 		return errors.New("run: this job has run already; build the graph again")
+	}
+	// Two-phase sinks settle what the last run left before anything is written.
+	for _, recover := range j.twoPhase {
+		if err := recover(j.restored); err != nil {
+			return fmt.Errorf("run: recover a two-phase sink to checkpoint %d: %w", j.restored, err)
+		}
+	}
+	if j.restored == actor.FinalCheckpoint {
+		return nil // the last run finished, and its output is committed now
 	}
 	return j.aj.Run(ctx)
 }

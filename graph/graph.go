@@ -17,6 +17,8 @@ type Graph struct {
 	// checks run at Build, once the whole graph is known (codecs can be given late).
 	checks      []func() error
 	sinkClosers []sinkCloser
+	// twoPhase holds the Recover of every two-phase sink, called before a job runs.
+	twoPhase []func(lastComplete int64) error
 }
 
 // New returns an empty graph; name is the job's name, the first part of every identity.
@@ -266,6 +268,25 @@ func (s Stream[T]) To(sink stream.Sink[T], opts ...Option) {
 	ns.sink = true
 	if sink == nil {
 		ns.g.errorf("stage %q: sink is nil", ns.name)
+		return
+	}
+	if tp, ok := sink.(stream.TwoPhaseSink[T]); ok {
+		ns.g.twoPhase = append(ns.g.twoPhase, tp.Recover)
+		consume(s, ns, func(ic *inst) push[T] {
+			env, name, uid := ic.env, ns.name, ic.env.UID
+			ic.preCommits = append(ic.preCommits, func(id int64) error { return tp.PreCommit(uid, id) })
+			ic.commits = append(ic.commits, tp.Commit)
+			return func(in []stream.Record[T]) {
+				if err := tp.WriteBatchFor(uid, in); err != nil {
+					for _, r := range in {
+						env.DeadLetter(stream.DeadLetter{Stage: name, Reason: fmt.Sprintf("write to sink: %v", err), Value: r.Value, Time: r.Time})
+					}
+					return
+				}
+				env.Metrics.Out.Add(int64(len(in)))
+			}
+		})
+		ns.g.onEndSink(ns, sink.Close)
 		return
 	}
 	consume(s, ns, func(ic *inst) push[T] {

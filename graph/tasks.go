@@ -27,6 +27,43 @@ type inst struct {
 	writers  map[edgeKey]any
 	flushers []func()
 	sides    map[int]map[string]sideBuffer
+	// preCommits and commits are the two-phase sinks fused into the instance.
+	preCommits []func(id int64) error
+	commits    []func(id int64) error
+}
+
+// twoPhaseTask wraps the task of an instance that feeds two-phase sinks: a checkpoint
+// barrier pre-commits their transactions, a complete checkpoint commits them.
+type twoPhaseTask struct {
+	actor.Task
+	ic *inst
+}
+
+func (t twoPhaseTask) Snapshot(id int64) ([]byte, error) {
+	if id > 0 { // 0: the state an instance finished with, no barrier
+		for _, pc := range t.ic.preCommits {
+			if err := pc(id); err != nil {
+				return nil, fmt.Errorf("pre-commit checkpoint %d: %w", id, err)
+			}
+		}
+	}
+	return t.Task.Snapshot(id)
+}
+
+func (t twoPhaseTask) CheckpointComplete(id int64) {
+	for _, c := range t.ic.commits {
+		if err := c(id); err != nil {
+			t.ic.env.Config.Logger.Warn("commit checkpoint", "id", id, "instance", t.ic.env.ID.String(), "err", err)
+		}
+	}
+	t.Task.CheckpointComplete(id)
+}
+
+func (t twoPhaseTask) Inspect(key any) (any, bool) {
+	if in, ok := t.Task.(actor.Inspector); ok {
+		return in.Inspect(key)
+	}
+	return nil, false
 }
 
 func newInst(env *actor.Env, vp *vertexPlan) *inst {
