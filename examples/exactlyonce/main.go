@@ -1,0 +1,125 @@
+// Command exactlyonce counts records per key and writes, for every input record,
+// {"key":K,"seq":N}, N being the count of records with that key so far, exactly once: kill
+// it at any moment, start it again with the same flags, and when it finally exits the
+// committed output holds every (key, seq) once.
+//
+//	go run ./examples/exactlyonce -in keys.jsonl -out out -state state -checkpoint 1s
+//
+// Flags: -in FILE (JSON lines {"key":string}), -out DIR (committed output: DIR/*.jsonl;
+// pending data lives in DIR/.pending), -state DIR (checkpoints), -checkpoint D (interval,
+// default 1s), -rate N (records per second, 0 = as fast as possible).
+//
+// How: the JSONL source rewinds to the offset of the newest intact checkpoint in -state,
+// the per-key counts (graph.Count) reload from it, and the output goes through a two-phase
+// sink (stream.TwoPhaseJSONL) whose transactions commit only when the checkpoint that closes
+// them is saved; at the end of the input a final checkpoint commits the rest. A run that
+// finds the final checkpoint commits what is pending and exits at once. It exits 0 once the
+// whole input is processed and committed.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/eddyflow/eddy/graph"
+	"github.com/eddyflow/eddy/persistence"
+	"github.com/eddyflow/eddy/stream"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	err := run(ctx, os.Args[1:], os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "exactlyonce:", strings.ReplaceAll(err.Error(), "\n", "; "))
+		}
+		os.Exit(1)
+	}
+}
+
+// Input is one input line.
+type Input struct {
+	Key string `json:"key"`
+}
+
+// Output is one output line.
+type Output struct {
+	Key string `json:"key"`
+	Seq int64  `json:"seq"`
+}
+
+func run(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("exactlyonce", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	in := fs.String("in", "", "input `FILE` of JSON lines {\"key\":string}")
+	out := fs.String("out", "", "output `DIR`: committed output in DIR/*.jsonl")
+	state := fs.String("state", "", "checkpoint `DIR`")
+	interval := fs.Duration("checkpoint", time.Second, "checkpoint interval")
+	rate := fs.Int("rate", 0, "records per second, 0 = as fast as possible")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	switch {
+	case *in == "" || *out == "" || *state == "":
+		return errors.New("-in FILE, -out DIR and -state DIR are required")
+	case *interval <= 0:
+		return fmt.Errorf("-checkpoint %v: want a positive interval", *interval)
+	case *rate < 0:
+		return fmt.Errorf("-rate %d: want 0 or more", *rate)
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+	store, err := persistence.OpenDirCheckpoints(*state)
+	if err != nil {
+		return err
+	}
+	sink, err := stream.TwoPhaseJSONL[Output](*out)
+	if err != nil {
+		return err
+	}
+
+	g := graph.New("exactlyonce")
+	records := graph.From(g, stream.JSONL[Input](*in), graph.Name("input"))
+	if *rate > 0 {
+		records = graph.Map(records, pace(*rate), graph.Name("pace"))
+	}
+	counts := graph.Count(graph.KeyBy(records, func(i Input) string { return i.Key }, graph.WithCodec(stream.JSON[Input]())),
+		graph.Name("count"), graph.Emit(stream.EmitEveryUpdate))
+	graph.Map(counts, func(kv stream.KV[string, int64]) Output { return Output{Key: kv.Key, Seq: kv.Value} }, graph.Name("seq")).
+		To(sink, graph.Name("output"))
+
+	job, err := g.Build(graph.Parallelism(max(2, runtime.GOMAXPROCS(0))), graph.Logger(logger),
+		graph.Checkpoints(store, *interval))
+	if err != nil {
+		return err
+	}
+	if err := job.Run(ctx); err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	return nil
+}
+
+// pace returns a map that holds records to rate per second: it sleeps whenever it is ahead
+// of the schedule by a millisecond or more, so the sleeps are few.
+func pace(rate int) func(Input) Input {
+	start := time.Now()
+	var n int64
+	per := time.Second / time.Duration(rate)
+	return func(i Input) Input {
+		n++
+		if ahead := time.Duration(n)*per - time.Since(start); ahead >= time.Millisecond {
+			time.Sleep(ahead)
+		}
+		return i
+	}
+}

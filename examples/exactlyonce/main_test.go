@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The promise: kill the process at any instant, start it again, and the committed output is
+// as if it had never died. The binary runs on 200,000 records, is SIGKILLed at random moments
+// at least five times, is started again each time with the same flags, and at the end the
+// committed output holds every (key, seq) for seq = 1..count(key) exactly once.
+func TestKilledAndRestartedExactlyOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills a binary: not with -short")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "exactlyonce")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	const n, keys = 200_000, 97
+	rng := rand.New(rand.NewPCG(42, 7))
+	in := filepath.Join(dir, "in.jsonl")
+	want := map[string]int{}
+	var b strings.Builder
+	for range n {
+		k := fmt.Sprintf("key-%d", rng.IntN(keys))
+		want[k]++
+		fmt.Fprintf(&b, "{\"key\":%q}\n", k)
+	}
+	if err := os.WriteFile(in, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, state := filepath.Join(dir, "out"), filepath.Join(dir, "state")
+	args := []string{"-in", in, "-out", out, "-state", state, "-checkpoint", "50ms", "-rate", "40000"}
+
+	kills, finished := 0, false
+	for run := 0; run < 40 && !finished; run++ {
+		cmd := exec.Command(bin, args...)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		if kills < 5 {
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("run %d failed: %v\n%s", run, err, stderr.String())
+				}
+				finished = true
+			case <-time.After(time.Duration(150+rng.IntN(550)) * time.Millisecond):
+				if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+					t.Fatal(err)
+				}
+				<-done
+				kills++
+			}
+			continue
+		}
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("the last run failed: %v\n%s", err, stderr.String())
+			}
+			finished = true
+		case <-time.After(2 * time.Minute):
+			_ = cmd.Process.Kill()
+			t.Fatal("the last run did not finish within 2 minutes")
+		}
+	}
+	if kills < 5 || !finished {
+		t.Fatalf("%d kills, finished %v: the test did not do what it says", kills, finished)
+	}
+
+	seen := map[string]map[int]int{}
+	files, _ := filepath.Glob(filepath.Join(out, "*.jsonl"))
+	lines := 0
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(fh)
+		for sc.Scan() {
+			var o Output
+			if err := json.Unmarshal(sc.Bytes(), &o); err != nil {
+				t.Fatalf("%s: %q: %v", f, sc.Text(), err)
+			}
+			if seen[o.Key] == nil {
+				seen[o.Key] = map[int]int{}
+			}
+			seen[o.Key][int(o.Seq)]++
+			lines++
+		}
+		fh.Close()
+	}
+	if lines != n {
+		t.Errorf("%d committed lines, want %d", lines, n)
+	}
+	for k, c := range want {
+		for seq := 1; seq <= c; seq++ {
+			if got := seen[k][seq]; got != 1 {
+				t.Errorf("key %s seq %d committed %d times", k, seq, got)
+			}
+		}
+		if len(seen[k]) != c {
+			t.Errorf("key %s: %d distinct seqs committed, want %d", k, len(seen[k]), c)
+		}
+	}
+	t.Logf("%d kills, %d files, %d lines", kills, len(files), lines)
+}
+
+func TestFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"-in", "x"},
+		{"-in", "x", "-out", "o", "-state", "s", "-checkpoint", "0s"},
+		{"-in", "x", "-out", "o", "-state", "s", "-rate", "-1"},
+	} {
+		if err := run(t.Context(), args, &strings.Builder{}); err == nil {
+			t.Errorf("run(%q) = nil, want an error", args)
+		}
+	}
+}
