@@ -6,6 +6,9 @@
 // Baseline and engine are timed -runs times each, alternately, and the medians are reported,
 // because these machines are shared and noisy.
 //
+// With -checkpoint D the engine takes a checkpoint every D into a temporary directory (and
+// a final one), to measure what checkpoints cost.
+//
 // It prints one JSON line: scenario, events, parallelism, seconds, events_per_sec,
 // baseline_events_per_sec, ratio (engine / baseline throughput) and peak_heap_bytes (the
 // largest live heap seen while the engine ran, sampled with runtime/metrics). It exits
@@ -39,6 +42,7 @@ import (
 	"time"
 
 	"github.com/eddyflow/eddy/graph"
+	"github.com/eddyflow/eddy/persistence"
 	"github.com/eddyflow/eddy/stream"
 )
 
@@ -59,6 +63,7 @@ func main() {
 	parallelism := flag.Int("parallelism", runtime.GOMAXPROCS(0), "source parallelism")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the engine runs to this file")
 	runs := flag.Int("runs", 3, "time baseline and engine this many times each, alternately, and report the medians")
+	checkpoint := flag.Duration("checkpoint", 0, "take checkpoints at this interval into a temporary directory (0: none)")
 	verbose := flag.Bool("v", false, "log each run's timings and stage counters on stderr")
 	flag.Parse()
 	level := slog.LevelWarn
@@ -66,13 +71,13 @@ func main() {
 		level = slog.LevelInfo
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	if err := run(os.Stdout, *scenario, *events, *parallelism, *runs, *cpuprofile, logger); err != nil {
+	if err := run(os.Stdout, *scenario, *events, *parallelism, *runs, *checkpoint, *cpuprofile, logger); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(w io.Writer, scenario string, n int64, p, runs int, cpuprofile string, logger *slog.Logger) error {
+func run(w io.Writer, scenario string, n int64, p, runs int, checkpoint time.Duration, cpuprofile string, logger *slog.Logger) error {
 	if n < 1 {
 		return fmt.Errorf("-events %d: want at least 1", n)
 	}
@@ -119,7 +124,20 @@ func run(w io.Writer, scenario string, n int64, p, runs int, cpuprofile string, 
 
 		g := graph.New(scenario)
 		s.build(g, n)
-		job, err := g.Build(graph.Parallelism(p), graph.Logger(logger))
+		opts := []graph.JobOption{graph.Parallelism(p), graph.Logger(logger)}
+		if checkpoint > 0 {
+			dir, err := os.MkdirTemp("", "eddy-bench-checkpoints-")
+			if err != nil {
+				return fmt.Errorf("checkpoint directory: %w", err)
+			}
+			defer os.RemoveAll(dir)
+			store, err := persistence.OpenDirCheckpoints(dir)
+			if err != nil {
+				return err
+			}
+			opts = append(opts, graph.Checkpoints(store, checkpoint))
+		}
+		job, err := g.Build(opts...)
 		if err != nil {
 			return err
 		}
@@ -134,7 +152,7 @@ func run(w io.Writer, scenario string, n int64, p, runs int, cpuprofile string, 
 		if err := s.check(); err != nil {
 			return fmt.Errorf("%s: engine and baseline differ: %w", scenario, err)
 		}
-		logger.Info("run done", "run", i+1, "baseline_seconds", baseSecs[i], "engine_seconds", engineSecs[i])
+		logger.Info("run done", "run", i+1, "baseline_seconds", baseSecs[i], "engine_seconds", engineSecs[i], "checkpoints", job.Runtime().Checkpoints())
 		for _, st := range job.Stats() {
 			logger.Info("stage", "run", i+1, "stage", st.Stage, "instances", st.Instances, "in", st.In, "out", st.Out,
 				"dead_letters", st.DeadLetters, "batches", st.Batches, "backpressure", st.Backpressure, "max_queued_batches", st.MaxQueued)
