@@ -79,6 +79,15 @@ func (g *Graph) Build(opts ...JobOption) (*Job, error) {
 		if err != nil {
 			return nil, fmt.Errorf("build %s: %w", g.name, err)
 		}
+		if cfg.Checkpoints != nil {
+			// Better no checkpoints than checkpoints that restore a job without its state.
+			switch {
+			case !s.snapshots:
+				return nil, fmt.Errorf("build %s: stage %q (%s) cannot take part in checkpoints yet: its state has no snapshot", g.name, s.name, s.kind)
+			case s.source && !s.replayable:
+				return nil, fmt.Errorf("build %s: source %q cannot rewind (its splits are not stream.Replayable), so it cannot take part in checkpoints", g.name, s.name)
+			}
+		}
 		vp := &vertexPlan{index: len(vps), root: s, newTask: s.newTask, edgeIndex: map[edgeKey]int{}}
 		vps = append(vps, vp)
 		vertexOf[s.id] = vp

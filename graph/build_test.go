@@ -8,6 +8,7 @@ import (
 
 	"github.com/eddyflow/eddy/actor"
 	"github.com/eddyflow/eddy/graph"
+	"github.com/eddyflow/eddy/persistence"
 	"github.com/eddyflow/eddy/stream"
 )
 
@@ -461,5 +462,43 @@ func TestBuildCodecs(t *testing.T) {
 			tt.graph(g)
 			build(t, g)
 		})
+	}
+}
+
+// A job with checkpoints refuses stages whose state would not be restored, and sources that
+// cannot rewind, rather than recover without them.
+func TestBuildCheckpointsNeedSnapshots(t *testing.T) {
+	store, err := persistence.OpenDirCheckpoints(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	byMod := func(v int) int { return v % 3 }
+	tests := []struct {
+		name  string
+		graph func(g *graph.Graph)
+		want  string
+	}{
+		{"window", func(g *graph.Graph) {
+			graph.Window(graph.KeyBy(numbers(g, "src"), byMod), stream.Tumbling(time.Second), stream.Count[int](), graph.Name("w")).
+				To(stream.NewCollect[stream.WindowResult[int, int64]]())
+		}, `stage "w" (window) cannot take part in checkpoints`},
+		{"channel source", func(g *graph.Graph) {
+			graph.From(g, stream.Channel(make(chan int)), graph.Name("ch")).To(stream.NewCollect[int]())
+		}, `source "ch" cannot rewind`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := graph.New("ckpt")
+			tt.graph(g)
+			_, err := g.Build(graph.Checkpoints(store, time.Second), quiet)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Build() = %v, want %q", err, tt.want)
+			}
+		})
+	}
+	g := graph.New("ckpt")
+	graph.Count(graph.KeyBy(numbers(g, "src"), byMod)).To(stream.NewCollect[stream.KV[int, int64]]())
+	if _, err := g.Build(graph.Checkpoints(store, time.Second), quiet); err != nil {
+		t.Fatalf("a counting job with checkpoints: %v", err)
 	}
 }

@@ -52,6 +52,10 @@ type stage struct {
 	emitMode stream.EmitMode
 	// wms are the consumers of the stage's watermarks, in step with its records.
 	wms []func(ic *inst) func(int64)
+	// snapshots says the stage's tasks take part in checkpoints (roots only); replayable
+	// says a source's splits can rewind.
+	snapshots  bool
+	replayable bool
 
 	// Vertex roots only. instances may set newTask for the Build that calls it, and abort
 	// to release what it opened should that Build fail.
@@ -161,7 +165,7 @@ func nilFunc(g *Graph, s *stage, what string, isNil bool) {
 // From adds a source stage.
 func From[T any](g *Graph, src stream.Source[T], opts ...Option) Stream[T] {
 	s, _ := newStage[T](g, "source", opts)
-	s.root, s.source = true, true
+	s.root, s.source, s.snapshots = true, true, true
 	if src == nil {
 		g.errorf("stage %q: source is nil", s.name)
 		return Stream[T]{st: s}
@@ -179,6 +183,12 @@ func From[T any](g *Graph, src stream.Source[T], opts ...Option) Stream[T] {
 		s.abort = func() {
 			for _, sp := range splits {
 				_ = sp.Close()
+			}
+		}
+		s.replayable = true
+		for _, sp := range splits {
+			if _, ok := sp.(stream.Replayable); !ok {
+				s.replayable = false
 			}
 		}
 		s.newTask = func(ic *inst) (actor.Task, error) {
@@ -587,6 +597,7 @@ func Rebalance[T any](s Stream[T], opts ...Option) Stream[T] {
 	ns, o := newStage[T](s.g(), "rebalance", opts, s.st)
 	ns.root = true
 	ns.instances = func(cfg *actor.Config) (int, error) { return cfg.Parallelism, nil }
+	ns.snapshots = true // stateless
 	ns.newTask = func(ic *inst) (actor.Task, error) {
 		return &forwardTask[T]{ic: ic, push: pushOf[T](ic, ns), wm: wmOf(ic, ns)}, nil
 	}
@@ -635,6 +646,7 @@ func Aggregate[K comparable, T, A, R any](k Keyed[K, T], agg stream.Aggregator[T
 
 func aggregate[K comparable, T, A, R any](k Keyed[K, T], agg stream.Aggregator[T, A, R], kind string, opts []Option) Stream[stream.KV[K, R]] {
 	ns, o := keyedStageOpts[K, T, stream.KV[K, R]](k, kind, opts)
+	ns.snapshots = true
 	if err := o.ttl.Validate(); err != nil {
 		ns.g.errorf("stage %q: %v", ns.name, err)
 	}
