@@ -478,10 +478,15 @@ func TestBuildCheckpointsNeedSnapshots(t *testing.T) {
 		graph func(g *graph.Graph)
 		want  string
 	}{
-		{"window", func(g *graph.Graph) {
-			graph.Window(graph.KeyBy(numbers(g, "src"), byMod), stream.Tumbling(time.Second), stream.Count[int](), graph.Name("w")).
-				To(stream.NewCollect[stream.WindowResult[int, int64]]())
-		}, `stage "w" (window) cannot take part in checkpoints`},
+		{"process", func(g *graph.Graph) {
+			graph.Process(graph.KeyBy(numbers(g, "src"), byMod), stream.KeyedProcess[int, int, int]{
+				OnRecord: func(_ *stream.Context[int], v int, out *stream.Emitter[int]) error { out.Emit(v); return nil },
+			}, graph.Name("p")).To(stream.NewCollect[int]())
+		}, `stage "p" (process) cannot take part in checkpoints`},
+		{"interval join", func(g *graph.Graph) {
+			graph.IntervalJoin(graph.KeyBy(numbers(g, "a"), byMod), graph.KeyBy(numbers(g, "b"), byMod), 0, time.Second,
+				func(a, b int) int { return a + b }, graph.Name("j")).To(stream.NewCollect[int]())
+		}, `stage "j" (intervalJoin) cannot take part in checkpoints`},
 		{"channel source", func(g *graph.Graph) {
 			graph.From(g, stream.Channel(make(chan int)), graph.Name("ch")).To(stream.NewCollect[int]())
 		}, `source "ch" cannot rewind`},
@@ -497,8 +502,10 @@ func TestBuildCheckpointsNeedSnapshots(t *testing.T) {
 		})
 	}
 	g := graph.New("ckpt")
-	graph.Count(graph.KeyBy(numbers(g, "src"), byMod)).To(stream.NewCollect[stream.KV[int, int64]]())
+	keyed := graph.KeyBy(numbers(g, "src"), byMod)
+	graph.Count(keyed).To(stream.NewCollect[stream.KV[int, int64]]())
+	graph.Window(keyed, stream.Tumbling(time.Second), stream.Count[int]()).To(stream.NewCollect[stream.WindowResult[int, int64]]())
 	if _, err := g.Build(graph.Checkpoints(store, time.Second), quiet); err != nil {
-		t.Fatalf("a counting job with checkpoints: %v", err)
+		t.Fatalf("a counting and windowing job with checkpoints: %v", err)
 	}
 }

@@ -723,6 +723,7 @@ func Window[K comparable, T, A, R any](k Keyed[K, T], w stream.Windows, agg stre
 		return Stream[stream.WindowResult[K, R]]{st: ns}
 	}
 	late := stream.LateTag[T]().Name()
+	ns.snapshots = true
 	ns.newTask = func(ic *inst) (actor.Task, error) {
 		t := &windowTask[K, T, A, R]{env: ic.env, name: ns.name, ic: ic, wm: wmOf(ic, ns)}
 		t.out = newOutBuffer(ic, pushOf[stream.WindowResult[K, R]](ic, ns))
@@ -756,6 +757,7 @@ func ProcessWindow[K comparable, T, O any](k Keyed[K, T], w stream.Windows, fn f
 		return Stream[O]{st: ns}
 	}
 	late := stream.LateTag[T]().Name()
+	ns.snapshots = true
 	ns.newTask = func(ic *inst) (actor.Task, error) {
 		t := &windowTask[K, T, []T, []T]{env: ic.env, name: ns.name, ic: ic, wm: wmOf(ic, ns)}
 		out := newOutBuffer(ic, pushOf[O](ic, ns))

@@ -102,8 +102,11 @@ func WindowJoin[K comparable, A, B, O any](a Keyed[K, A], b Keyed[K, B], w strea
 			m := op.Get(kk)
 			return m, m != nil
 		}
+		t.snapshot = op.Snapshot
+		t.restore = func(b []byte) error { return op.Restore(b, ic.env.Now().UnixMilli()) }
 		return t, nil
 	}
+	ns.snapshots = true
 	return Stream[O]{st: ns}
 }
 
@@ -160,16 +163,32 @@ func TemporalJoin[K comparable, T, V, O any](s Keyed[K, T], table Keyed[K, V], j
 // operator's watermark, reset and inspection hooks.
 type joinTask[O any] struct {
 	actor.NopTask
-	env     *actor.Env
-	name    string
-	ic      *inst
-	s       *stage
-	out     *outBuffer[O]
-	wm      func(int64)
-	process [2]func(records any, start, end int) int
-	advance func(w int64) error
-	reset   func()
-	inspect func(key any) (any, bool)
+	env      *actor.Env
+	name     string
+	ic       *inst
+	s        *stage
+	out      *outBuffer[O]
+	wm       func(int64)
+	process  [2]func(records any, start, end int) int
+	advance  func(w int64) error
+	reset    func()
+	inspect  func(key any) (any, bool)
+	snapshot func() ([]byte, error)
+	restore  func([]byte) error
+}
+
+func (t *joinTask[O]) Snapshot(int64) ([]byte, error) {
+	if t.snapshot == nil {
+		return nil, nil
+	}
+	return t.snapshot()
+}
+
+func (t *joinTask[O]) Restore(state []byte) error {
+	if t.restore == nil {
+		return fmt.Errorf("%s: this join keeps no snapshots", t.name)
+	}
+	return t.restore(state)
 }
 
 func newJoinTask[O any](ic *inst, s *stage) *joinTask[O] {

@@ -747,6 +747,20 @@ func (t *windowTask[K, T, A, R]) EndBatch() {
 
 func (t *windowTask[K, T, A, R]) Reset() { t.op.Reset() }
 
+// Snapshot encodes the windows (their accumulators, firing state, the sliding windows'
+// records).
+func (t *windowTask[K, T, A, R]) Snapshot(int64) ([]byte, error) {
+	if t.op.Windows() == 0 && t.op.Watermark() == stream.MinWatermark {
+		return nil, nil
+	}
+	return t.op.Snapshot()
+}
+
+// Restore loads the windows of a snapshot.
+func (t *windowTask[K, T, A, R]) Restore(state []byte) error {
+	return t.op.Restore(state, t.env.Now().UnixMilli())
+}
+
 // NextTimer is when the next processing-time firing (early firings, the processing-time
 // trigger) is due.
 func (t *windowTask[K, T, A, R]) NextTimer() (time.Time, bool) {
