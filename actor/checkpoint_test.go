@@ -73,13 +73,17 @@ func checkConsistent(t *testing.T, n int64, cp actor.Checkpoint) {
 		}
 		var entries []struct {
 			Key int64
-			Acc int64
+			Acc []byte
 		}
 		if err := json.Unmarshal(raw[1:], &entries); err != nil {
 			t.Fatalf("checkpoint %d: %s: %v", cp.ID, id, err)
 		}
 		for _, e := range entries {
-			got[e.Key] += e.Acc
+			acc, err := stream.DecodeState[int64](e.Acc)
+			if err != nil {
+				t.Fatalf("checkpoint %d: %s: %v", cp.ID, id, err)
+			}
+			got[e.Key] += acc
 		}
 	}
 	for k := range int64(ckptKeys) {

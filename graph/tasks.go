@@ -483,19 +483,23 @@ func (t *aggregateTask[K, T, A, R]) EndBatch() {
 func (t *aggregateTask[K, T, A, R]) EndInput() { t.op.EndInput() }
 
 // aggEntry is one key of an aggregate's snapshot.
-type aggEntry[K comparable, A any] struct {
-	Key K `json:"key"`
-	Acc A `json:"acc"`
+type aggEntry[K comparable] struct {
+	Key K      `json:"key"`
+	Acc []byte `json:"acc"` // stream.EncodeState
 }
 
 // Restore loads the accumulators of a snapshot.
 func (t *aggregateTask[K, T, A, R]) Restore(state []byte) error {
-	var entries []aggEntry[K, A]
+	var entries []aggEntry[K]
 	if err := decodeSnapshot(state, &entries); err != nil {
 		return err
 	}
 	for _, e := range entries {
-		t.op.Put(e.Key, e.Acc)
+		a, err := stream.DecodeState[A](e.Acc)
+		if err != nil {
+			return fmt.Errorf("restore key %v: %w", e.Key, err)
+		}
+		t.op.Put(e.Key, a)
 	}
 	return nil
 }
@@ -503,13 +507,19 @@ func (t *aggregateTask[K, T, A, R]) Restore(state []byte) error {
 // Snapshot encodes every key's accumulator. JSON for now; the persistence issue moves
 // state to the stage's codecs.
 func (t *aggregateTask[K, T, A, R]) Snapshot(int64) ([]byte, error) {
-	var entries []aggEntry[K, A]
+	var entries []aggEntry[K]
+	var err error
 	t.op.All(func(k K, a A) bool {
-		entries = append(entries, aggEntry[K, A]{k, a})
+		var b []byte
+		if b, err = stream.EncodeState(a); err != nil {
+			err = fmt.Errorf("snapshot key %v: %w", k, err)
+			return false
+		}
+		entries = append(entries, aggEntry[K]{k, b})
 		return true
 	})
-	if len(entries) == 0 {
-		return nil, nil
+	if err != nil || len(entries) == 0 {
+		return nil, err
 	}
 	return snapshotJSON(entries)
 }

@@ -207,3 +207,27 @@ func TestDedupConfigErrors(t *testing.T) {
 		t.Error("nil id accepted")
 	}
 }
+
+// Sketch accumulators survive a snapshot of the stage state: EncodeState uses their
+// MarshalBinary, where encoding/json would write an empty object.
+func TestSketchStateSnapshot(t *testing.T) {
+	agg, err := ApproxDistinct[string](func(s string) string { return s }, HyperLogLogConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc := agg.Zero()
+	for i := range 5000 {
+		acc = agg.Add(acc, "item-"+strconv.Itoa(i))
+	}
+	b, err := stream.EncodeState(acc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := stream.DecodeState[*HyperLogLog](b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := agg.Result(back), agg.Result(acc); got != want || want < 4900 {
+		t.Errorf("distinct after a round trip %d, before %d", got, want)
+	}
+}

@@ -18,7 +18,7 @@ type windowStateSnapshot[K comparable, A, R any] struct {
 	Key    K                   `json:"key"`
 	Start  int64               `json:"start"`
 	End    int64               `json:"end"`
-	Acc    A                   `json:"acc"`
+	Acc    []byte              `json:"acc"` // EncodeState
 	Fired  bool                `json:"fired,omitempty"`
 	OnTime bool                `json:"on_time,omitempty"`
 	N      int64               `json:"n,omitempty"`
@@ -37,7 +37,11 @@ type bufferedSnapshot[K comparable, T any] struct {
 func (op *WindowOperator[K, T, A, R]) Snapshot() ([]byte, error) {
 	s := windowSnapshot[K, T, A, R]{Watermark: op.wm}
 	for _, ws := range op.due.items {
-		e := windowStateSnapshot[K, A, R]{Key: ws.key, Start: ws.w.Start, End: ws.w.End, Acc: ws.acc,
+		acc, err := EncodeState(ws.acc)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot window %v of key %v: %w", ws.w, ws.key, err)
+		}
+		e := windowStateSnapshot[K, A, R]{Key: ws.key, Start: ws.w.Start, End: ws.w.End, Acc: acc,
 			Fired: ws.fired, OnTime: ws.onTime, N: ws.n, Dirty: ws.dirty}
 		if last, ok := ws.last.(WindowResult[K, R]); ok {
 			e.Last = &last
@@ -67,8 +71,12 @@ func (op *WindowOperator[K, T, A, R]) Restore(b []byte, now int64) error {
 	op.Reset()
 	op.wm, op.now = s.Watermark, now
 	for _, e := range s.Windows {
+		acc, err := DecodeState[A](e.Acc)
+		if err != nil {
+			return fmt.Errorf("restore window [%d,%d) of key %v: %w", e.Start, e.End, e.Key, err)
+		}
 		op.seq++
-		ws := &windowState[K, A]{key: e.Key, w: Window{e.Start, e.End}, acc: e.Acc, fired: e.Fired, onTime: e.OnTime,
+		ws := &windowState[K, A]{key: e.Key, w: Window{e.Start, e.End}, acc: acc, fired: e.Fired, onTime: e.OnTime,
 			n: e.N, dirty: e.Dirty, seq: op.seq}
 		if e.Last != nil {
 			ws.last = *e.Last
