@@ -478,11 +478,6 @@ func TestBuildCheckpointsNeedSnapshots(t *testing.T) {
 		graph func(g *graph.Graph)
 		want  string
 	}{
-		{"process", func(g *graph.Graph) {
-			graph.Process(graph.KeyBy(numbers(g, "src"), byMod), stream.KeyedProcess[int, int, int]{
-				OnRecord: func(_ *stream.Context[int], v int, out *stream.Emitter[int]) error { out.Emit(v); return nil },
-			}, graph.Name("p")).To(stream.NewCollect[int]())
-		}, `stage "p" (process) cannot take part in checkpoints`},
 		{"interval join", func(g *graph.Graph) {
 			graph.IntervalJoin(graph.KeyBy(numbers(g, "a"), byMod), graph.KeyBy(numbers(g, "b"), byMod), 0, time.Second,
 				func(a, b int) int { return a + b }, graph.Name("j")).To(stream.NewCollect[int]())

@@ -619,6 +619,7 @@ func Rebalance[T any](s Stream[T], opts ...Option) Stream[T] {
 // side outputs.
 func Process[K comparable, T, O any](k Keyed[K, T], fn stream.KeyedProcess[K, T, O], opts ...Option) Stream[O] {
 	ns, o := keyedStageOpts[K, T, O](k, "process", opts)
+	ns.snapshots = true
 	if err := o.ttl.Validate(); err != nil {
 		ns.g.errorf("stage %q: %v", ns.name, err)
 	}

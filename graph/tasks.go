@@ -592,6 +592,12 @@ func (t *processTask[K, T, O]) EndBatch() {
 
 // NextTimer is the earlier of the next processing-time timer and the next expiry under a
 // processing-time TTL.
+// Snapshot encodes the keyed state, the timers and the watermark.
+func (t *processTask[K, T, O]) Snapshot(int64) ([]byte, error) { return t.op.Snapshot() }
+
+// Restore loads a snapshot; state values decode on their first read.
+func (t *processTask[K, T, O]) Restore(state []byte) error { return t.op.Restore(state) }
+
 func (t *processTask[K, T, O]) NextTimer() (time.Time, bool) {
 	at, ok := t.op.NextTimer()
 	if exp, expOK := t.op.NextExpiry(); expOK && (!ok || exp.Before(at)) {

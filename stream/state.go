@@ -2,6 +2,7 @@ package stream
 
 import (
 	"container/heap"
+	"fmt"
 	"time"
 )
 
@@ -76,14 +77,31 @@ type Value[T any] struct{ name string }
 func NewValue[T any](name string) Value[T] { return Value[T]{name: name} }
 
 // Get returns the current key's value and whether it was set.
-func (v Value[T]) Get(c stateScope) (T, bool) {
-	x, ok := c.scopeSlot(v.name)
+func (v Value[T]) Get(c stateScope) (T, bool) { return typedSlot[T](c, v.name) }
+
+// restoredState is a state value loaded from a snapshot and not yet read: it is decoded
+// with the type of the handle that first reads it.
+type restoredState []byte
+
+// typedSlot returns the current key's state called name as a V, decoding it on its first
+// read after a restore. A value that does not decode is a panic, which the stage reports as
+// the record's dead letter: state is never silently reset.
+func typedSlot[V any](c stateScope, name string) (V, bool) {
+	x, ok := c.scopeSlot(name)
 	if !ok {
-		var zero T
+		var zero V
 		return zero, false
 	}
-	t, _ := x.(T) // a nil interface value comes back as T's zero value
-	return t, true
+	if raw, isRaw := x.(restoredState); isRaw {
+		v, err := DecodeState[V](raw)
+		if err != nil {
+			panic(fmt.Sprintf("state %q: %v", name, err))
+		}
+		c.scopeSet(name, v)
+		return v, true
+	}
+	v, _ := x.(V) // a nil interface value comes back as V's zero value
+	return v, true
 }
 
 // Set sets the current key's value.
@@ -99,11 +117,8 @@ type Map[MK comparable, MV any] struct{ name string }
 func NewMap[MK comparable, MV any](name string) Map[MK, MV] { return Map[MK, MV]{name: name} }
 
 func (m Map[MK, MV]) get(c stateScope) map[MK]MV {
-	x, ok := c.scopeSlot(m.name)
-	if !ok {
-		return nil
-	}
-	return x.(map[MK]MV)
+	mm, _ := typedSlot[map[MK]MV](c, m.name)
+	return mm
 }
 
 // Get returns the entry for k of the current key.
@@ -155,15 +170,13 @@ func NewList[T any](name string) List[T] { return List[T]{name: name} }
 
 // Append adds v at the end of the current key's list.
 func (l List[T]) Append(c stateScope, v T) {
-	x, _ := c.scopeSlot(l.name)
-	s, _ := x.([]T)
+	s, _ := typedSlot[[]T](c, l.name)
 	c.scopeSet(l.name, append(s, v))
 }
 
 // Items returns the current key's list. The caller must not keep it past the call.
 func (l List[T]) Items(c stateScope) []T {
-	x, _ := c.scopeSlot(l.name)
-	s, _ := x.([]T)
+	s, _ := typedSlot[[]T](c, l.name)
 	return s
 }
 
