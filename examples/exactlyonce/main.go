@@ -7,7 +7,8 @@
 //
 // Flags: -in FILE (JSON lines {"key":string}), -out DIR (committed output: DIR/*.jsonl;
 // pending data lives in DIR/.pending), -state DIR (checkpoints), -checkpoint D (interval,
-// default 1s), -rate N (records per second, 0 = as fast as possible).
+// default 1s), -rate N (records per second, 0 = as fast as possible), -parallelism P (a
+// restart may use another: keyed state lives per key group, whatever the parallelism).
 //
 // How: the JSONL source rewinds to the offset of the newest intact checkpoint in -state,
 // the per-key counts (graph.Count) reload from it, and the output goes through a two-phase
@@ -66,6 +67,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	state := fs.String("state", "", "checkpoint `DIR`")
 	interval := fs.Duration("checkpoint", time.Second, "checkpoint interval")
 	rate := fs.Int("rate", 0, "records per second, 0 = as fast as possible")
+	parallelism := fs.Int("parallelism", max(2, runtime.GOMAXPROCS(0)), "parallelism; a restart may change it (state is per key group)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -76,6 +78,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("-checkpoint %v: want a positive interval", *interval)
 	case *rate < 0:
 		return fmt.Errorf("-rate %d: want 0 or more", *rate)
+	case *parallelism < 1:
+		return fmt.Errorf("-parallelism %d: want at least 1", *parallelism)
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
@@ -98,7 +102,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	graph.Map(counts, func(kv stream.KV[string, int64]) Output { return Output{Key: kv.Key, Seq: kv.Value} }, graph.Name("seq")).
 		To(sink, graph.Name("output"))
 
-	job, err := g.Build(graph.Parallelism(max(2, runtime.GOMAXPROCS(0))), graph.Logger(logger),
+	job, err := g.Build(graph.Parallelism(*parallelism), graph.Logger(logger),
 		graph.Checkpoints(store, *interval))
 	if err != nil {
 		return err

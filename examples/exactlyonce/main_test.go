@@ -187,12 +187,58 @@ func TestCorruptCheckpointFallsBack(t *testing.T) {
 	checkOutput(t, out, want, n)
 }
 
+// Rescaling: a run at parallelism 2 is killed, the next starts at 4 from its checkpoint and
+// is killed too, the last finishes at 1; the output is still exact.
+func TestRescaleAcrossRestarts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills a binary: not with -short")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "exactlyonce")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	const n = 60_000
+	in := filepath.Join(dir, "in.jsonl")
+	want := map[string]int{}
+	var b strings.Builder
+	for i := range n {
+		k := fmt.Sprintf("key-%d", (i*31)%41)
+		want[k]++
+		fmt.Fprintf(&b, "{\"key\":%q}\n", k)
+	}
+	if err := os.WriteFile(in, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, state := filepath.Join(dir, "out"), filepath.Join(dir, "state")
+	args := func(p int) []string {
+		return []string{"-in", in, "-out", out, "-state", state, "-checkpoint", "50ms", "-rate", "40000", "-parallelism", fmt.Sprint(p)}
+	}
+	for _, p := range []int{2, 4} {
+		cmd := exec.Command(bin, args(p)...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(500 * time.Millisecond) // a process to kill, not an event-time test
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		_ = cmd.Wait()
+	}
+	var stderr strings.Builder
+	last := exec.Command(bin, args(1)...)
+	last.Stderr = &stderr
+	if err := last.Run(); err != nil {
+		t.Fatalf("the run at parallelism 1 failed: %v\n%s", err, stderr.String())
+	}
+	checkOutput(t, out, want, n)
+}
+
 func TestFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{},
 		{"-in", "x"},
 		{"-in", "x", "-out", "o", "-state", "s", "-checkpoint", "0s"},
 		{"-in", "x", "-out", "o", "-state", "s", "-rate", "-1"},
+		{"-in", "x", "-out", "o", "-state", "s", "-parallelism", "0"},
 	} {
 		if err := run(t.Context(), args, &strings.Builder{}); err == nil {
 			t.Errorf("run(%q) = nil, want an error", args)
