@@ -2,6 +2,7 @@ package actor
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,33 @@ type coordinator struct {
 	acks     chan ackMsg
 	stats    *checkpointCounters
 	onError  func(err error)
+	// requests asks for a checkpoint now (a savepoint); the answer is the first complete
+	// checkpoint triggered after the request.
+	requests chan chan<- checkpointResult
+}
+
+type checkpointResult struct {
+	cp  Checkpoint
+	err error
+}
+
+type waiter struct {
+	minID int64
+	ch    chan<- checkpointResult
+}
+
+// answer sends result to the waiters whose request came before checkpoint id started, and
+// returns the others.
+func (c *coordinator) answer(waiters []waiter, id int64, result checkpointResult) []waiter {
+	kept := waiters[:0]
+	for _, w := range waiters {
+		if w.minID <= id {
+			w.ch <- result
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	return kept
 }
 
 type checkpointCounters struct {
@@ -70,6 +98,12 @@ func (c *coordinator) run(ctx context.Context, wg *sync.WaitGroup) {
 	defer wg.Done()
 	tick := time.NewTicker(c.interval)
 	defer tick.Stop()
+	var waiters []waiter
+	defer func() {
+		for _, w := range waiters {
+			w.ch <- checkpointResult{err: fmt.Errorf("checkpoint: the job ended first: %w", context.Cause(ctx))}
+		}
+	}()
 	var (
 		id      = c.first
 		waiting int
@@ -78,17 +112,25 @@ func (c *coordinator) run(ctx context.Context, wg *sync.WaitGroup) {
 		failed  error
 		started time.Time
 	)
+	trigger := func() {
+		id++
+		waiting, states, done, failed, started = c.total, map[string][]byte{}, map[string]bool{}, nil, time.Now()
+		c.send(id, false)
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case ch := <-c.requests:
+			waiters = append(waiters, waiter{minID: id + 1, ch: ch})
+			if waiting == 0 {
+				trigger()
+			}
 		case <-tick.C:
 			if waiting > 0 {
 				continue // the last one is still under way: checkpoints do not overlap
 			}
-			id++
-			waiting, states, done, failed, started = c.total, map[string][]byte{}, map[string]bool{}, nil, time.Now()
-			c.send(id, false)
+			trigger()
 		case a := <-c.acks:
 			if a.id != id || waiting == 0 {
 				continue
@@ -112,6 +154,10 @@ func (c *coordinator) run(ctx context.Context, wg *sync.WaitGroup) {
 			if failed != nil {
 				c.stats.failed.Add(1)
 				c.onError(failed)
+				waiters = c.answer(waiters, id, checkpointResult{err: failed})
+				if len(waiters) > 0 {
+					trigger()
+				}
 				continue
 			}
 			var size int64
@@ -123,6 +169,10 @@ func (c *coordinator) run(ctx context.Context, wg *sync.WaitGroup) {
 			c.stats.duration.Store(int64(time.Since(started)))
 			c.stats.bytes.Store(size)
 			c.send(id, true)
+			waiters = c.answer(waiters, id, checkpointResult{cp: Checkpoint{ID: id, States: states, Finished: done}})
+			if len(waiters) > 0 {
+				trigger() // asked for after this one started
+			}
 		}
 	}
 }

@@ -20,6 +20,29 @@ type Job struct {
 	// instances counts the instances per vertex, for Stats.
 	instances []int
 	ckpt      checkpointCounters
+	// requests reaches the coordinator of the running job; nil when not running.
+	requests atomic.Pointer[chan chan<- checkpointResult]
+}
+
+// Checkpoint takes a checkpoint now (a savepoint, when the caller keeps it) and returns it
+// once it is complete: the job must be running, with checkpoints.
+func (j *Job) Checkpoint(ctx context.Context) (Checkpoint, error) {
+	req := j.requests.Load()
+	if req == nil {
+		return Checkpoint{}, errors.New("checkpoint: the job is not running with checkpoints")
+	}
+	ch := make(chan checkpointResult, 1)
+	select {
+	case *req <- ch:
+	case <-ctx.Done():
+		return Checkpoint{}, ctx.Err()
+	}
+	select {
+	case r := <-ch:
+		return r.cp, r.err
+	case <-ctx.Done():
+		return Checkpoint{}, ctx.Err()
+	}
 }
 
 // restoredID is the id of the checkpoint the job starts from, 0 if none.
@@ -155,13 +178,16 @@ func (j *Job) Run(ctx context.Context) (err error) {
 	var coordWG sync.WaitGroup
 	coordCtx, stopCoord := context.WithCancel(ctx)
 	stopCoordinator := func() {
+		j.requests.Store(nil)
 		stopCoord()
 		coordWG.Wait()
 	}
 	defer stopCoordinator()
 	if j.cfg.Checkpoints != nil {
 		d.acks = make(chan ackMsg, 2*len(runners))
-		c := &coordinator{sink: j.cfg.Checkpoints, interval: j.cfg.CheckpointInterval, total: len(runners), first: j.restoredID(),
+		requests := make(chan chan<- checkpointResult)
+		j.requests.Store(&requests)
+		c := &coordinator{sink: j.cfg.Checkpoints, interval: j.cfg.CheckpointInterval, total: len(runners), first: j.restoredID(), requests: requests,
 			acks: d.acks, stats: &j.ckpt, onError: func(err error) { logger.Warn("checkpoint failed", "err", err) },
 			send: func(id int64, complete bool) {
 				for _, r := range runners {

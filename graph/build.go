@@ -41,6 +41,14 @@ func (g *Graph) Build(opts ...JobOption) (*Job, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("build %s: %w", g.name, err)
 	}
+	if s, ok := cfg.Checkpoints.(*storeSink); ok && cfg.Restore == nil && s.savepoint != "" {
+		cp, err := s.loadSavepoint(context.Background())
+		if err != nil {
+			return nil, fmt.Errorf("build %s: %w", g.name, err)
+		}
+		cfg.Logger.Info("restoring from savepoint", "name", s.savepoint, "id", cp.ID)
+		cfg.Restore = cp
+	}
 	if s, ok := cfg.Checkpoints.(*storeSink); ok && cfg.Restore == nil {
 		cp, skipped, err := s.latest(context.Background())
 		for _, e := range skipped {

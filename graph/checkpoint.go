@@ -28,6 +28,9 @@ func Checkpoints(store persistence.CheckpointStore, interval time.Duration) JobO
 type storeSink struct {
 	store persistence.CheckpointStore
 	keep  int
+	// savepoint, when set, is the savepoint to start from instead of the newest checkpoint.
+	savepoint      string
+	savepointStore persistence.CheckpointStore
 }
 
 // checkpointFile is a checkpoint as stored: JSON (states base64), inside the store's
@@ -43,7 +46,15 @@ func (s *storeSink) Save(ctx context.Context, cp actor.Checkpoint) error {
 	if err != nil {
 		return fmt.Errorf("encode checkpoint %d: %w", cp.ID, err)
 	}
-	if err := s.store.Write(ctx, uint64(cp.ID), b); err != nil {
+	err = s.store.Write(ctx, uint64(cp.ID), b)
+	if errors.Is(err, persistence.ErrExists) && cp.ID == actor.FinalCheckpoint {
+		// The final checkpoint of an earlier run (this one started from a savepoint): the
+		// new end replaces it.
+		if err = s.store.Delete(ctx, uint64(cp.ID)); err == nil {
+			err = s.store.Write(ctx, uint64(cp.ID), b)
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("save checkpoint %d: %w", cp.ID, err)
 	}
 	if err := s.store.Keep(ctx, s.keep); err != nil {
@@ -72,4 +83,54 @@ func (s *storeSink) latest(ctx context.Context) (*actor.Checkpoint, []error, err
 	}
 	cp := actor.Checkpoint(f)
 	return &cp, skipped, nil
+}
+
+// Savepoint takes a checkpoint of the running job now and keeps it in the job's checkpoint
+// store under name until it is deleted (persistence.CheckpointStore.DeleteSavepoint). The
+// job must have been built with Checkpoints.
+func (j *Job) Savepoint(ctx context.Context, name string) error {
+	sink, ok := j.aj.Config().Checkpoints.(*storeSink)
+	if !ok {
+		return errors.New("savepoint: the job has no checkpoint store (build it with graph.Checkpoints)")
+	}
+	cp, err := j.aj.Checkpoint(ctx)
+	if err != nil {
+		return fmt.Errorf("savepoint %q: %w", name, err)
+	}
+	b, err := json.Marshal(checkpointFile(cp))
+	if err != nil {
+		return fmt.Errorf("savepoint %q: encode: %w", name, err)
+	}
+	if err := sink.store.WriteSavepoint(ctx, name, b); err != nil {
+		return fmt.Errorf("savepoint %q: %w", name, err)
+	}
+	return nil
+}
+
+// FromSavepoint makes the job start from the savepoint name in store instead of from the
+// newest checkpoint. Give it after Checkpoints; alone, it also takes checkpoints into store,
+// every second.
+func FromSavepoint(store persistence.CheckpointStore, name string) JobOption {
+	return func(c *actor.Config) {
+		s, ok := c.Checkpoints.(*storeSink)
+		if !ok {
+			s = &storeSink{store: store, keep: 3}
+			c.Checkpoints = s
+		}
+		s.savepoint, s.savepointStore = name, store
+	}
+}
+
+// loadSavepoint reads savepoint name.
+func (s *storeSink) loadSavepoint(ctx context.Context) (*actor.Checkpoint, error) {
+	b, err := s.savepointStore.LoadSavepoint(ctx, s.savepoint)
+	if err != nil {
+		return nil, fmt.Errorf("load savepoint %q: %w", s.savepoint, err)
+	}
+	var f checkpointFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("decode savepoint %q: %w", s.savepoint, err)
+	}
+	cp := actor.Checkpoint(f)
+	return &cp, nil
 }
