@@ -478,10 +478,6 @@ func TestBuildCheckpointsNeedSnapshots(t *testing.T) {
 		graph func(g *graph.Graph)
 		want  string
 	}{
-		{"interval join", func(g *graph.Graph) {
-			graph.IntervalJoin(graph.KeyBy(numbers(g, "a"), byMod), graph.KeyBy(numbers(g, "b"), byMod), 0, time.Second,
-				func(a, b int) int { return a + b }, graph.Name("j")).To(stream.NewCollect[int]())
-		}, `stage "j" (intervalJoin) cannot take part in checkpoints`},
 		{"channel source", func(g *graph.Graph) {
 			graph.From(g, stream.Channel(make(chan int)), graph.Name("ch")).To(stream.NewCollect[int]())
 		}, `source "ch" cannot rewind`},

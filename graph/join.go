@@ -14,6 +14,7 @@ import (
 // and go to the side outputs stream.LateTag[A]() and stream.LateRightTag[B]().
 func IntervalJoin[K comparable, A, B, O any](a Keyed[K, A], b Keyed[K, B], lower, upper time.Duration, join func(A, B) O, opts ...Option) Stream[O] {
 	ns, _ := keyedStage2[K, A, B, O](a, b, "intervalJoin", opts)
+	ns.snapshots = true
 	nilFunc(ns.g, ns, "join function", join == nil)
 	if lower > upper {
 		ns.g.errorf("stage %q: interval [%v, %v] is empty", ns.name, lower, upper)
@@ -31,6 +32,7 @@ func IntervalJoin[K comparable, A, B, O any](a Keyed[K, A], b Keyed[K, B], lower
 		t.process[1] = inputOf(t, op.ProcessB)
 		t.advance = func(w int64) error { op.Advance(w); return nil }
 		t.reset = op.Reset
+		t.snapshot, t.restore = op.Snapshot, op.Restore
 		t.inspect = func(key any) (any, bool) {
 			k, ok := key.(K)
 			if !ok {
@@ -116,6 +118,7 @@ func WindowJoin[K comparable, A, B, O any](a Keyed[K, A], b Keyed[K, B], w strea
 // key has no value, and returns ok = false to emit nothing (an inner join).
 func JoinTable[K comparable, T, V, O any](s Keyed[K, T], table Keyed[K, V], join func(t T, v V, found bool) (O, bool), opts ...Option) Stream[O] {
 	ns, _ := keyedStage2[K, T, V, O](s, table, "tableJoin", opts)
+	ns.snapshots = true
 	nilFunc(ns.g, ns, "join function", join == nil)
 	ns.newTask = func(ic *inst) (actor.Task, error) {
 		t := newJoinTask[O](ic, ns)
@@ -126,6 +129,7 @@ func JoinTable[K comparable, T, V, O any](s Keyed[K, T], table Keyed[K, V], join
 		t.process[0] = inputOf(t, op.ProcessStream)
 		t.process[1] = inputOf(t, func(r stream.Record[V]) error { op.ProcessTable(r); return nil })
 		t.reset = op.Reset
+		t.snapshot, t.restore = op.Snapshot, op.Restore
 		t.inspect = func(k any) (any, bool) {
 			kk, ok := k.(K)
 			if !ok {
@@ -143,6 +147,7 @@ func JoinTable[K comparable, T, V, O any](s Keyed[K, T], table Keyed[K, V], join
 // to reach them, and table versions no record can need any more are dropped.
 func TemporalJoin[K comparable, T, V, O any](s Keyed[K, T], table Keyed[K, V], join func(t T, v V, found bool) (O, bool), opts ...Option) Stream[O] {
 	ns, _ := keyedStage2[K, T, V, O](s, table, "temporalJoin", opts)
+	ns.snapshots = true
 	nilFunc(ns.g, ns, "join function", join == nil)
 	ns.newTask = func(ic *inst) (actor.Task, error) {
 		t := newJoinTask[O](ic, ns)
@@ -154,6 +159,7 @@ func TemporalJoin[K comparable, T, V, O any](s Keyed[K, T], table Keyed[K, V], j
 		t.process[1] = inputOf(t, func(r stream.Record[V]) error { op.ProcessTable(r); return nil })
 		t.advance = op.Advance
 		t.reset = op.Reset
+		t.snapshot, t.restore = op.Snapshot, op.Restore
 		return t, nil
 	}
 	return Stream[O]{st: ns}
