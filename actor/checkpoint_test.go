@@ -201,16 +201,7 @@ func TestRestoreFromCheckpoint(t *testing.T) {
 			if _, err := first.Step(50 + rng.IntN(3000)); err != nil {
 				t.Fatal(err)
 			}
-			first.TriggerCheckpoint(1)
-			var cp actor.Checkpoint
-			for {
-				if cp, err = first.Checkpoint(1); err == nil {
-					break
-				}
-				if moved, err := first.Step(1); err != nil || moved == 0 {
-					t.Fatalf("checkpoint 1 never completed: %v", err)
-				}
-			}
+			cp := takeCheckpoint(t, first, 1)
 			// The first run dies here. The second starts from the checkpoint.
 			out := stream.NewCollect[stream.KV[int64, int64]]()
 			g := graph.New("ckpt")
@@ -291,16 +282,7 @@ func TestWindowsRestoreExactlyOnce(t *testing.T) {
 			if _, err := first.Step(100 + rng.IntN(3000)); err != nil {
 				t.Fatal(err)
 			}
-			first.TriggerCheckpoint(1)
-			var cp actor.Checkpoint
-			for {
-				if cp, err = first.Checkpoint(1); err == nil {
-					break
-				}
-				if moved, err := first.Step(1); err != nil || moved == 0 {
-					t.Fatalf("checkpoint 1 never completed: %v", err)
-				}
-			}
+			cp := takeCheckpoint(t, first, 1)
 			if err := first.CompleteCheckpoint(1); err != nil {
 				t.Fatal(err)
 			}
@@ -357,5 +339,20 @@ func TestWindowsRestoreExactlyOnce(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// takeCheckpoint triggers checkpoint id on d and steps the job until it is complete.
+func takeCheckpoint(t *testing.T, d *actor.SyncDriver, id int64) actor.Checkpoint {
+	t.Helper()
+	d.TriggerCheckpoint(id)
+	for {
+		cp, err := d.Checkpoint(id)
+		if err == nil {
+			return cp
+		}
+		if moved, err := d.Step(1); err != nil || moved == 0 {
+			t.Fatalf("checkpoint %d never completed: %v", id, err)
+		}
 	}
 }

@@ -19,28 +19,9 @@ import (
 // at least five times, is started again each time with the same flags, and at the end the
 // committed output holds every (key, seq) for seq = 1..count(key) exactly once.
 func TestKilledAndRestartedExactlyOnce(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and kills a binary: not with -short")
-	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "exactlyonce")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
 	const n, keys = 200_000, 97
 	rng := rand.New(rand.NewPCG(42, 7))
-	in := filepath.Join(dir, "in.jsonl")
-	want := map[string]int{}
-	var b strings.Builder
-	for range n {
-		k := fmt.Sprintf("key-%d", rng.IntN(keys))
-		want[k]++
-		fmt.Fprintf(&b, "{\"key\":%q}\n", k)
-	}
-	if err := os.WriteFile(in, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, state := filepath.Join(dir, "out"), filepath.Join(dir, "state")
+	bin, in, out, state, want := setup(t, n, func(int) string { return fmt.Sprintf("key-%d", rng.IntN(keys)) })
 	args := []string{"-in", in, "-out", out, "-state", state, "-checkpoint", "50ms", "-rate", "40000"}
 
 	kills, finished := 0, false
@@ -133,27 +114,8 @@ func checkOutput(t *testing.T, out string, want map[string]int, n int) (int, int
 // A corrupt newest checkpoint is reported and skipped: the run starts from the one before,
 // two-phase output committed after that one is taken back, and the output is still exact.
 func TestCorruptCheckpointFallsBack(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and kills a binary: not with -short")
-	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "exactlyonce")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
 	const n = 100_000
-	in := filepath.Join(dir, "in.jsonl")
-	want := map[string]int{}
-	var b strings.Builder
-	for i := range n {
-		k := fmt.Sprintf("key-%d", (i*7919)%53)
-		want[k]++
-		fmt.Fprintf(&b, "{\"key\":%q}\n", k)
-	}
-	if err := os.WriteFile(in, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, state := filepath.Join(dir, "out"), filepath.Join(dir, "state")
+	bin, in, out, state, want := setup(t, n, func(i int) string { return fmt.Sprintf("key-%d", (i*7919)%53) })
 	args := []string{"-in", in, "-out", out, "-state", state, "-checkpoint", "50ms", "-rate", "40000"}
 	cmd := exec.Command(bin, args...)
 	if err := cmd.Start(); err != nil {
@@ -190,27 +152,8 @@ func TestCorruptCheckpointFallsBack(t *testing.T) {
 // Rescaling: a run at parallelism 2 is killed, the next starts at 4 from its checkpoint and
 // is killed too, the last finishes at 1; the output is still exact.
 func TestRescaleAcrossRestarts(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and kills a binary: not with -short")
-	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "exactlyonce")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
 	const n = 60_000
-	in := filepath.Join(dir, "in.jsonl")
-	want := map[string]int{}
-	var b strings.Builder
-	for i := range n {
-		k := fmt.Sprintf("key-%d", (i*31)%41)
-		want[k]++
-		fmt.Fprintf(&b, "{\"key\":%q}\n", k)
-	}
-	if err := os.WriteFile(in, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, state := filepath.Join(dir, "out"), filepath.Join(dir, "state")
+	bin, in, out, state, want := setup(t, n, func(i int) string { return fmt.Sprintf("key-%d", (i*31)%41) })
 	args := func(p int) []string {
 		return []string{"-in", in, "-out", out, "-state", state, "-checkpoint", "50ms", "-rate", "40000", "-parallelism", fmt.Sprint(p)}
 	}
@@ -230,6 +173,32 @@ func TestRescaleAcrossRestarts(t *testing.T) {
 		t.Fatalf("the run at parallelism 1 failed: %v\n%s", err, stderr.String())
 	}
 	checkOutput(t, out, want, n)
+}
+
+// setup builds the binary and writes an input of n records whose keys key(i) gives; it
+// returns the binary, the input, the output and state directories, and the count per key.
+func setup(t *testing.T, n int, key func(i int) string) (bin, in, out, state string, want map[string]int) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and kills a binary: not with -short")
+	}
+	dir := t.TempDir()
+	bin = filepath.Join(dir, "exactlyonce")
+	if b, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, b)
+	}
+	in = filepath.Join(dir, "in.jsonl")
+	want = map[string]int{}
+	var b strings.Builder
+	for i := range n {
+		k := key(i)
+		want[k]++
+		fmt.Fprintf(&b, "{\"key\":%q}\n", k)
+	}
+	if err := os.WriteFile(in, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return bin, in, filepath.Join(dir, "out"), filepath.Join(dir, "state"), want
 }
 
 func TestFlags(t *testing.T) {
