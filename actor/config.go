@@ -52,6 +52,9 @@ type Config struct {
 	CheckpointInterval time.Duration
 	// Checkpoints stores complete checkpoints. nil: no checkpoints.
 	Checkpoints CheckpointSink
+	// StateBackend is where the stages keep keyed state; the runtime does not look into it
+	// (graph.BadgerState sets a Badger database). nil: memory.
+	StateBackend any
 	// Restore, when set, is the checkpoint the job starts from: each instance loads its
 	// state from it (sources rewind), and checkpoint ids go on after its ID.
 	Restore *Checkpoint

@@ -9,6 +9,7 @@ import (
 
 	"github.com/eddyflow/eddy/actor"
 	"github.com/eddyflow/eddy/persistence"
+	"github.com/eddyflow/eddy/stream"
 )
 
 // Checkpoints makes the job take a checkpoint every interval into store (asynchronous
@@ -133,4 +134,30 @@ func (s *storeSink) loadSavepoint(ctx context.Context) (*actor.Checkpoint, error
 	}
 	cp := actor.Checkpoint(f)
 	return &cp, nil
+}
+
+// BadgerState keeps the keyed state of aggregate stages (Aggregate, Reduce, Count) in db
+// instead of memory, per key group, so that it can be far larger than RAM: each key group
+// keeps the keys of its recent batches in memory and writes changed accumulators back after
+// each batch. It goes with per-batch or every-update emission, without state TTL, and not
+// yet with checkpoints (Build refuses those combinations).
+func BadgerState(db *persistence.BadgerDB) JobOption {
+	return func(c *actor.Config) { c.StateBackend = db }
+}
+
+// stateCacheKeys is about how many keys a key group keeps in memory between batches with a
+// state backend.
+const stateCacheKeys = 4096
+
+// keyBytes returns how a key is written in a state backend: its codec's bytes (the built-in
+// one, or the one KeyBy was given), else JSON.
+func keyBytes[K comparable](c stream.Codec[K]) func(K) ([]byte, error) {
+	if c == nil {
+		if builtin, ok := stream.CodecFor[K](); ok {
+			c = builtin
+		} else {
+			c = stream.JSON[K]()
+		}
+	}
+	return func(k K) ([]byte, error) { return c.Append(nil, k) }
 }

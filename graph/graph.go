@@ -5,6 +5,7 @@ import (
 	"reflect"
 
 	"github.com/eddyflow/eddy/actor"
+	"github.com/eddyflow/eddy/persistence"
 	"github.com/eddyflow/eddy/stream"
 )
 
@@ -658,6 +659,11 @@ func aggregate[K comparable, T, A, R any](k Keyed[K, T], agg stream.Aggregator[T
 		t.op = stream.NewAggregateOperator(k.key, agg, ns.emitMode, t.out.add)
 		if err := t.op.SetTTL(o.ttl); err != nil {
 			return nil, err
+		}
+		if db, ok := ic.env.Config.StateBackend.(*persistence.BadgerDB); ok {
+			if err := t.op.SetStore(db.KeyedValues(ic.env.ID.String()), keyBytes(k.keyCodec), stateCacheKeys); err != nil {
+				return nil, fmt.Errorf("stage %q: %w", ns.name, err)
+			}
 		}
 		t.ttl = o.ttl
 		return t, nil

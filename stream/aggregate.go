@@ -132,6 +132,87 @@ type AggregateOperator[K comparable, T, A, R any] struct {
 	expiry *ttlTracker[K]
 	now    int64
 	wm     int64
+
+	// store, when set, keeps the accumulators outside memory: entries is then a cache of
+	// the keys of recent batches, written back after each batch.
+	store      AccStore
+	keyBytes   func(K) ([]byte, error)
+	cacheLimit int
+	touched    []*aggEntry[K, A]
+	flushEpoch uint64
+}
+
+// AccStore keeps the accumulators of an AggregateOperator outside memory (a key group's
+// keyed values in Badger, say), so keyed state can be far larger than RAM.
+type AccStore interface {
+	Get(key []byte) ([]byte, bool, error)
+	PutBatch(keys, values [][]byte) error
+}
+
+// SetStore makes the operator keep its accumulators in store, by the bytes keyBytes gives a
+// key, with at most about cacheLimit keys in memory between batches. It goes with
+// EmitPerBatch or EmitEveryUpdate and without a TTL. A failing store is a panic: the job
+// fails, since state would be lost.
+func (op *AggregateOperator[K, T, A, R]) SetStore(store AccStore, keyBytes func(K) ([]byte, error), cacheLimit int) error {
+	if op.mode == EmitAtEnd || op.ttl.Enabled() {
+		return errors.New("aggregate: a state store goes with per-batch or every-update emission and no TTL")
+	}
+	op.store, op.keyBytes, op.cacheLimit = store, keyBytes, max(cacheLimit, 1)
+	return nil
+}
+
+// load returns key's accumulator from the store, or a zero one.
+func (op *AggregateOperator[K, T, A, R]) load(k K) A {
+	acc := op.agg.Zero()
+	kb, err := op.keyBytes(k)
+	if err != nil {
+		panic(fmt.Sprintf("aggregate: key %v: %v", k, err))
+	}
+	b, ok, err := op.store.Get(kb)
+	if err != nil {
+		panic(fmt.Sprintf("aggregate: load key %v: %v", k, err))
+	}
+	if ok {
+		if acc, err = DecodeState[A](b); err != nil {
+			panic(fmt.Sprintf("aggregate: load key %v: %v", k, err))
+		}
+	}
+	return acc
+}
+
+// writeBackEvery is how many changed keys wait in memory before they are written back:
+// one write batch per few records would cost far more than the writes.
+const writeBackEvery = 2048
+
+// writeBack writes the changed accumulators to the store once enough have gathered (or
+// always, with force), and empties the cache when it has grown past its limit.
+func (op *AggregateOperator[K, T, A, R]) writeBack(force bool) {
+	if op.store == nil || len(op.touched) == 0 || (!force && len(op.touched) < writeBackEvery) {
+		return
+	}
+	keys := make([][]byte, 0, len(op.touched))
+	values := make([][]byte, 0, len(op.touched))
+	for i, e := range op.touched {
+		kb, err := op.keyBytes(e.key)
+		if err == nil {
+			var v []byte
+			if v, err = EncodeState(e.acc); err == nil {
+				keys, values = append(keys, kb), append(values, v)
+			}
+		}
+		if err != nil {
+			panic(fmt.Sprintf("aggregate: write back key %v: %v", e.key, err))
+		}
+		op.touched[i] = nil
+	}
+	op.touched = op.touched[:0]
+	op.flushEpoch++
+	if err := op.store.PutBatch(keys, values); err != nil {
+		panic(fmt.Sprintf("aggregate: write back %d keys: %v", len(keys), err))
+	}
+	if len(op.entries) > op.cacheLimit {
+		op.entries = make(map[K]*aggEntry[K, A], op.cacheLimit)
+	}
 }
 
 // SetTTL makes the operator drop a key's accumulator once ttl has passed since the key's
@@ -176,10 +257,11 @@ func (op *AggregateOperator[K, T, A, R]) NextExpiry() (int64, bool) {
 }
 
 type aggEntry[K comparable, A any] struct {
-	key  K
-	acc  A
-	ts   int64
-	mark uint64
+	key    K
+	acc    A
+	ts     int64
+	mark   uint64
+	stored uint64 // flushEpoch+1 when the batch being written back changed it
 }
 
 // NewAggregateOperator returns an operator that keys records with key, folds them with agg
@@ -200,8 +282,16 @@ func (op *AggregateOperator[K, T, A, R]) Process(r Record[T]) error {
 	}
 	e := op.entries[k]
 	if e == nil {
-		e = &aggEntry[K, A]{key: k, acc: op.agg.Zero()}
+		if op.store != nil {
+			e = &aggEntry[K, A]{key: k, acc: op.load(k)}
+		} else {
+			e = &aggEntry[K, A]{key: k, acc: op.agg.Zero()}
+		}
 		op.entries[k] = e
+	}
+	if op.store != nil && e.stored != op.flushEpoch+1 {
+		e.stored = op.flushEpoch + 1
+		op.touched = append(op.touched, e)
 	}
 	if r.Kind == Retract {
 		e.acc = op.retract(e.acc, r.Value)
@@ -229,15 +319,21 @@ func (op *AggregateOperator[K, T, A, R]) Process(r Record[T]) error {
 	return nil
 }
 
-// EndBatch emits the compacted updates of the batch (EmitPerBatch).
+// EndBatch emits the compacted updates of the batch (EmitPerBatch) and writes the changed
+// accumulators back to the store, if there is one.
 func (op *AggregateOperator[K, T, A, R]) EndBatch() {
 	if op.mode == EmitPerBatch {
 		op.emitDirty()
 	}
+	op.writeBack(false)
 }
 
-// EndInput emits what is still held back (EmitPerBatch, EmitAtEnd) once the input has ended.
-func (op *AggregateOperator[K, T, A, R]) EndInput() { op.emitDirty() }
+// EndInput emits what is still held back (EmitPerBatch, EmitAtEnd) once the input has
+// ended, and writes back every changed accumulator.
+func (op *AggregateOperator[K, T, A, R]) EndInput() {
+	op.emitDirty()
+	op.writeBack(true)
+}
 
 func (op *AggregateOperator[K, T, A, R]) emitDirty() {
 	for i, e := range op.dirty {

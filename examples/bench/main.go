@@ -19,6 +19,9 @@
 //   - keyed-count: key uint64(i)*2654435761 % 10000, counted per key.
 //   - backpressure: keyed-count, every update into a sink 100× slower per record than the
 //     source; checks that every update arrived and the final counts are exact.
+//   - large-state: N distinct keys (uint64(i)), each with a 100-byte value, the latest value
+//     per key kept by an aggregate on the Badger state backend (state far larger than the
+//     heap); the checksum of every key's value must equal the baseline's.
 //   - window: 10,000 keys (key uint64(i)*2654435761 % 10000), event time i/100 ms, value
 //     i % 7; count and sum per key in tumbling 1 s event-time windows, fired by the
 //     watermark; the checksum and number of firings must equal the baseline's.
@@ -40,6 +43,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
 
 	"github.com/eddyflow/eddy/graph"
 	"github.com/eddyflow/eddy/persistence"
@@ -97,8 +102,10 @@ func run(w io.Writer, scenario string, n int64, p, runs int, checkpoint time.Dur
 		newBench = func() bench { return &keyedCount{slow: true} }
 	case "window":
 		newBench = func() bench { return &windowed{} }
+	case "large-state":
+		newBench = func() bench { return &largeState{logger: logger} }
 	default:
-		return fmt.Errorf("unknown -scenario %q (want stateless, keyed-count, backpressure or window)", scenario)
+		return fmt.Errorf("unknown -scenario %q (want stateless, keyed-count, backpressure, window or large-state)", scenario)
 	}
 	if cpuprofile != "" {
 		f, err := os.Create(cpuprofile)
@@ -125,6 +132,16 @@ func run(w io.Writer, scenario string, n int64, p, runs int, checkpoint time.Dur
 		g := graph.New(scenario)
 		s.build(g, n)
 		opts := []graph.JobOption{graph.Parallelism(p), graph.Logger(logger)}
+		if o, ok := s.(interface {
+			options() ([]graph.JobOption, func(), error)
+		}); ok {
+			more, cleanup, err := o.options()
+			if err != nil {
+				return err
+			}
+			defer cleanup()
+			opts = append(opts, more...)
+		}
 		if checkpoint > 0 {
 			dir, err := os.MkdirTemp("", "eddy-bench-checkpoints-")
 			if err != nil {
@@ -481,3 +498,95 @@ func (s *stridedSplit) Append(_ context.Context, dst []stream.Record[tick], max 
 }
 
 func (s *stridedSplit) Close() error { return nil }
+
+// largeState keeps a 100-byte value per key for N keys on the Badger state backend.
+type largeState struct {
+	logger           *slog.Logger
+	wantSum, wantLen uint64
+	gotSum, gotLen   atomic.Uint64
+}
+
+type keyValue struct {
+	Key   uint64
+	Value string
+}
+
+func largeValue(i int64) keyValue {
+	return keyValue{Key: uint64(i), Value: fmt.Sprintf("%0100d", i*2654435761)}
+}
+
+func valueHash(k uint64, v string) uint64 {
+	h := k * 0x9E3779B97F4A7C15
+	for i := 0; i < len(v); i++ {
+		h = (h ^ uint64(v[i])) * 0x100000001B3
+	}
+	return h
+}
+
+func (l *largeState) prepare(int64) {}
+
+// baseline: every key comes once, so its latest value is the one generated.
+func (l *largeState) baseline(n int64) {
+	for i := range n {
+		kv := largeValue(i)
+		l.wantSum += valueHash(kv.Key, kv.Value)
+		l.wantLen++
+	}
+}
+
+// latest keeps the latest value of a key.
+type latest struct{}
+
+func (latest) Zero() string                     { return "" }
+func (latest) Add(_ string, kv keyValue) string { return kv.Value }
+func (latest) Result(acc string) string         { return acc }
+
+func (l *largeState) build(g *graph.Graph, n int64) {
+	src := graph.From(g, stream.Generate(n, largeValue))
+	perKey := graph.KeyBy(src, func(kv keyValue) uint64 { return kv.Key }, graph.WithCodec(stream.JSON[keyValue]()))
+	graph.Aggregate(perKey, latest{}).To(largeSink{l})
+}
+
+func (l *largeState) options() ([]graph.JobOption, func(), error) {
+	dir, err := os.MkdirTemp("", "eddy-bench-state-")
+	if err != nil {
+		return nil, nil, fmt.Errorf("state directory: %w", err)
+	}
+	db, err := persistence.OpenBadger(dir, persistence.WithSync(persistence.SyncNever), persistence.WithLogger(l.logger),
+		persistence.WithBadgerOptions(func(o badger.Options) badger.Options {
+			// Small caches: the state is meant to live on disk, not in the heap.
+			return o.WithMemTableSize(16 << 20).WithNumMemtables(2).WithBlockCacheSize(16 << 20).
+				WithIndexCacheSize(16 << 20).WithNumLevelZeroTables(2).WithNumLevelZeroTablesStall(4)
+		}))
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	cleanup := func() {
+		_ = db.Close()
+		_ = os.RemoveAll(dir)
+	}
+	// Fewer, larger key groups: each keeps a cache and writes back in batches of its own.
+	return []graph.JobOption{graph.BadgerState(db), graph.MaxKeyGroups(16)}, cleanup, nil
+}
+
+type largeSink struct{ l *largeState }
+
+func (s largeSink) WriteBatch(recs []stream.Record[stream.KV[uint64, string]]) error {
+	var sum uint64
+	for _, r := range recs {
+		sum += valueHash(r.Value.Key, r.Value.Value)
+	}
+	s.l.gotSum.Add(sum)
+	s.l.gotLen.Add(uint64(len(recs)))
+	return nil
+}
+
+func (largeSink) Close() error { return nil }
+
+func (l *largeState) check() error {
+	if l.gotSum.Load() != l.wantSum || l.gotLen.Load() != l.wantLen {
+		return fmt.Errorf("%d values with checksum %x, baseline %d with %x", l.gotLen.Load(), l.gotSum.Load(), l.wantLen, l.wantSum)
+	}
+	return nil
+}

@@ -25,6 +25,7 @@ func TestScenarios(t *testing.T) {
 		{"keyed-count", 300_000},
 		{"backpressure", 20_000},
 		{"window", 300_000},
+		{"large-state", 50_000},
 		{"keyed-count", 1},
 	} {
 		t.Run(tt.scenario, func(t *testing.T) {
