@@ -45,6 +45,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/eddyflow/eddy/graph"
 	"github.com/eddyflow/eddy/persistence"
@@ -69,6 +70,7 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the engine runs to this file")
 	runs := flag.Int("runs", 3, "time baseline and engine this many times each, alternately, and report the medians")
 	checkpoint := flag.Duration("checkpoint", 0, "take checkpoints at this interval into a temporary directory (0: none)")
+	memprofile := flag.String("memprofile", "", "write a heap profile taken at the end of the last engine run to this file")
 	verbose := flag.Bool("v", false, "log each run's timings and stage counters on stderr")
 	flag.Parse()
 	level := slog.LevelWarn
@@ -76,6 +78,7 @@ func main() {
 		level = slog.LevelInfo
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	memProfile = *memprofile
 	if err := run(os.Stdout, *scenario, *events, *parallelism, *runs, *checkpoint, *cpuprofile, logger); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -160,6 +163,10 @@ func run(w io.Writer, scenario string, n int64, p, runs int, checkpoint time.Dur
 		}
 		stop := watchHeap()
 		t0 = time.Now()
+		if memProfile != "" {
+			stopProfile := heapProfileAtPeak(memProfile)
+			defer stopProfile()
+		}
 		err = job.Run(context.Background())
 		engineSecs = append(engineSecs, time.Since(t0).Seconds())
 		peak = max(peak, stop())
@@ -186,6 +193,43 @@ func median(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// memProfile is where -memprofile writes.
+var memProfile string
+
+// heapProfileAtPeak writes a heap profile whenever the live heap reaches a new peak (at most
+// every second) until the returned function is called.
+func heapProfileAtPeak(path string) func() {
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var peak uint64
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				metrics.Read(sample)
+				if v := sample[0].Value.Uint64(); v > peak {
+					peak = v
+					if f, err := os.Create(path); err == nil {
+						_ = pprof.Lookup("heap").WriteTo(f, 0)
+						f.Close()
+					}
+				}
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+	}
 }
 
 // watchHeap samples the live heap every millisecond until the returned function is called,
@@ -555,8 +599,12 @@ func (l *largeState) options() ([]graph.JobOption, func(), error) {
 	db, err := persistence.OpenBadger(dir, persistence.WithSync(persistence.SyncNever), persistence.WithLogger(l.logger),
 		persistence.WithBadgerOptions(func(o badger.Options) badger.Options {
 			// Small caches: the state is meant to live on disk, not in the heap.
-			return o.WithMemTableSize(16 << 20).WithNumMemtables(2).WithBlockCacheSize(16 << 20).
-				WithIndexCacheSize(16 << 20).WithNumLevelZeroTables(2).WithNumLevelZeroTablesStall(4)
+			// Compactions build tables in buffers of about the table size each: few
+			// compactors and small tables keep those off the heap's peak.
+			return o.WithMemTableSize(8 << 20).WithNumMemtables(2).WithBlockCacheSize(16 << 20).
+				WithIndexCacheSize(16 << 20).WithNumLevelZeroTables(2).WithNumLevelZeroTablesStall(4).
+				WithNumCompactors(2).WithBaseTableSize(1 << 20).WithBaseLevelSize(8 << 20).
+				WithCompression(options.None) // compression buffers were a third of the rest
 		}))
 	if err != nil {
 		os.RemoveAll(dir)
