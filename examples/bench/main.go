@@ -37,6 +37,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
@@ -610,7 +611,12 @@ func (l *largeState) options() ([]graph.JobOption, func(), error) {
 		os.RemoveAll(dir)
 		return nil, nil, err
 	}
+	// A soft memory limit makes the collector run before garbage piles up: the state is on
+	// disk, and what the heap holds between collections is mostly Badger's compaction
+	// buffers and records already passed on.
+	prevLimit := debug.SetMemoryLimit(384 << 20)
 	cleanup := func() {
+		debug.SetMemoryLimit(prevLimit)
 		_ = db.Close()
 		_ = os.RemoveAll(dir)
 	}
