@@ -51,14 +51,7 @@ func (a *Distinct[T]) Add(acc *HyperLogLog, v T) *HyperLogLog {
 
 // Merge returns the union of x and y.
 func (a *Distinct[T]) Merge(x, y *HyperLogLog) *HyperLogLog {
-	if y == nil {
-		return x
-	}
-	if x == nil {
-		return y.Clone()
-	}
-	must(x.Merge(y))
-	return x
+	return mergeSketches(x, y)
 }
 
 // Result returns the estimated number of distinct ids.
@@ -108,14 +101,7 @@ func (a *TopItems[T]) Add(acc *TopK, v T) *TopK {
 
 // Merge returns the counts of x and y together.
 func (a *TopItems[T]) Merge(x, y *TopK) *TopK {
-	if y == nil {
-		return x
-	}
-	if x == nil {
-		return y.Clone()
-	}
-	must(x.Merge(y))
-	return x
+	return mergeSketches(x, y)
 }
 
 // Result returns the top k items.
@@ -169,14 +155,7 @@ func (a *QuantileValues[T]) Add(acc *Quantiles, v T) *Quantiles {
 
 // Merge returns the values of x and y together.
 func (a *QuantileValues[T]) Merge(x, y *Quantiles) *Quantiles {
-	if y == nil {
-		return x
-	}
-	if x == nil {
-		return y.Clone()
-	}
-	must(x.Merge(y))
-	return x
+	return mergeSketches(x, y)
 }
 
 // Result returns the quantiles, in the order asked; nil for no values.
@@ -221,14 +200,7 @@ func (a *Frequencies[T]) Add(acc *CountMin, v T) *CountMin {
 
 // Merge returns the counts of x and y together.
 func (a *Frequencies[T]) Merge(x, y *CountMin) *CountMin {
-	if y == nil {
-		return x
-	}
-	if x == nil {
-		return y.Clone()
-	}
-	must(x.Merge(y))
-	return x
+	return mergeSketches(x, y)
 }
 
 // Result returns a copy of the sketch; nil for no records.
@@ -282,4 +254,22 @@ func (sketchCodec[S, P]) Decode(src []byte) (P, error) {
 		return nil, fmt.Errorf("decode %s: %w", reflect.TypeFor[S](), err)
 	}
 	return v, nil
+}
+
+// mergeSketches merges y into x, the accumulators of two partial aggregates; nil is the
+// empty one. Sketches of one aggregator share their parameters, so Merge cannot fail.
+func mergeSketches[S interface {
+	comparable
+	Merge(S) error
+	Clone() S
+}](x, y S) S {
+	var none S
+	if y == none {
+		return x
+	}
+	if x == none {
+		return y.Clone()
+	}
+	must(x.Merge(y))
+	return x
 }
