@@ -71,7 +71,7 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the engine runs to this file")
 	runs := flag.Int("runs", 3, "time baseline and engine this many times each, alternately, and report the medians")
 	checkpoint := flag.Duration("checkpoint", 0, "take checkpoints at this interval into a temporary directory (0: none)")
-	memprofile := flag.String("memprofile", "", "write a heap profile taken at the end of the last engine run to this file")
+	memprofile := flag.String("memprofile", "", "write a heap profile taken at the engine's heap peak to this file")
 	verbose := flag.Bool("v", false, "log each run's timings and stage counters on stderr")
 	flag.Parse()
 	level := slog.LevelWarn
@@ -79,14 +79,13 @@ func main() {
 		level = slog.LevelInfo
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	memProfile = *memprofile
-	if err := run(os.Stdout, *scenario, *events, *parallelism, *runs, *checkpoint, *cpuprofile, logger); err != nil {
+	if err := run(os.Stdout, *scenario, *events, *parallelism, *runs, *checkpoint, *cpuprofile, *memprofile, logger); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(w io.Writer, scenario string, n int64, p, runs int, checkpoint time.Duration, cpuprofile string, logger *slog.Logger) error {
+func run(w io.Writer, scenario string, n int64, p, runs int, checkpoint time.Duration, cpuprofile, memprofile string, logger *slog.Logger) error {
 	if n < 1 {
 		return fmt.Errorf("-events %d: want at least 1", n)
 	}
@@ -162,12 +161,8 @@ func run(w io.Writer, scenario string, n int64, p, runs int, checkpoint time.Dur
 		if err != nil {
 			return err
 		}
-		stop := watchHeap()
+		stop := watchHeap(memprofile)
 		t0 = time.Now()
-		if memProfile != "" {
-			stopProfile := heapProfileAtPeak(memProfile)
-			defer stopProfile()
-		}
 		err = job.Run(context.Background())
 		engineSecs = append(engineSecs, time.Since(t0).Seconds())
 		peak = max(peak, stop())
@@ -196,46 +191,9 @@ func median(xs []float64) float64 {
 	return s[len(s)/2]
 }
 
-// memProfile is where -memprofile writes.
-var memProfile string
-
-// heapProfileAtPeak writes a heap profile whenever the live heap reaches a new peak (at most
-// every second) until the returned function is called.
-func heapProfileAtPeak(path string) func() {
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		var peak uint64
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				metrics.Read(sample)
-				if v := sample[0].Value.Uint64(); v > peak {
-					peak = v
-					if f, err := os.Create(path); err == nil {
-						_ = pprof.Lookup("heap").WriteTo(f, 0)
-						f.Close()
-					}
-				}
-			}
-		}
-	}()
-	return func() {
-		close(done)
-		wg.Wait()
-	}
-}
-
 // watchHeap samples the live heap every millisecond until the returned function is called,
 // which returns the peak.
-func watchHeap() func() uint64 {
+func watchHeap(profile string) func() uint64 {
 	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 	read := func() uint64 {
 		metrics.Read(sample)
@@ -250,6 +208,7 @@ func watchHeap() func() uint64 {
 		defer wg.Done()
 		t := time.NewTicker(time.Millisecond)
 		defer t.Stop()
+		var profiled time.Time
 		for {
 			select {
 			case <-done:
@@ -257,6 +216,14 @@ func watchHeap() func() uint64 {
 			case <-t.C:
 				if v := read(); v > peak.Load() {
 					peak.Store(v)
+					// A heap profile at each new peak, at most every second.
+					if profile != "" && time.Since(profiled) >= time.Second {
+						profiled = time.Now()
+						if f, err := os.Create(profile); err == nil {
+							_ = pprof.Lookup("heap").WriteTo(f, 0)
+							f.Close()
+						}
+					}
 				}
 			}
 		}
@@ -484,22 +451,29 @@ func (w *windowed) build(g *graph.Graph, n int64) {
 	stamped := graph.Timestamps(src, func(t tick) int64 { return t.TS }, stream.Monotonous[tick]())
 	perKey := graph.KeyBy(stamped, func(t tick) uint64 { return t.Key }, graph.WithCodec(stream.JSON[tick]()))
 	results := graph.Window(perKey, stream.Tumbling(windowSize*time.Millisecond), countSum{})
-	results.To(windowSink{w})
+	results.To(checksumSink[stream.WindowResult[uint64, cs]]{
+		hash: func(r stream.WindowResult[uint64, cs]) uint64 { return firingHash(r.Key, r.Start, r.Value) },
+		sum:  &w.gotSum, n: &w.gotFirings})
 }
 
-type windowSink struct{ w *windowed }
+// checksumSink adds up an order-independent hash of every record and counts them: the
+// engine's side of a scenario whose results are too many to keep.
+type checksumSink[T any] struct {
+	hash   func(T) uint64
+	sum, n *atomic.Uint64
+}
 
-func (s windowSink) WriteBatch(recs []stream.Record[stream.WindowResult[uint64, cs]]) error {
+func (s checksumSink[T]) WriteBatch(recs []stream.Record[T]) error {
 	var sum uint64
 	for _, r := range recs {
-		sum += firingHash(r.Value.Key, r.Value.Start, r.Value.Value)
+		sum += s.hash(r.Value)
 	}
-	s.w.gotSum.Add(sum)
-	s.w.gotFirings.Add(uint64(len(recs)))
+	s.sum.Add(sum)
+	s.n.Add(uint64(len(recs)))
 	return nil
 }
 
-func (windowSink) Close() error { return nil }
+func (checksumSink[T]) Close() error { return nil }
 
 func (w *windowed) check() error {
 	if w.gotFirings.Load() != w.wantFirings || w.gotSum.Load() != w.wantSum {
@@ -589,7 +563,9 @@ func (latest) Result(acc string) string         { return acc }
 func (l *largeState) build(g *graph.Graph, n int64) {
 	src := graph.From(g, stream.Generate(n, largeValue))
 	perKey := graph.KeyBy(src, func(kv keyValue) uint64 { return kv.Key }, graph.WithCodec(stream.JSON[keyValue]()))
-	graph.Aggregate(perKey, latest{}).To(largeSink{l})
+	graph.Aggregate(perKey, latest{}).To(checksumSink[stream.KV[uint64, string]]{
+		hash: func(kv stream.KV[uint64, string]) uint64 { return valueHash(kv.Key, kv.Value) },
+		sum:  &l.gotSum, n: &l.gotLen})
 }
 
 func (l *largeState) options() ([]graph.JobOption, func(), error) {
@@ -623,20 +599,6 @@ func (l *largeState) options() ([]graph.JobOption, func(), error) {
 	// Fewer, larger key groups: each keeps a cache and writes back in batches of its own.
 	return []graph.JobOption{graph.BadgerState(db), graph.MaxKeyGroups(16)}, cleanup, nil
 }
-
-type largeSink struct{ l *largeState }
-
-func (s largeSink) WriteBatch(recs []stream.Record[stream.KV[uint64, string]]) error {
-	var sum uint64
-	for _, r := range recs {
-		sum += valueHash(r.Value.Key, r.Value.Value)
-	}
-	s.l.gotSum.Add(sum)
-	s.l.gotLen.Add(uint64(len(recs)))
-	return nil
-}
-
-func (largeSink) Close() error { return nil }
 
 func (l *largeState) check() error {
 	if l.gotSum.Load() != l.wantSum || l.gotLen.Load() != l.wantLen {

@@ -30,7 +30,7 @@ func TestScenarios(t *testing.T) {
 	} {
 		t.Run(tt.scenario, func(t *testing.T) {
 			var out bytes.Buffer
-			if err := run(&out, tt.scenario, tt.events, 2, 1, 0, "", quiet); err != nil {
+			if err := run(&out, tt.scenario, tt.events, 2, 1, 0, "", "", quiet); err != nil {
 				t.Fatal(err)
 			}
 			var r result
@@ -65,7 +65,7 @@ func TestBadFlags(t *testing.T) {
 		{"stateless", 10, 0, 1, "-parallelism 0"},
 		{"stateless", 10, 1, 0, "-runs 0"},
 	} {
-		err := run(io.Discard, tt.scenario, tt.events, tt.p, tt.runs, 0, "", quiet)
+		err := run(io.Discard, tt.scenario, tt.events, tt.p, tt.runs, 0, "", "", quiet)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("run(%q, %d, %d, %d) = %v, want an error with %q", tt.scenario, tt.events, tt.p, tt.runs, err, tt.want)
 		}
