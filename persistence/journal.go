@@ -186,27 +186,17 @@ func (j *MemoryJournal) Replay(ctx context.Context, identity string, fromSeq, to
 
 // DeleteTo implements Journal.
 func (j *MemoryJournal) DeleteTo(ctx context.Context, identity string, toSeq uint64) error {
-	if err := checkIdentity(identity); err != nil {
-		return fmt.Errorf("delete: %w", err)
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	l := j.logs[identity]
-	if l == nil {
-		return nil
-	}
-	i := sort.Search(len(l.events), func(i int) bool { return l.events[i].seq > toSeq })
-	// Copy what is kept so that the deleted events can be collected and a Replay in
-	// progress keeps its own view.
-	l.events = append([]memoryEvent(nil), l.events[i:]...)
-	return nil
+	return j.cut(ctx, identity, toSeq, true)
 }
 
 // DeleteAfter implements Journal.
 func (j *MemoryJournal) DeleteAfter(ctx context.Context, identity string, afterSeq uint64) error {
+	return j.cut(ctx, identity, afterSeq, false)
+}
+
+// cut deletes identity's events up to seq (before) or after it. It copies what is kept, so
+// that the deleted events can be collected and a Replay in progress keeps its own view.
+func (j *MemoryJournal) cut(ctx context.Context, identity string, seq uint64, before bool) error {
 	if err := checkIdentity(identity); err != nil {
 		return fmt.Errorf("delete: %w", err)
 	}
@@ -219,9 +209,12 @@ func (j *MemoryJournal) DeleteAfter(ctx context.Context, identity string, afterS
 	if l == nil {
 		return nil
 	}
-	i := sort.Search(len(l.events), func(i int) bool { return l.events[i].seq > afterSeq })
-	// Copy, as in DeleteTo: appends must not overwrite what a Replay in progress reads.
-	l.events = append([]memoryEvent(nil), l.events[:i]...)
+	i := sort.Search(len(l.events), func(i int) bool { return l.events[i].seq > seq })
+	if before {
+		l.events = append([]memoryEvent(nil), l.events[i:]...)
+	} else {
+		l.events = append([]memoryEvent(nil), l.events[:i]...)
+	}
 	return nil
 }
 
