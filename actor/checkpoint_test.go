@@ -2,6 +2,7 @@ package actor_test
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -71,19 +72,32 @@ func checkConsistent(t *testing.T, n int64, cp actor.Checkpoint) {
 		if !strings.HasPrefix(id, "ckpt/count/") {
 			continue
 		}
-		var entries []struct {
-			Key int64
-			Acc []byte
+		// An aggregate's snapshot: version 2, then uvarint-length-prefixed key and
+		// accumulator bytes per key.
+		if raw[0] != 2 {
+			t.Fatalf("checkpoint %d: %s: snapshot version %d", cp.ID, id, raw[0])
 		}
-		if err := json.Unmarshal(raw[1:], &entries); err != nil {
-			t.Fatalf("checkpoint %d: %s: %v", cp.ID, id, err)
+		keyCodec, _ := stream.CodecFor[int64]()
+		field := func(b []byte) ([]byte, []byte) {
+			n, w := binary.Uvarint(b)
+			if w <= 0 || n > uint64(len(b)-w) {
+				t.Fatalf("checkpoint %d: %s: bad snapshot", cp.ID, id)
+			}
+			return b[w : w+int(n)], b[w+int(n):]
 		}
-		for _, e := range entries {
-			acc, err := stream.DecodeState[int64](e.Acc)
+		for b := raw[1:]; len(b) > 0; {
+			var kb, ab []byte
+			kb, b = field(b)
+			ab, b = field(b)
+			k, err := keyCodec.Decode(kb)
 			if err != nil {
 				t.Fatalf("checkpoint %d: %s: %v", cp.ID, id, err)
 			}
-			got[e.Key] += acc
+			acc, err := stream.DecodeState[int64](ab)
+			if err != nil {
+				t.Fatalf("checkpoint %d: %s: %v", cp.ID, id, err)
+			}
+			got[k] += acc
 		}
 	}
 	for k := range int64(ckptKeys) {

@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 
 	"github.com/eddyflow/eddy/actor"
-	"github.com/eddyflow/eddy/persistence"
 )
 
 type edgeKey struct{ to, port int }
@@ -87,9 +86,6 @@ func (g *Graph) Build(opts ...JobOption) (*Job, error) {
 		n, err := s.instances(&cfg)
 		if err != nil {
 			return nil, fmt.Errorf("build %s: %w", g.name, err)
-		}
-		if _, badger := cfg.StateBackend.(*persistence.BadgerDB); badger && cfg.Checkpoints != nil {
-			return nil, fmt.Errorf("build %s: checkpoints with the Badger state backend are not supported yet", g.name)
 		}
 		if cfg.Checkpoints != nil {
 			// Better no checkpoints than checkpoints that restore a job without its state.

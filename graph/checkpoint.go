@@ -20,8 +20,12 @@ import (
 // the one before it.
 func Checkpoints(store persistence.CheckpointStore, interval time.Duration) JobOption {
 	return func(c *actor.Config) {
-		c.Checkpoints = &storeSink{store: store, keep: 3}
-		c.CheckpointInterval = interval
+		s := &storeSink{store: store, keep: 3}
+		if prev, ok := c.Checkpoints.(*storeSink); ok {
+			// FromSavepoint came first: the savepoint still says where the job starts.
+			s.savepoint, s.savepointStore = prev.savepoint, prev.savepointStore
+		}
+		c.Checkpoints, c.CheckpointInterval = s, interval
 	}
 }
 
@@ -109,8 +113,8 @@ func (j *Job) Savepoint(ctx context.Context, name string) error {
 }
 
 // FromSavepoint makes the job start from the savepoint name in store instead of from the
-// newest checkpoint. Give it after Checkpoints; alone, it also takes checkpoints into store,
-// every second.
+// newest checkpoint, before or after Checkpoints; alone, it also takes checkpoints into
+// store, every second.
 func FromSavepoint(store persistence.CheckpointStore, name string) JobOption {
 	return func(c *actor.Config) {
 		s, ok := c.Checkpoints.(*storeSink)
@@ -139,8 +143,10 @@ func (s *storeSink) loadSavepoint(ctx context.Context) (*actor.Checkpoint, error
 // BadgerState keeps the keyed state of aggregate stages (Aggregate, Reduce, Count) in db
 // instead of memory, per key group, so that it can be far larger than RAM: each key group
 // keeps the keys of its recent batches in memory and writes changed accumulators back after
-// each batch. It goes with per-batch or every-update emission, without state TTL, and not
-// yet with checkpoints (Build refuses those combinations).
+// each batch. It goes with per-batch or every-update emission and without state TTL (Build
+// refuses those combinations). With checkpoints, a checkpoint copies each key group's state
+// out of db at its barrier, and a start clears what db holds of the job's aggregates before
+// it restores them (docs/decisions.md, "Badger state and checkpoints").
 func BadgerState(db *persistence.BadgerDB) JobOption {
 	return func(c *actor.Config) { c.StateBackend = db }
 }
@@ -149,15 +155,14 @@ func BadgerState(db *persistence.BadgerDB) JobOption {
 // state backend.
 const stateCacheKeys = 4096
 
-// keyBytes returns how a key is written in a state backend: its codec's bytes (the built-in
-// one, or the one KeyBy was given), else JSON.
-func keyBytes[K comparable](c stream.Codec[K]) func(K) ([]byte, error) {
-	if c == nil {
-		if builtin, ok := stream.CodecFor[K](); ok {
-			c = builtin
-		} else {
-			c = stream.JSON[K]()
-		}
+// keyCodecOf returns how a key is written in a state backend and in snapshots: the codec
+// KeyBy was given, else the built-in one, else JSON.
+func keyCodecOf[K comparable](c stream.Codec[K]) stream.Codec[K] {
+	if c != nil {
+		return c
 	}
-	return func(k K) ([]byte, error) { return c.Append(nil, k) }
+	if builtin, ok := stream.CodecFor[K](); ok {
+		return builtin
+	}
+	return stream.JSON[K]()
 }

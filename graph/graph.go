@@ -654,15 +654,23 @@ func aggregate[K comparable, T, A, R any](k Keyed[K, T], agg stream.Aggregator[T
 	}
 	nilFunc(ns.g, ns, "aggregator", agg == nil)
 	ns.newTask = func(ic *inst) (actor.Task, error) {
-		t := &aggregateTask[K, T, A, R]{env: ic.env, name: ns.name, ic: ic, wm: wmOf(ic, ns)}
+		t := &aggregateTask[K, T, A, R]{env: ic.env, name: ns.name, ic: ic, wm: wmOf(ic, ns), keys: keyCodecOf(k.keyCodec)}
 		t.out = newOutBuffer(ic, pushOf[stream.KV[K, R]](ic, ns))
 		t.op = stream.NewAggregateOperator(k.key, agg, ns.emitMode, t.out.add)
 		if err := t.op.SetTTL(o.ttl); err != nil {
 			return nil, err
 		}
 		if db, ok := ic.env.Config.StateBackend.(*persistence.BadgerDB); ok {
-			if err := t.op.SetStore(db.KeyedValues(ic.env.ID.String()), keyBytes(k.keyCodec), stateCacheKeys); err != nil {
+			t.store = db.KeyedValues(ic.env.ID.String())
+			if err := t.op.SetStore(t.store, func(k K) ([]byte, error) { return t.keys.Append(nil, k) }, stateCacheKeys); err != nil {
 				return nil, fmt.Errorf("stage %q: %w", ns.name, err)
+			}
+			if ic.env.Config.Checkpoints != nil {
+				// With checkpoints, the state is what the checkpoint restored, or nothing:
+				// what a run that died wrote after its last complete checkpoint must go.
+				if err := t.store.Clear(); err != nil {
+					return nil, fmt.Errorf("stage %q: %w", ns.name, err)
+				}
 			}
 		}
 		t.ttl = o.ttl

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/eddyflow/eddy/actor"
+	"github.com/eddyflow/eddy/persistence"
 	"github.com/eddyflow/eddy/stream"
 )
 
@@ -430,6 +432,10 @@ type aggregateTask[K comparable, T, A, R any] struct {
 	out  *outBuffer[stream.KV[K, R]]
 	wm   func(int64)
 	ttl  stream.TTL
+	// keys writes keys in snapshots and in store, the key group's state in Badger (nil:
+	// memory).
+	keys  stream.Codec[K]
+	store *persistence.KeyedValues
 }
 
 // Watermark passes w on after what the stage emitted before it, and lets an event-time TTL
@@ -482,47 +488,100 @@ func (t *aggregateTask[K, T, A, R]) EndBatch() {
 
 func (t *aggregateTask[K, T, A, R]) EndInput() { t.op.EndInput() }
 
-// aggEntry is one key of an aggregate's snapshot.
-type aggEntry[K comparable] struct {
-	Key K      `json:"key"`
-	Acc []byte `json:"acc"` // stream.EncodeState
-}
+// An aggregate's snapshot is binary: aggSnapshotVersion, then per key the uvarint length
+// and bytes of the key (the key codec) and of the accumulator (stream.EncodeState). Memory
+// and Badger key groups write the same bytes, so either restores what the other saved.
+const aggSnapshotVersion = 2
 
-// Restore loads the accumulators of a snapshot.
+// Restore loads the accumulators of a snapshot: into the state backend when there is one.
 func (t *aggregateTask[K, T, A, R]) Restore(state []byte) error {
-	var entries []aggEntry[K]
-	if err := decodeSnapshot(state, &entries); err != nil {
+	if len(state) == 0 || state[0] != aggSnapshotVersion {
+		return fmt.Errorf("decode aggregate snapshot: want version %d, got %d bytes", aggSnapshotVersion, len(state))
+	}
+	var keys, accs [][]byte
+	flush := func() error {
+		err := t.store.PutBatch(keys, accs)
+		keys, accs = keys[:0], accs[:0]
 		return err
 	}
-	for _, e := range entries {
-		a, err := stream.DecodeState[A](e.Acc)
+	for b := state[1:]; len(b) > 0; {
+		kb, rest, err := cutUvarintBytes(b)
 		if err != nil {
-			return fmt.Errorf("restore key %v: %w", e.Key, err)
+			return fmt.Errorf("decode aggregate snapshot: key: %w", err)
 		}
-		t.op.Put(e.Key, a)
+		ab, rest, err := cutUvarintBytes(rest)
+		if err != nil {
+			return fmt.Errorf("decode aggregate snapshot: accumulator: %w", err)
+		}
+		b = rest
+		if t.store != nil {
+			keys, accs = append(keys, kb), append(accs, ab)
+			if len(keys) == restoreBatch {
+				if err := flush(); err != nil {
+					return fmt.Errorf("restore: %w", err)
+				}
+			}
+			continue
+		}
+		k, err := t.keys.Decode(kb)
+		if err != nil {
+			return fmt.Errorf("decode aggregate snapshot: key %x: %w", kb, err)
+		}
+		a, err := stream.DecodeState[A](ab)
+		if err != nil {
+			return fmt.Errorf("restore key %v: %w", k, err)
+		}
+		t.op.Put(k, a)
+	}
+	if t.store != nil && len(keys) > 0 {
+		if err := flush(); err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
 	}
 	return nil
 }
 
-// Snapshot encodes every key's accumulator. JSON for now; the persistence issue moves
-// state to the stage's codecs.
+// restoreBatch is how many keys go into one write batch when a snapshot is restored into
+// the state backend.
+const restoreBatch = 4096
+
+// Snapshot encodes every key's accumulator; with a state backend it writes the changed ones
+// back first and copies the key group's state from there.
 func (t *aggregateTask[K, T, A, R]) Snapshot(int64) ([]byte, error) {
-	var entries []aggEntry[K]
-	var err error
-	t.op.All(func(k K, a A) bool {
-		var b []byte
-		if b, err = stream.EncodeState(a); err != nil {
-			err = fmt.Errorf("snapshot key %v: %w", k, err)
-			return false
+	out := []byte{aggSnapshotVersion}
+	if t.store != nil {
+		t.op.Flush()
+		err := t.store.Scan(func(k, v []byte) error {
+			out = appendUvarintBytes(appendUvarintBytes(out, k), v)
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("snapshot: %w", err)
 		}
-		entries = append(entries, aggEntry[K]{k, b})
-		return true
-	})
-	if err != nil || len(entries) == 0 {
-		return nil, err
+	} else {
+		var err error
+		t.op.All(func(k K, a A) bool {
+			var kb, ab []byte
+			if kb, err = t.keys.Append(nil, k); err == nil {
+				ab, err = stream.EncodeState(a)
+			}
+			if err != nil {
+				err = fmt.Errorf("snapshot key %v: %w", k, err)
+				return false
+			}
+			out = appendUvarintBytes(appendUvarintBytes(out, kb), ab)
+			return true
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
-	return snapshotJSON(entries)
+	if len(out) == 1 {
+		return nil, nil
+	}
+	return out, nil
 }
+
 func (t *aggregateTask[K, T, A, R]) Reset() { t.op.Reset() }
 
 func (t *aggregateTask[K, T, A, R]) Inspect(key any) (any, bool) {
@@ -824,4 +883,18 @@ func decodeSnapshot(b []byte, v any) error {
 		return fmt.Errorf("decode snapshot: %w", err)
 	}
 	return nil
+}
+
+// appendUvarintBytes appends b's length as a uvarint, then b.
+func appendUvarintBytes(dst, b []byte) []byte {
+	return append(binary.AppendUvarint(dst, uint64(len(b))), b...)
+}
+
+// cutUvarintBytes cuts what appendUvarintBytes wrote off the front of b.
+func cutUvarintBytes(b []byte) (field, rest []byte, err error) {
+	n, w := binary.Uvarint(b)
+	if w <= 0 || n > uint64(len(b)-w) {
+		return nil, nil, fmt.Errorf("bad length at %d bytes before the end", len(b))
+	}
+	return b[w : w+int(n)], b[w+int(n):], nil
 }

@@ -86,3 +86,76 @@ func (kv *KeyedValues) PutBatch(keys, values [][]byte) error {
 	}
 	return nil
 }
+
+// Scan calls f with every key and value of the identity's state, in key order, until f
+// returns an error, which Scan returns. The slices are valid only during the call. It reads
+// one consistent version of the state: writes that land while it runs are not seen.
+func (kv *KeyedValues) Scan(f func(key, value []byte) error) error {
+	if err := kv.d.begin(); err != nil {
+		return err
+	}
+	defer kv.d.end()
+	return kv.d.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = kv.prefix
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			key := item.Key()[len(kv.prefix):]
+			err := item.Value(func(v []byte) error {
+				payload, err := decodeFrame(v)
+				if err != nil {
+					return &CorruptError{Where: fmt.Sprintf("badger %s: state %q/%x", kv.d.dir, kv.prefix, key), Reason: err.Error()}
+				}
+				return f(key, payload)
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// clearBatch is how many deletes go into one write batch when a state is cleared.
+const clearBatch = 4096
+
+// Clear deletes every value of the identity's state.
+func (kv *KeyedValues) Clear() error {
+	if err := kv.d.begin(); err != nil {
+		return err
+	}
+	defer kv.d.end()
+	for {
+		// Collect a batch of keys first: deleting while a read transaction iterates would
+		// make the iterator see its own deletes never, and hold old versions long.
+		var keys [][]byte
+		err := kv.d.db.View(func(txn *badger.Txn) error {
+			opts := badger.DefaultIteratorOptions
+			opts.Prefix, opts.PrefetchValues = kv.prefix, false
+			it := txn.NewIterator(opts)
+			defer it.Close()
+			for it.Rewind(); it.Valid() && len(keys) < clearBatch; it.Next() {
+				keys = append(keys, it.Item().KeyCopy(nil))
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("clear state %q: %w", kv.prefix, err)
+		}
+		if len(keys) == 0 {
+			return nil
+		}
+		wb := kv.d.db.NewWriteBatch()
+		for _, k := range keys {
+			if err := wb.Delete(k); err != nil {
+				wb.Cancel()
+				return fmt.Errorf("clear state %q: %w", kv.prefix, err)
+			}
+		}
+		if err := wb.Flush(); err != nil {
+			return fmt.Errorf("clear state %q: %w", kv.prefix, err)
+		}
+	}
+}

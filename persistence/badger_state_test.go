@@ -2,6 +2,8 @@ package persistence
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
@@ -41,5 +43,65 @@ func TestKeyedValues(t *testing.T) {
 	}
 	if _, _, err := a.Get([]byte("y")); err == nil {
 		t.Error("a damaged value was returned")
+	}
+}
+
+// Scan sees one identity's values in key order, and Clear removes exactly those, in as many
+// write batches as it takes.
+func TestKeyedValuesScanClear(t *testing.T) {
+	db, err := OpenBadger(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	a, a1 := db.KeyedValues("job/count/1"), db.KeyedValues("job/count/10")
+	const n = clearBatch + 100
+	keys, values := make([][]byte, n), make([][]byte, n)
+	for i := range n {
+		keys[i], values[i] = fmt.Appendf(nil, "k%06d", i), fmt.Appendf(nil, "v%d", i)
+	}
+	if err := a.PutBatch(keys, values); err != nil {
+		t.Fatal(err)
+	}
+	if err := a1.PutBatch(keys[:3], values[:3]); err != nil {
+		t.Fatal(err)
+	}
+	count := func(kv *KeyedValues) int {
+		t.Helper()
+		i := 0
+		err := kv.Scan(func(k, v []byte) error {
+			if !bytes.Equal(k, keys[i]) || !bytes.Equal(v, values[i]) {
+				t.Fatalf("scan %d: %q=%q, want %q=%q", i, k, v, keys[i], values[i])
+			}
+			i++
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return i
+	}
+	if got := count(a); got != n {
+		t.Fatalf("scan saw %d values, want %d", got, n)
+	}
+	stop := errors.New("stop")
+	if err := a.Scan(func(k, v []byte) error { return stop }); err != stop {
+		t.Errorf("Scan returned %v, want the callback's error", err)
+	}
+	if err := a.Clear(); err != nil {
+		t.Fatal(err)
+	}
+	if got := count(a); got != 0 {
+		t.Errorf("%d values left after Clear", got)
+	}
+	if got := count(a1); got != 3 {
+		t.Errorf("Clear of job/count/1 left job/count/10 with %d values, want 3", got)
+	}
+	if err := db.db.Update(func(txn *badger.Txn) error { return txn.Set(a1.key([]byte("z")), []byte{1, 0, 0, 0, 9, 1, 2}) }); err != nil {
+		t.Fatal(err)
+	}
+	var ce *CorruptError
+	if err := a1.Scan(func(k, v []byte) error { return nil }); !errors.As(err, &ce) {
+		t.Errorf("Scan over a damaged value = %v, want a *CorruptError", err)
 	}
 }

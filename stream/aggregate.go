@@ -344,6 +344,10 @@ func (op *AggregateOperator[K, T, A, R]) emitDirty() {
 	op.epoch++
 }
 
+// Flush writes every changed accumulator back to the store, if there is one, so that the
+// store holds the whole state (a checkpoint copies it from there).
+func (op *AggregateOperator[K, T, A, R]) Flush() { op.writeBack(true) }
+
 // Get returns key's accumulator, for inspection and tests.
 func (op *AggregateOperator[K, T, A, R]) Get(key K) (A, bool) {
 	e, ok := op.entries[key]

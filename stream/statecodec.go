@@ -9,23 +9,41 @@ import (
 
 // EncodeState encodes a piece of state (an accumulator, a key's value) for a snapshot: with
 // its MarshalBinary when it has one (sketches and other types with unexported fields, which
-// encoding/json would silently write as {}), else as JSON. A nil pointer encodes as nil.
+// encoding/json would silently write as {}), with the built-in codec for basic types, else
+// as JSON. A nil pointer encodes as nil.
 func EncodeState[V any](v V) ([]byte, error) {
+	b, err := AppendState(nil, v)
+	if len(b) == 0 {
+		return nil, err
+	}
+	return b, err
+}
+
+// AppendState appends what EncodeState returns for v to dst: 'C' and the built-in codec's
+// bytes for the types CodecFor knows, 'B' and MarshalBinary's, else 'J' and JSON.
+func AppendState[V any](dst []byte, v V) ([]byte, error) {
 	if rv := reflect.ValueOf(&v).Elem(); rv.Kind() == reflect.Pointer && rv.IsNil() {
-		return nil, nil
+		return dst, nil
 	}
 	if m, ok := any(v).(encoding.BinaryMarshaler); ok {
 		b, err := m.MarshalBinary()
 		if err != nil {
-			return nil, fmt.Errorf("encode state %T: %w", v, err)
+			return dst, fmt.Errorf("encode state %T: %w", v, err)
 		}
-		return append([]byte{'B'}, b...), nil
+		return append(append(dst, 'B'), b...), nil
+	}
+	if c, ok := CodecFor[V](); ok {
+		b, err := c.Append(append(dst, 'C'), v)
+		if err != nil {
+			return dst, fmt.Errorf("encode state %T: %w", v, err)
+		}
+		return b, nil
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
-		return nil, fmt.Errorf("encode state %T: %w", v, err)
+		return dst, fmt.Errorf("encode state %T: %w", v, err)
 	}
-	return append([]byte{'J'}, b...), nil
+	return append(append(dst, 'J'), b...), nil
 }
 
 // DecodeState decodes what EncodeState wrote.
@@ -51,6 +69,16 @@ func DecodeState[V any](b []byte) (V, error) {
 		}
 		if err := u.UnmarshalBinary(b[1:]); err != nil {
 			return v, fmt.Errorf("decode state %s: %w", rt, err)
+		}
+		return v, nil
+	case 'C':
+		c, ok := CodecFor[V]()
+		if !ok {
+			return v, fmt.Errorf("decode state %s: built-in codec state, but the type has none", reflect.TypeFor[V]())
+		}
+		v, err := c.Decode(b[1:])
+		if err != nil {
+			return v, fmt.Errorf("decode state %s: %w", reflect.TypeFor[V](), err)
 		}
 		return v, nil
 	case 'J':

@@ -62,6 +62,12 @@ type result struct {
 	BaselineEventsPerSec float64 `json:"baseline_events_per_sec"`
 	Ratio                float64 `json:"ratio"`
 	PeakHeapBytes        uint64  `json:"peak_heap_bytes"`
+	Backend              string  `json:"backend"`
+	// With -checkpoint: checkpoints completed (median run's neighbour: the last run), the
+	// throughput of the same engine without checkpoints, and 1 - with/without.
+	Checkpoints              int64   `json:"checkpoints,omitempty"`
+	NoCheckpointEventsPerSec float64 `json:"no_checkpoint_events_per_sec,omitempty"`
+	CheckpointCost           float64 `json:"checkpoint_cost,omitempty"`
 }
 
 func main() {
@@ -70,7 +76,8 @@ func main() {
 	parallelism := flag.Int("parallelism", runtime.GOMAXPROCS(0), "source parallelism")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the engine runs to this file")
 	runs := flag.Int("runs", 3, "time baseline and engine this many times each, alternately, and report the medians")
-	checkpoint := flag.Duration("checkpoint", 0, "take checkpoints at this interval into a temporary directory (0: none)")
+	checkpoint := flag.Duration("checkpoint", 0, "take checkpoints at this interval into a temporary directory (0: none), and time the engine without them too")
+	backend := flag.String("state", "memory", "keyed state backend: memory or badger (a temporary database per run; large-state always uses badger)")
 	memprofile := flag.String("memprofile", "", "write a heap profile taken at the engine's heap peak to this file")
 	verbose := flag.Bool("v", false, "log each run's timings and stage counters on stderr")
 	flag.Parse()
@@ -79,13 +86,13 @@ func main() {
 		level = slog.LevelInfo
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	if err := run(os.Stdout, *scenario, *events, *parallelism, *runs, *checkpoint, *cpuprofile, *memprofile, logger); err != nil {
+	if err := run(os.Stdout, *scenario, *events, *parallelism, *runs, *backend, *checkpoint, *cpuprofile, *memprofile, logger); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(w io.Writer, scenario string, n int64, p, runs int, checkpoint time.Duration, cpuprofile, memprofile string, logger *slog.Logger) error {
+func run(w io.Writer, scenario string, n int64, p, runs int, backend string, checkpoint time.Duration, cpuprofile, memprofile string, logger *slog.Logger) error {
 	if n < 1 {
 		return fmt.Errorf("-events %d: want at least 1", n)
 	}
@@ -94,6 +101,12 @@ func run(w io.Writer, scenario string, n int64, p, runs int, checkpoint time.Dur
 	}
 	if runs < 1 {
 		return fmt.Errorf("-runs %d: want at least 1", runs)
+	}
+	if scenario == "large-state" {
+		backend = "badger"
+	}
+	if backend != "memory" && backend != "badger" {
+		return fmt.Errorf("-state %q: want memory or badger", backend)
 	}
 	var newBench func() bench
 	switch scenario {
@@ -121,8 +134,9 @@ func run(w io.Writer, scenario string, n int64, p, runs int, checkpoint time.Dur
 		}
 		defer pprof.StopCPUProfile()
 	}
-	var baseSecs, engineSecs []float64
+	var baseSecs, engineSecs, plainSecs []float64
 	var peak uint64
+	var checkpoints int64
 	for i := range runs {
 		s := newBench()
 		s.prepare(n)
@@ -130,59 +144,102 @@ func run(w io.Writer, scenario string, n int64, p, runs int, checkpoint time.Dur
 		t0 := time.Now()
 		s.baseline(n)
 		baseSecs = append(baseSecs, time.Since(t0).Seconds())
-		runtime.GC()
 
-		g := graph.New(scenario)
-		s.build(g, n)
-		opts := []graph.JobOption{graph.Parallelism(p), graph.Logger(logger)}
-		if o, ok := s.(interface {
-			options() ([]graph.JobOption, func(), error)
-		}); ok {
-			more, cleanup, err := o.options()
-			if err != nil {
-				return err
-			}
-			defer cleanup()
-			opts = append(opts, more...)
-		}
-		if checkpoint > 0 {
-			dir, err := os.MkdirTemp("", "eddy-bench-checkpoints-")
-			if err != nil {
-				return fmt.Errorf("checkpoint directory: %w", err)
-			}
-			defer os.RemoveAll(dir)
-			store, err := persistence.OpenDirCheckpoints(dir)
-			if err != nil {
-				return err
-			}
-			opts = append(opts, graph.Checkpoints(store, checkpoint))
-		}
-		job, err := g.Build(opts...)
+		secs, heap, cps, err := runEngine(s, scenario, n, p, backend, checkpoint, memprofile, logger)
 		if err != nil {
 			return err
 		}
-		stop := watchHeap(memprofile)
-		t0 = time.Now()
-		err = job.Run(context.Background())
-		engineSecs = append(engineSecs, time.Since(t0).Seconds())
-		peak = max(peak, stop())
-		if err != nil {
-			return fmt.Errorf("run %s: %w", scenario, err)
-		}
-		if err := s.check(); err != nil {
-			return fmt.Errorf("%s: engine and baseline differ: %w", scenario, err)
-		}
-		logger.Info("run done", "run", i+1, "baseline_seconds", baseSecs[i], "engine_seconds", engineSecs[i], "checkpoints", job.Runtime().Checkpoints())
-		for _, st := range job.Stats() {
-			logger.Info("stage", "run", i+1, "stage", st.Stage, "instances", st.Instances, "in", st.In, "out", st.Out,
-				"dead_letters", st.DeadLetters, "batches", st.Batches, "backpressure", st.Backpressure, "max_queued_batches", st.MaxQueued)
+		engineSecs, peak, checkpoints = append(engineSecs, secs), max(peak, heap), cps
+		logger.Info("run done", "run", i+1, "baseline_seconds", baseSecs[i], "engine_seconds", secs, "checkpoints", cps)
+		if checkpoint > 0 {
+			// The same engine without checkpoints, in the same run: what checkpoints cost.
+			s := newBench()
+			s.prepare(n)
+			s.baseline(n) // what the engine's result is checked against
+			secs, heap, _, err := runEngine(s, scenario, n, p, backend, 0, "", logger)
+			if err != nil {
+				return err
+			}
+			plainSecs, peak = append(plainSecs, secs), max(peak, heap)
+			logger.Info("run done without checkpoints", "run", i+1, "engine_seconds", secs)
 		}
 	}
 	base, secs := median(baseSecs), median(engineSecs)
-	r := result{Scenario: scenario, Events: n, Parallelism: p, Seconds: secs,
+	r := result{Scenario: scenario, Backend: backend, Events: n, Parallelism: p, Seconds: secs,
 		EventsPerSec: float64(n) / secs, BaselineEventsPerSec: float64(n) / base, PeakHeapBytes: peak}
 	r.Ratio = r.EventsPerSec / r.BaselineEventsPerSec
+	if checkpoint > 0 {
+		r.Checkpoints = checkpoints
+		r.NoCheckpointEventsPerSec = float64(n) / median(plainSecs)
+		r.CheckpointCost = 1 - r.EventsPerSec/r.NoCheckpointEventsPerSec
+	}
 	return json.NewEncoder(w).Encode(r)
+}
+
+// runEngine builds s's job with the backend and checkpoint interval (0: none), runs it
+// once, checks its result and returns its seconds, peak heap and checkpoints completed.
+func runEngine(s bench, scenario string, n int64, p int, backend string, checkpoint time.Duration, memprofile string, logger *slog.Logger) (float64, uint64, int64, error) {
+	runtime.GC()
+	g := graph.New(scenario)
+	s.build(g, n)
+	opts := []graph.JobOption{graph.Parallelism(p), graph.Logger(logger)}
+	if o, ok := s.(interface {
+		options() ([]graph.JobOption, func(), error)
+	}); ok {
+		more, cleanup, err := o.options()
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		defer cleanup()
+		opts = append(opts, more...)
+	} else if backend == "badger" {
+		dir, err := os.MkdirTemp("", "eddy-bench-state-")
+		if err != nil {
+			return 0, 0, 0, fmt.Errorf("state directory: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		db, err := persistence.OpenBadger(dir, persistence.WithSync(persistence.SyncNever), persistence.WithLogger(logger))
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		defer db.Close()
+		opts = append(opts, graph.BadgerState(db))
+	}
+	if checkpoint > 0 {
+		dir, err := os.MkdirTemp("", "eddy-bench-checkpoints-")
+		if err != nil {
+			return 0, 0, 0, fmt.Errorf("checkpoint directory: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		store, err := persistence.OpenDirCheckpoints(dir)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		opts = append(opts, graph.Checkpoints(store, checkpoint))
+	}
+	job, err := g.Build(opts...)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	stop := watchHeap(memprofile)
+	t0 := time.Now()
+	err = job.Run(context.Background())
+	secs := time.Since(t0).Seconds()
+	peak := stop()
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("run %s: %w", scenario, err)
+	}
+	if err := s.check(); err != nil {
+		return 0, 0, 0, fmt.Errorf("%s: engine and baseline differ: %w", scenario, err)
+	}
+	for _, st := range job.Stats() {
+		logger.Info("stage", "stage", st.Stage, "instances", st.Instances, "in", st.In, "out", st.Out,
+			"dead_letters", st.DeadLetters, "batches", st.Batches, "backpressure", st.Backpressure,
+			"alignment", st.Alignment, "max_queued_batches", st.MaxQueued)
+	}
+	cps := job.Runtime().Checkpoints()
+	logger.Info("checkpoints", "completed", cps.Completed, "last_duration", cps.Duration, "last_bytes", cps.Bytes)
+	return secs, peak, cps.Completed, nil
 }
 
 func median(xs []float64) float64 {

@@ -8,7 +8,9 @@
 // Flags: -in FILE (JSON lines {"key":string}), -out DIR (committed output: DIR/*.jsonl;
 // pending data lives in DIR/.pending), -state DIR (checkpoints), -checkpoint D (interval,
 // default 1s), -rate N (records per second, 0 = as fast as possible), -parallelism P (a
-// restart may use another: keyed state lives per key group, whatever the parallelism).
+// restart may use another: keyed state lives per key group, whatever the parallelism),
+// -backend memory|badger (where the per-key counts live while it runs: memory, or a Badger
+// database in DIR/badger; a restart may change it, since both write the same snapshots).
 //
 // How: the JSONL source rewinds to the offset of the newest intact checkpoint in -state,
 // the per-key counts (graph.Count) reload from it, and the output goes through a two-phase
@@ -27,6 +29,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -68,6 +71,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	interval := fs.Duration("checkpoint", time.Second, "checkpoint interval")
 	rate := fs.Int("rate", 0, "records per second, 0 = as fast as possible")
 	parallelism := fs.Int("parallelism", max(2, runtime.GOMAXPROCS(0)), "parallelism; a restart may change it (state is per key group)")
+	backend := fs.String("backend", "memory", "keyed state backend: memory, or badger (a database in -state DIR/badger)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -80,6 +84,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("-rate %d: want 0 or more", *rate)
 	case *parallelism < 1:
 		return fmt.Errorf("-parallelism %d: want at least 1", *parallelism)
+	case *backend != "memory" && *backend != "badger":
+		return fmt.Errorf("-backend %q: want memory or badger", *backend)
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
@@ -102,8 +108,16 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	graph.Map(counts, func(kv stream.KV[string, int64]) Output { return Output{Key: kv.Key, Seq: kv.Value} }, graph.Name("seq")).
 		To(sink, graph.Name("output"))
 
-	job, err := g.Build(graph.Parallelism(*parallelism), graph.Logger(logger),
-		graph.Checkpoints(store, *interval))
+	opts := []graph.JobOption{graph.Parallelism(*parallelism), graph.Logger(logger), graph.Checkpoints(store, *interval)}
+	if *backend == "badger" {
+		db, err := persistence.OpenBadger(filepath.Join(*state, "badger"))
+		if err != nil {
+			return fmt.Errorf("open state backend: %w", err)
+		}
+		defer db.Close()
+		opts = append(opts, graph.BadgerState(db))
+	}
+	job, err := g.Build(opts...)
 	if err != nil {
 		return err
 	}
