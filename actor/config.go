@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"time"
 
+	pa "github.com/asynkron/protoactor-go/actor"
+
 	"github.com/eddyflow/eddy/stream"
 )
 
@@ -62,6 +64,25 @@ type Config struct {
 	// is called from many actors at once. Default: a warning in the log. Dead letters are
 	// counted per stage either way.
 	DeadLetters func(stream.DeadLetter)
+	// Cluster, when set, makes a run this node's part of a job that spans nodes: only the
+	// identities Placement puts here run here (Placement.Node returns the Proto.Actor
+	// address of the node that runs an identity). The cluster package sets it.
+	Cluster *ClusterRun
+}
+
+// ClusterRun is what a run needs to know of the nodes it runs with. Every node runs the
+// same plan with the same placement and epoch.
+type ClusterRun struct {
+	// System is the node's actor system, its remote started; the run does not stop it.
+	System *pa.ActorSystem
+	// Epoch numbers the job's runs on this set of nodes; actor names carry it, so that
+	// what an earlier run sent reaches no actor of this one.
+	Epoch int64
+	// Coordinator is the address of the node that triggers checkpoints and saves the
+	// final one; "" for this node.
+	Coordinator string
+	// Nodes are the addresses of the other nodes of the run.
+	Nodes []string
 }
 
 // Validate fills in defaults and rejects impossible values.

@@ -73,6 +73,9 @@ type OutputGroup struct {
 	stalled      []bool
 	flushWanted  []bool
 	buffers      buffers
+	// codec encodes batches for destinations on other nodes (remote[dest]).
+	codec  RecordsCodec
+	remote []bool
 }
 
 // buffers is the typed side of an output group: a Writer.
@@ -115,7 +118,18 @@ func (g *OutputGroup) send(dest int) {
 	g.flushWanted[dest] = false
 	g.r.env.Metrics.Out.Add(int64(n))
 	g.r.env.Metrics.Batches.Add(1)
-	g.r.drv.send(g.dests[dest], &Batch{Port: g.port, Records: recs, N: n, Marks: marks, From: g.r.uid, Sender: g.r.self, Group: g.index, Dest: dest})
+	b := &Batch{Port: g.port, Records: recs, N: n, Marks: marks, From: g.r.uid, Sender: g.r.self, Group: g.index, Dest: dest}
+	if !g.remote[dest] {
+		g.r.drv.send(g.dests[dest], b)
+		return
+	}
+	wire, err := encodeBatch(b, g.codec)
+	if err != nil {
+		g.r.drv.fail(fmt.Errorf("%s: send a batch to %s: %w", g.r.env.ID, g.dests[dest], err))
+		return
+	}
+	g.buffers.recycle(dest, recs) // encoded: the slice is free again
+	g.r.drv.send(g.dests[dest], wire)
 }
 
 // credit handles a credit returned by dest, with the batch's slice to reuse.

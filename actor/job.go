@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	pa "github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // Job is a plan ready to run.
@@ -96,7 +97,8 @@ func (j *Job) Stats() []StageStats {
 	return out
 }
 
-// instantiate makes a runner per instance of every vertex, wired to drv.
+// instantiate makes a runner per instance of every vertex that runs here (all of them,
+// without a cluster), wired to drv.
 func (j *Job) instantiate(drv driver, pidOf func(Identity) *pa.PID) ([]*runner, error) {
 	pids := make([][]*pa.PID, len(j.plan.Vertices))
 	for vi, v := range j.plan.Vertices {
@@ -112,8 +114,20 @@ func (j *Job) instantiate(drv driver, pidOf func(Identity) *pa.PID) ([]*runner, 
 	uid := 0
 	for vi, v := range j.plan.Vertices {
 		for i := range v.Instances {
+			if j.cfg.Cluster != nil && j.cfg.Placement.Node(Identity{Job: j.plan.Job, Stage: v.Name, Index: i}) != "" {
+				uid++ // it runs on another node; uids number every instance of the job
+				continue
+			}
 			r := &runner{drv: drv, self: pids[vi][i], vertex: v, eosLeft: eos[vi], channels: eos[vi], uid: uid, wm: MinWatermark}
 			uid++
+			for _, e := range j.plan.Edges {
+				if e.To == vi {
+					for len(r.inputs) <= e.Port {
+						r.inputs = append(r.inputs, nil)
+					}
+					r.inputs[e.Port] = e.Codec
+				}
+			}
 			r.env = &Env{ID: Identity{Job: j.plan.Job, Stage: v.Name, Index: i}, Instances: v.Instances, Config: &j.cfg, Metrics: j.metrics[vi], UID: r.uid, r: r}
 			for _, e := range j.plan.Edges {
 				if e.From != vi {
@@ -121,9 +135,11 @@ func (j *Job) instantiate(drv driver, pidOf func(Identity) *pa.PID) ([]*runner, 
 				}
 				to := j.plan.Vertices[e.To]
 				g := &OutputGroup{r: r, index: len(r.outputs), port: e.Port, partitioning: e.Partitioning, dests: pids[e.To],
-					credits: make([]int, to.Instances), stalled: make([]bool, to.Instances), flushWanted: make([]bool, to.Instances)}
+					credits: make([]int, to.Instances), stalled: make([]bool, to.Instances), flushWanted: make([]bool, to.Instances),
+					codec: e.Codec, remote: make([]bool, to.Instances)}
 				for d := range g.credits {
 					g.credits[d] = j.cfg.Credits
+					g.remote[d] = j.cfg.Cluster != nil && g.dests[d].Address != r.self.Address
 				}
 				r.outputs = append(r.outputs, g)
 			}
@@ -156,25 +172,69 @@ func (j *Job) instantiate(drv driver, pidOf func(Identity) *pa.PID) ([]*runner, 
 // the job fails. Sinks are closed before it returns.
 func (j *Job) Run(ctx context.Context) (err error) {
 	logger := j.cfg.Logger
-	sys := pa.NewActorSystem(pa.WithLoggerFactory(func(*pa.ActorSystem) *slog.Logger {
-		return logger.With("component", "protoactor")
-	}))
-	defer sys.Shutdown()
+	cl := j.cfg.Cluster
+	var sys *pa.ActorSystem
+	if cl != nil {
+		sys = cl.System // the node's: it outlives the run
+	} else {
+		sys = pa.NewActorSystem(pa.WithLoggerFactory(func(*pa.ActorSystem) *slog.Logger {
+			return logger.With("component", "protoactor")
+		}))
+		defer sys.Shutdown()
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	d := &protoDriver{sys: sys, ctx: ctx, cancel: cancel, allDone: make(chan struct{})}
-	runners, err := j.instantiate(d, func(id Identity) *pa.PID { return sys.NewLocalPID(id.String()) })
+	d := &protoDriver{sys: sys, ctx: ctx, cancel: cancel, allDone: make(chan struct{}), cluster: cl}
+	names := j.actorNames()
+	pidOf := func(id Identity) *pa.PID {
+		if node := j.cfg.Placement.Node(id); node != "" && cl != nil {
+			return pa.NewPID(node, names.instance(id))
+		}
+		return sys.NewLocalPID(names.instance(id))
+	}
+	runners, err := j.instantiate(d, pidOf)
 	if err != nil {
 		j.end()
 		return err
 	}
-	for _, r := range runners {
-		if node := j.cfg.Placement.Node(r.env.ID); node != "" {
-			j.end()
-			return fmt.Errorf("place %s: node %q is remote, and this runtime runs local placement only", r.env.ID, node)
+	if cl == nil {
+		for _, r := range runners {
+			if node := j.cfg.Placement.Node(r.env.ID); node != "" {
+				j.end()
+				return fmt.Errorf("place %s: node %q is remote, and the job has no cluster to reach it", r.env.ID, node)
+			}
 		}
 	}
 	d.left.Store(int64(len(runners)))
+	// Every instance of the job, here or elsewhere: the coordinator triggers them all.
+	var all []*pa.PID
+	for _, v := range j.plan.Vertices {
+		for i := range v.Instances {
+			all = append(all, pidOf(Identity{Job: j.plan.Job, Stage: v.Name, Index: i}))
+		}
+	}
+	coordinating := cl == nil || cl.Coordinator == ""
+	if cl != nil {
+		// The node's control actor: acks and final states for the coordinator, the end of
+		// the job and failures from the other nodes.
+		d.finals = make(chan ackMsg, len(all))
+		d.remoteDone = make(chan struct{})
+		if coordinating {
+			d.coordinatorPID = sys.NewLocalPID(names.control())
+		} else {
+			d.coordinatorPID = pa.NewPID(cl.Coordinator, names.control())
+		}
+		for _, n := range cl.Nodes {
+			d.others = append(d.others, pa.NewPID(n, names.control()))
+		}
+		props := pa.PropsFromProducer(func() pa.Actor { return &controlActor{d: d} })
+		pid, err := sys.Root.SpawnNamed(props, names.control())
+		if err != nil {
+			j.end()
+			return fmt.Errorf("spawn the job's control actor: %w", err)
+		}
+		defer func() { _ = sys.Root.StopFuture(pid).Wait() }()
+	}
 	var coordWG sync.WaitGroup
 	coordCtx, stopCoord := context.WithCancel(ctx)
 	stopCoordinator := func() {
@@ -184,17 +244,19 @@ func (j *Job) Run(ctx context.Context) (err error) {
 	}
 	defer stopCoordinator()
 	if j.cfg.Checkpoints != nil {
-		d.acks = make(chan ackMsg, 2*len(runners))
+		d.acks = make(chan ackMsg, 2*len(all))
+	}
+	if j.cfg.Checkpoints != nil && coordinating {
 		requests := make(chan chan<- checkpointResult)
 		j.requests.Store(&requests)
-		c := &coordinator{sink: j.cfg.Checkpoints, interval: j.cfg.CheckpointInterval, total: len(runners), first: j.restoredID(), requests: requests,
+		c := &coordinator{sink: j.cfg.Checkpoints, interval: j.cfg.CheckpointInterval, total: len(all), first: j.restoredID(), requests: requests,
 			acks: d.acks, stats: &j.ckpt, onError: func(err error) { logger.Warn("checkpoint failed", "err", err) },
 			send: func(id int64, complete bool) {
-				for _, r := range runners {
+				for _, pid := range all {
 					if complete {
-						d.send(r.self, completeMsg{id})
+						d.send(pid, completeMsg{id})
 					} else {
-						d.send(r.self, triggerMsg{id})
+						d.send(pid, triggerMsg{id})
 					}
 				}
 			}}
@@ -204,7 +266,7 @@ func (j *Job) Run(ctx context.Context) (err error) {
 	var pids []*pa.PID
 	for _, r := range runners {
 		props := pa.PropsFromProducer(func() pa.Actor { return &instanceActor{r: r, drv: d} })
-		pid, err := sys.Root.SpawnNamed(props, r.env.ID.String())
+		pid, err := sys.Root.SpawnNamed(props, r.self.Id)
 		if err != nil {
 			d.fail(fmt.Errorf("spawn %s: %w", r.env.ID, err))
 			break
@@ -212,14 +274,26 @@ func (j *Job) Run(ctx context.Context) (err error) {
 		pids = append(pids, pid)
 	}
 	finished := false
+	var finals map[string][]byte // the final state of every instance, on the coordinator
 	if ctx.Err() == nil {
 		for _, r := range runners {
 			sys.Root.Send(r.self, startMsg{})
 		}
-		select {
-		case <-d.allDone:
-			finished = true
-		case <-ctx.Done():
+		switch {
+		case cl == nil:
+			select {
+			case <-d.allDone:
+				finished = true
+			case <-ctx.Done():
+			}
+		case coordinating:
+			finals, finished = d.awaitFinals(ctx, len(all))
+		default:
+			select {
+			case <-d.remoteDone:
+				finished = true
+			case <-ctx.Done():
+			}
 		}
 	}
 	stopCoordinator()
@@ -229,9 +303,26 @@ func (j *Job) Run(ctx context.Context) (err error) {
 	for _, pid := range pids {
 		_ = sys.Root.StopFuture(pid).Wait()
 	}
-	if finished && j.cfg.Checkpoints != nil && ctx.Err() == nil {
-		if ferr := j.finalCheckpoint(ctx, runners); ferr != nil {
-			err = ferr
+	if finished && ctx.Err() == nil {
+		switch {
+		case cl == nil && j.cfg.Checkpoints != nil:
+			finals = map[string][]byte{}
+			for _, r := range runners {
+				finals[r.env.ID.String()] = r.final
+			}
+			err = j.finalCheckpoint(ctx, finals, runners)
+		case coordinating && j.cfg.Checkpoints != nil:
+			err = j.finalCheckpoint(ctx, finals, runners)
+		case !coordinating && j.cfg.Checkpoints != nil:
+			// The coordinator saved the final checkpoint before it said the job is done.
+			for _, r := range runners {
+				r.task.CheckpointComplete(FinalCheckpoint)
+			}
+		}
+		if coordinating && cl != nil && err == nil {
+			for _, o := range d.others {
+				sys.Root.Send(o, encodeDone())
+			}
 		}
 	}
 	// The actors are stopped: their runners are ours again. Close what did not finish.
@@ -252,20 +343,38 @@ func (j *Job) Run(ctx context.Context) (err error) {
 	return err
 }
 
+// actorNames names the job's actors. In a cluster, names carry the run's epoch, so that a
+// message of an earlier run (in flight when it stopped) finds no actor of this one.
+type actorNames struct {
+	job    string
+	suffix string
+}
+
+func (j *Job) actorNames() actorNames {
+	n := actorNames{job: j.plan.Job}
+	if j.cfg.Cluster != nil {
+		n.suffix = fmt.Sprintf("@%d", j.cfg.Cluster.Epoch)
+	}
+	return n
+}
+
+func (n actorNames) instance(id Identity) string { return id.String() + n.suffix }
+func (n actorNames) control() string             { return n.job + "/$control" + n.suffix }
+
 // FinalCheckpoint is the id of the checkpoint a job with checkpoints takes when all of its
 // input has been handled: the end of the job. Two-phase sinks pre-commit their last
 // transactions to it as each instance finishes, and commit them when it is saved.
 const FinalCheckpoint int64 = math.MaxInt64
 
 // finalCheckpoint saves the checkpoint of a job that has finished, every instance with the
-// state it ended with, and commits the two-phase sinks' last transactions.
-func (j *Job) finalCheckpoint(ctx context.Context, runners []*runner) error {
+// state it ended with (finals, by identity), and commits the two-phase sinks' last
+// transactions of runners, the instances that ran here.
+func (j *Job) finalCheckpoint(ctx context.Context, finals map[string][]byte, runners []*runner) error {
 	cp := Checkpoint{ID: FinalCheckpoint, States: map[string][]byte{}, Finished: map[string]bool{}}
-	for _, r := range runners {
-		id := r.env.ID.String()
+	for id, st := range finals {
 		cp.Finished[id] = true
-		if r.final != nil {
-			cp.States[id] = r.final
+		if st != nil {
+			cp.States[id] = st
 		}
 	}
 	if err := j.cfg.Checkpoints.Save(ctx, cp); err != nil {
@@ -300,28 +409,143 @@ type protoDriver struct {
 	once     sync.Once
 	stopping atomic.Bool
 	acks     chan ackMsg // nil without checkpoints
+
+	// In a cluster: the coordinator's control actor, the other nodes' control actors, the
+	// final states of finished instances (on the coordinator), and the end of the job as
+	// the coordinator announced it (elsewhere).
+	cluster        *ClusterRun
+	coordinatorPID *pa.PID
+	others         []*pa.PID
+	finals         chan ackMsg
+	remoteDone     chan struct{}
+	doneOnce       sync.Once
+	failOnce       sync.Once
 }
 
 func (d *protoDriver) ack(id int64, r *runner, state []byte, err error) {
 	if d.acks == nil {
 		return
 	}
+	a := ackMsg{id: id, identity: r.env.ID.String(), state: state, finished: r.done, err: err}
+	if d.cluster != nil && d.cluster.Coordinator != "" {
+		d.send(d.coordinatorPID, encodeAck(a.wire()))
+		return
+	}
 	select {
-	case d.acks <- ackMsg{id: id, identity: r.env.ID.String(), state: state, finished: r.done, err: err}:
+	case d.acks <- a:
 	case <-d.ctx.Done():
 	}
 }
 
-func (d *protoDriver) send(to *pa.PID, msg any) {
-	if !d.stopping.Load() {
-		d.sys.Root.Send(to, msg)
+// wire is the acknowledgement as it travels to the coordinator's node.
+func (a ackMsg) wire() ackWire {
+	w := ackWire{id: a.id, identity: a.identity, state: a.state, finished: a.finished}
+	if a.err != nil {
+		w.err = a.err.Error()
 	}
+	return w
 }
+
+func (d *protoDriver) send(to *pa.PID, msg any) {
+	if d.stopping.Load() {
+		return
+	}
+	if d.cluster != nil && to.Address != d.sys.Address() {
+		if _, ok := msg.(*wrapperspb.BytesValue); !ok {
+			wire, err := encodeControl(msg)
+			if err != nil {
+				d.fail(fmt.Errorf("send to %s: %w", to, err))
+				return
+			}
+			msg = wire
+		}
+	}
+	d.sys.Root.Send(to, msg)
+}
+
 func (d *protoDriver) context() context.Context { return d.ctx }
-func (d *protoDriver) fail(err error)           { d.cancel(err) }
-func (d *protoDriver) finished(*runner) {
+
+func (d *protoDriver) fail(err error) {
+	if d.cluster != nil && d.ctx.Err() == nil {
+		// The job fails everywhere: the other nodes hear it from here.
+		d.failOnce.Do(func() {
+			for _, o := range d.others {
+				d.sys.Root.Send(o, encodeFail(err.Error()))
+			}
+		})
+	}
+	d.cancel(err)
+}
+
+func (d *protoDriver) finished(r *runner) {
+	if d.cluster != nil {
+		// The coordinator saves the final checkpoint once every instance, on every node,
+		// has finished: it needs their final states.
+		a := ackMsg{id: FinalCheckpoint, identity: r.env.ID.String(), state: r.final, finished: true}
+		if d.cluster.Coordinator != "" {
+			d.send(d.coordinatorPID, encodeAck(a.wire()))
+		} else {
+			d.finals <- a // buffered for every instance of the job
+		}
+	}
 	if d.left.Add(-1) == 0 {
 		d.once.Do(func() { close(d.allDone) })
+	}
+}
+
+// awaitFinals collects the final state of each of the job's total instances (on the
+// coordinator of a cluster), or stops when ctx is done.
+func (d *protoDriver) awaitFinals(ctx context.Context, total int) (map[string][]byte, bool) {
+	finals := make(map[string][]byte, total)
+	for len(finals) < total {
+		select {
+		case a := <-d.finals:
+			finals[a.identity] = a.state
+		case <-ctx.Done():
+			return nil, false
+		}
+	}
+	return finals, true
+}
+
+// controlActor is a node's actor for what other nodes send about the job as a whole.
+type controlActor struct{ d *protoDriver }
+
+func (a *controlActor) Receive(c pa.Context) {
+	b, ok := c.Message().(*wrapperspb.BytesValue)
+	if !ok {
+		return // Proto.Actor's lifecycle messages
+	}
+	msg, err := decodeControlMessage(b.Value)
+	if err != nil {
+		a.d.cancel(fmt.Errorf("job control: %w", err))
+		return
+	}
+	switch m := msg.(type) {
+	case ackWire:
+		am := ackMsg{id: m.id, identity: m.identity, state: m.state, finished: m.finished}
+		if m.err != "" {
+			am.err = errors.New(m.err)
+		}
+		if m.id == FinalCheckpoint {
+			select {
+			case a.d.finals <- am:
+			default:
+				a.d.cancel(fmt.Errorf("job control: more final states than instances (%s)", m.identity))
+			}
+			return
+		}
+		if a.d.acks == nil {
+			return
+		}
+		select {
+		case a.d.acks <- am:
+		case <-a.d.ctx.Done():
+		}
+	case doneWire:
+		a.d.doneOnce.Do(func() { close(a.d.remoteDone) })
+	case failWire:
+		a.d.cancel(fmt.Errorf("the job failed on another node: %s", m.reason))
 	}
 }
 
@@ -344,5 +568,13 @@ func (a *instanceActor) Receive(c pa.Context) {
 			a.drv.fail(fmt.Errorf("instance %s: panic: %v", a.r.env.ID, p))
 		}
 	}()
-	a.r.receive(c.Message())
+	msg := c.Message()
+	if b, ok := msg.(*wrapperspb.BytesValue); ok {
+		var err error
+		if msg, err = decodeInstanceMessage(b.Value, a.r.inputs); err != nil {
+			a.drv.fail(fmt.Errorf("instance %s: from another node: %w", a.r.env.ID, err))
+			return
+		}
+	}
+	a.r.receive(msg)
 }

@@ -75,6 +75,9 @@ type Edge struct {
 	From, To     int
 	Port         int
 	Partitioning Partitioning
+	// Codec encodes the records for receivers on other nodes; an edge without one runs
+	// within a node only.
+	Codec RecordsCodec
 }
 
 // Plan is a physical plan: vertices and the edges between them. Edges leaving a vertex are

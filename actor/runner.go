@@ -57,6 +57,8 @@ type runner struct {
 	env     *Env
 	task    Task
 	outputs []*OutputGroup
+	// inputs holds the codec of each input port, for batches from other nodes.
+	inputs []RecordsCodec
 
 	// queue holds batches received and not yet processed; bounded by the credits granted.
 	queue []*Batch

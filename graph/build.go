@@ -126,7 +126,11 @@ func (g *Graph) Build(opts ...JobOption) (*Job, error) {
 					}
 				}
 				vp.edgeIndex[k] = out
-				plan.Edges = append(plan.Edges, actor.Edge{From: vp.index, To: vertexOf[l.to.id].index, Port: l.port, Partitioning: l.partitioning})
+				e := actor.Edge{From: vp.index, To: vertexOf[l.to.id].index, Port: l.port, Partitioning: l.partitioning}
+				if l.wire != nil {
+					e.Codec = l.wire()
+				}
+				plan.Edges = append(plan.Edges, e)
 			}
 		}
 		visit(vp.root)

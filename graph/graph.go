@@ -71,6 +71,8 @@ type link struct {
 	exchange     bool
 	partitioning actor.Partitioning
 	port         int
+	// wire encodes an exchange's batches for other nodes.
+	wire func() actor.RecordsCodec
 }
 
 // sideOut is a side output of a stage: the stream that carries it, and how to make, in an
@@ -554,7 +556,7 @@ func wireKeyedInput[K comparable, T any](ns *stage, k Keyed[K, T], port int) {
 	if in == nil || in.g != ns.g {
 		return // reported by newStage
 	}
-	requireCodec[T](ns, in, "KeyBy", k.opts.codec)
+	wire := requireCodec[T](ns, in, "KeyBy", k.opts.codec)
 	outs := in.outputs.(*outputs[T])
 	key, hash := k.key, k.hash
 	writer := func(ic *inst) *actor.Writer[T] {
@@ -565,13 +567,25 @@ func wireKeyedInput[K comparable, T any](ns *stage, k Keyed[K, T], port int) {
 	}
 	outs.consumers = append(outs.consumers, func(ic *inst) push[T] { return writer(ic).WriteAll })
 	in.wms = append(in.wms, func(ic *inst) func(int64) { return writer(ic).Watermark })
-	in.links = append(in.links, link{to: ns, exchange: true, partitioning: actor.Hash, port: port})
+	in.links = append(in.links, link{to: ns, exchange: true, partitioning: actor.Hash, port: port, wire: wire})
 }
 
 // requireCodec checks at Build that the records of in, which cross a boundary between actors
 // into ns, have a codec: the one given to the crossing stage, the one given to in, or a
-// built-in one.
-func requireCodec[T any](ns, in *stage, boundary string, codec any) {
+// built-in one. It returns how the channel's batches cross nodes, for after the check.
+func requireCodec[T any](ns, in *stage, boundary string, codec any) func() actor.RecordsCodec {
+	resolve := func() stream.Codec[T] {
+		c := codec
+		if c == nil {
+			c = in.codec
+		}
+		if c == nil {
+			builtin, _ := stream.CodecFor[T]()
+			return builtin
+		}
+		typed, _ := c.(stream.Codec[T])
+		return typed
+	}
 	ns.g.checks = append(ns.g.checks, func() error {
 		c := codec
 		if c == nil {
@@ -588,6 +602,12 @@ func requireCodec[T any](ns, in *stage, boundary string, codec any) {
 		}
 		return nil
 	})
+	return func() actor.RecordsCodec {
+		if c := resolve(); c != nil {
+			return actor.NewRecordsCodec(c)
+		}
+		return nil
+	}
 }
 
 // Rebalance puts an asynchronous boundary after s: its records are spread round-robin, a
@@ -605,14 +625,14 @@ func Rebalance[T any](s Stream[T], opts ...Option) Stream[T] {
 	if s.st == nil || s.st.g != ns.g {
 		return Stream[T]{st: ns}
 	}
-	requireCodec[T](ns, s.st, "Rebalance", o.codec)
+	wire := requireCodec[T](ns, s.st, "Rebalance", o.codec)
 	outs := s.st.outputs.(*outputs[T])
 	writer := func(ic *inst) *actor.Writer[T] {
 		return ic.writer(ns, 0, func(g *actor.OutputGroup) any { return actor.NewWriter[T](g, nil) }).(*actor.Writer[T])
 	}
 	outs.consumers = append(outs.consumers, func(ic *inst) push[T] { return writer(ic).WriteAll })
 	s.st.wms = append(s.st.wms, func(ic *inst) func(int64) { return writer(ic).Watermark })
-	s.st.links = append(s.st.links, link{to: ns, exchange: true, partitioning: actor.Rebalance})
+	s.st.links = append(s.st.links, link{to: ns, exchange: true, partitioning: actor.Rebalance, wire: wire})
 	return Stream[T]{st: ns}
 }
 
