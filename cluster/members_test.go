@@ -75,15 +75,29 @@ func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) 
 	}
 }
 
-func ids(ms []Member) string {
-	var b strings.Builder
+func memberIDs(ms []Member) []string {
+	out := make([]string, len(ms))
 	for i, m := range ms {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(m.NodeID)
+		out[i] = m.NodeID
 	}
-	return b.String()
+	return out
+}
+
+func ids(ms []Member) string { return strings.Join(memberIDs(ms), ",") }
+
+// agreedEpoch computes each node's placement from its own view and checks they agree.
+func agreedEpoch(t *testing.T, nodes ...*Members) Epoch {
+	t.Helper()
+	var first *Placement
+	for _, n := range nodes {
+		p := mustPlacement(t, n.Self().NodeID, memberIDs(n.Members()))
+		if first == nil {
+			first = p
+		} else if p.Epoch() != first.Epoch() {
+			t.Errorf("%s computes epoch %v, %s %v", p.Self(), p.Epoch(), first.Self(), first.Epoch())
+		}
+	}
+	return first.Epoch()
 }
 
 func TestMembership(t *testing.T) {
@@ -114,6 +128,7 @@ func TestMembership(t *testing.T) {
 			t.Errorf("%s and node-1 disagree on node-2's address: %s, %s", n.Self().NodeID, got[1].Addr, want[1].Addr)
 		}
 	}
+	epoch3 := agreedEpoch(t, all...)
 	drain(changes)
 
 	// A graceful leave: the others drop node-3 as soon as the news reaches them.
@@ -129,6 +144,9 @@ func TestMembership(t *testing.T) {
 	case <-changes:
 	default:
 		t.Error("node-1's Changes channel was not signalled by node-3 leaving")
+	}
+	if agreedEpoch(t, all[:2]...) == epoch3 {
+		t.Error("the placement epoch did not change when node-3 left")
 	}
 
 	// A failure: node-2 stops without a word, and node-1 declares it dead on its own.
