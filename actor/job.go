@@ -85,6 +85,21 @@ func NewJob(plan *Plan, cfg Config) (*Job, error) {
 	return j, nil
 }
 
+// RunsHere reports whether the instance numbered uid (Env.UID) runs on this node: always,
+// without a cluster.
+func (j *Job) RunsHere(uid int) bool {
+	if j.cfg.Cluster == nil {
+		return true
+	}
+	for _, v := range j.plan.Vertices {
+		if uid < v.Instances {
+			return j.cfg.Placement.Node(Identity{Job: j.plan.Job, Stage: v.Name, Index: uid}) == ""
+		}
+		uid -= v.Instances
+	}
+	return false
+}
+
 // Config returns the job's configuration with defaults filled in.
 func (j *Job) Config() Config { return j.cfg }
 

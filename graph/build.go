@@ -168,7 +168,7 @@ func (g *Graph) Build(opts ...JobOption) (*Job, error) {
 	for _, s := range g.stages {
 		s.abort = nil
 	}
-	job := &Job{aj: aj, desc: g.describe(plan, vps), twoPhase: append([]func(int64) error(nil), g.twoPhase...)}
+	job := &Job{aj: aj, desc: g.describe(plan, vps), twoPhase: append([]func(int64, func(int) bool) error(nil), g.twoPhase...)}
 	if cfg.Restore != nil {
 		job.restored = cfg.Restore.ID
 	}
@@ -267,7 +267,7 @@ type Job struct {
 	aj       *actor.Job
 	desc     Description
 	ran      atomic.Bool
-	twoPhase []func(lastComplete int64) error
+	twoPhase []func(lastComplete int64, owns func(uid int) bool) error
 	restored int64
 }
 
@@ -278,8 +278,12 @@ func (j *Job) Run(ctx context.Context) error {
 		return errors.New("run: this job has run already; build the graph again")
 	}
 	// Two-phase sinks settle what the last run left before anything is written.
+	var owns func(int) bool
+	if j.aj.Config().Cluster != nil {
+		owns = j.aj.RunsHere
+	}
 	for _, recover := range j.twoPhase {
-		if err := recover(j.restored); err != nil {
+		if err := recover(j.restored, owns); err != nil {
 			return fmt.Errorf("run: recover a two-phase sink to checkpoint %d: %w", j.restored, err)
 		}
 	}

@@ -19,7 +19,8 @@ type Graph struct {
 	checks      []func() error
 	sinkClosers []sinkCloser
 	// twoPhase holds the Recover of every two-phase sink, called before a job runs.
-	twoPhase []func(lastComplete int64) error
+	// owns is nil outside a cluster, where every instance runs here.
+	twoPhase []func(lastComplete int64, owns func(uid int) bool) error
 }
 
 // New returns an empty graph; name is the job's name, the first part of every identity.
@@ -284,7 +285,16 @@ func (s Stream[T]) To(sink stream.Sink[T], opts ...Option) {
 		return
 	}
 	if tp, ok := sink.(stream.TwoPhaseSink[T]); ok {
-		ns.g.twoPhase = append(ns.g.twoPhase, tp.Recover)
+		ns.g.twoPhase = append(ns.g.twoPhase, func(lastComplete int64, owns func(int) bool) error {
+			if owns == nil {
+				return tp.Recover(lastComplete)
+			}
+			ir, ok := tp.(stream.InstanceRecoverer)
+			if !ok {
+				return fmt.Errorf("sink %q: a %T cannot recover its writer instances one by one, which a job on a cluster needs", ns.name, tp)
+			}
+			return ir.RecoverInstances(lastComplete, owns)
+		})
 		consume(s, ns, func(ic *inst) push[T] {
 			env, name, uid := ic.env, ns.name, ic.env.UID
 			ic.preCommits = append(ic.preCommits, func(id int64) error { return tp.PreCommit(uid, id) })

@@ -52,6 +52,12 @@ type TwoPhaseSink[T any] interface {
 	Recover(lastComplete int64) error
 }
 
+// InstanceRecoverer is a TwoPhaseSink that can recover the writer instances owns accepts and
+// leave the others alone: on a cluster, each node recovers the instances it runs.
+type InstanceRecoverer interface {
+	RecoverInstances(lastComplete int64, owns func(instance int) bool) error
+}
+
 // TwoPhaseJSONL is a two-phase commit sink that writes each record's value as one line of JSON
 // (encoding/json, without HTML escaping) into files under dir, which it creates if need be.
 // Only committed output is in dir, as files
@@ -410,6 +416,13 @@ func syncDir(dir string) error {
 }
 
 func (s *twoPhaseJSONL[T]) Recover(lastComplete int64) error {
+	return s.RecoverInstances(lastComplete, func(int) bool { return true })
+}
+
+// RecoverInstances is Recover for the writer instances owns accepts: the files of other
+// instances are left alone. In a cluster each node recovers the instances it runs, so that
+// two nodes never commit, discard or retract one file.
+func (s *twoPhaseJSONL[T]) RecoverInstances(lastComplete int64, owns func(instance int) bool) error {
 	if lastComplete < 0 {
 		return fmt.Errorf("two-phase jsonl sink %s: recover: negative checkpoint %d", s.dir, lastComplete)
 	}
@@ -433,13 +446,16 @@ func (s *twoPhaseJSONL[T]) Recover(lastComplete int64) error {
 			continue
 		}
 		if strings.HasSuffix(name, inProgressExt) {
+			if i, _, ok := parseTxnName(name, "i", "-c", inProgressExt); !ok || i > math.MaxInt32 || !owns(int(i)) {
+				continue
+			}
 			if err := os.Remove(filepath.Join(s.pending, name)); err != nil {
 				return fmt.Errorf("two-phase jsonl sink: recover: discard unfinished transaction: %w", err)
 			}
 			continue
 		}
 		i, n, ok := parseTxnName(name, "i", "-c", ".jsonl")
-		if !ok || i > math.MaxInt32 || name != pendingName(int(i), n) {
+		if !ok || i > math.MaxInt32 || name != pendingName(int(i), n) || !owns(int(i)) {
 			continue
 		}
 		if n > lastComplete {
@@ -463,7 +479,7 @@ func (s *twoPhaseJSONL[T]) Recover(lastComplete int64) error {
 	}
 	for _, e := range entries {
 		n, i, ok := parseTxnName(e.Name(), "part-c", "-i", ".jsonl")
-		if !ok || n <= lastComplete || i > math.MaxInt32 || e.Name() != committedName(n, int(i)) || !e.Type().IsRegular() {
+		if !ok || n <= lastComplete || i > math.MaxInt32 || e.Name() != committedName(n, int(i)) || !e.Type().IsRegular() || !owns(int(i)) {
 			continue
 		}
 		if err := os.MkdirAll(s.retracted, 0o755); err != nil {

@@ -518,3 +518,47 @@ func TestTwoPhaseJSONLConcurrent(t *testing.T) {
 		t.Error("a value committed twice")
 	}
 }
+
+// On a cluster each node recovers only the writer instances it runs: the files of the
+// others stay as they are until their own node recovers them.
+func TestTwoPhaseJSONLRecoverInstances(t *testing.T) {
+	dir := t.TempDir()
+	s := newTwoPhase(t, dir, 0)
+	for i, v := range []string{"a", "b"} {
+		if err := s.WriteBatchFor(i, strRecords(v)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.PreCommit(i, 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.WriteBatchFor(i, strRecords(v+"-later")); err != nil { // in progress at the crash
+			t.Fatal(err)
+		}
+	}
+	// The crash: checkpoint 1 completed, nobody committed it.
+	recoverOnly := func(instance int) {
+		t.Helper()
+		r, err := TwoPhaseJSONL[string](dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.(InstanceRecoverer).RecoverInstances(1, func(i int) bool { return i == instance }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recoverOnly(0)
+	if got, _ := committed(t, dir); !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("after recovering instance 0: committed %q, want [a]", got)
+	}
+	pending, _ := filepath.Glob(filepath.Join(dir, ".pending", "i1-*"))
+	if len(pending) != 2 {
+		t.Fatalf("instance 1's files %q: want its pre-committed and its in-progress one untouched", pending)
+	}
+	recoverOnly(1)
+	if got, _ := committed(t, dir); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("after recovering instance 1: committed %q, want [a b]", got)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".pending", "*")); len(left) != 0 {
+		t.Errorf("pending files left after both recovered: %q", left)
+	}
+}
