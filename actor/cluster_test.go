@@ -65,7 +65,13 @@ func TestTwoNodes(t *testing.T) {
 	counts := map[int64]int64{}
 	nodeJob := func(sys *pa.ActorSystem, coordinator string, others []string) *graph.Job {
 		g := graph.New("two")
-		src := graph.From(g, stream.Generate(n, func(i int64) int64 { return i % keys }), graph.Name("src"))
+		src := graph.From(g, stream.Generate(n, func(i int64) int64 { return i }), graph.Name("src"))
+		src = graph.Map(src, func(i int64) int64 {
+			if i%2000 == 0 {
+				time.Sleep(time.Millisecond) // long enough for a few checkpoints
+			}
+			return i % keys
+		})
 		graph.Count(graph.KeyBy(src, func(k int64) int64 { return k })).To(stream.Func(func(recs []stream.Record[stream.KV[int64, int64]]) error {
 			mu.Lock()
 			defer mu.Unlock()

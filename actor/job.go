@@ -8,6 +8,7 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	pa "github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -234,6 +235,8 @@ func (j *Job) Run(ctx context.Context) (err error) {
 		// the job and failures from the other nodes.
 		d.finals = make(chan ackMsg, len(all))
 		d.remoteDone = make(chan struct{})
+		d.ready = make(chan string, 16)
+		d.goSignal = make(chan struct{})
 		if coordinating {
 			d.coordinatorPID = sys.NewLocalPID(names.control())
 		} else {
@@ -290,6 +293,11 @@ func (j *Job) Run(ctx context.Context) (err error) {
 	}
 	finished := false
 	var finals map[string][]byte // the final state of every instance, on the coordinator
+	if cl != nil && ctx.Err() == nil {
+		// No instance starts before every node has spawned its actors: a batch sent to an
+		// actor not there yet would be lost.
+		d.awaitGo(ctx, len(cl.Nodes))
+	}
 	if ctx.Err() == nil {
 		for _, r := range runners {
 			sys.Root.Send(r.self, startMsg{})
@@ -358,8 +366,9 @@ func (j *Job) Run(ctx context.Context) (err error) {
 	return err
 }
 
-// actorNames names the job's actors. In a cluster, names carry the run's epoch, so that a
-// message of an earlier run (in flight when it stopped) finds no actor of this one.
+// actorNames names the job's actors. In a cluster, names carry the run's epoch and the
+// checkpoint it restored, so that a message of an earlier run (in flight when it stopped)
+// finds no actor of this one.
 type actorNames struct {
 	job    string
 	suffix string
@@ -368,7 +377,7 @@ type actorNames struct {
 func (j *Job) actorNames() actorNames {
 	n := actorNames{job: j.plan.Job}
 	if j.cfg.Cluster != nil {
-		n.suffix = fmt.Sprintf("@%d", j.cfg.Cluster.Epoch)
+		n.suffix = fmt.Sprintf("@%d.%d", j.cfg.Cluster.Epoch, j.restoredID())
 	}
 	return n
 }
@@ -433,6 +442,9 @@ type protoDriver struct {
 	others         []*pa.PID
 	finals         chan ackMsg
 	remoteDone     chan struct{}
+	ready          chan string // on the coordinator: a node (by address) has spawned its actors
+	goSignal       chan struct{} // elsewhere: the coordinator says start
+	goOnce         sync.Once
 	doneOnce       sync.Once
 	failOnce       sync.Once
 }
@@ -508,6 +520,38 @@ func (d *protoDriver) finished(r *runner) {
 	}
 }
 
+// awaitGo returns once every node of the run has spawned its actors: the coordinator waits
+// for the others' word and then tells them to start; the others tell it and wait.
+func (d *protoDriver) awaitGo(ctx context.Context, others int) {
+	if d.cluster.Coordinator != "" {
+		// Again and again: the coordinator's control actor may not be there yet.
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			d.sys.Root.Send(d.coordinatorPID, encodeReady(d.sys.Address()))
+			select {
+			case <-d.goSignal:
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for len(seen) < others {
+		select {
+		case node := <-d.ready:
+			seen[node] = true
+		case <-ctx.Done():
+			return
+		}
+	}
+	for _, o := range d.others {
+		d.sys.Root.Send(o, &wrapperspb.BytesValue{Value: []byte{wireGo}})
+	}
+}
+
 // awaitFinals collects the final state of each of the job's total instances (on the
 // coordinator of a cluster), or stops when ctx is done.
 func (d *protoDriver) awaitFinals(ctx context.Context, total int) (map[string][]byte, bool) {
@@ -559,6 +603,13 @@ func (a *controlActor) Receive(c pa.Context) {
 		}
 	case doneWire:
 		a.d.doneOnce.Do(func() { close(a.d.remoteDone) })
+	case readyWire:
+		select {
+		case a.d.ready <- m.node:
+		default: // the coordinator is not waiting (any more): the node asks again if need be
+		}
+	case goWire:
+		a.d.goOnce.Do(func() { close(a.d.goSignal) })
 	case failWire:
 		a.d.cancel(fmt.Errorf("the job failed on another node: %s", m.reason))
 	}

@@ -82,6 +82,8 @@ const (
 	wireAck      = 'A'
 	wireDone     = 'D'
 	wireFail     = 'X'
+	wireReady    = 'R'
+	wireGo       = 'G'
 )
 
 // encodeBatch encodes b, its records with codec, for a receiver on another node.
@@ -223,6 +225,10 @@ func decodeControlMessage(b []byte) (any, error) {
 		msg = a
 	case wireDone:
 		msg = doneWire{}
+	case wireReady:
+		msg = readyWire{node: string(d.bytes())}
+	case wireGo:
+		msg = goWire{}
 	case wireFail:
 		msg = failWire{reason: string(d.bytes())}
 	default:
@@ -236,6 +242,16 @@ func decodeControlMessage(b []byte) (any, error) {
 
 // doneWire says the job has ended everywhere: its final checkpoint is saved.
 type doneWire struct{}
+
+// readyWire says a node has spawned its actors; goWire, from the coordinator, that all have.
+type (
+	readyWire struct{ node string }
+	goWire    struct{}
+)
+
+func encodeReady(node string) *wrapperspb.BytesValue {
+	return &wrapperspb.BytesValue{Value: appendBytes([]byte{wireReady}, []byte(node))}
+}
 
 // failWire says the job failed on another node.
 type failWire struct{ reason string }

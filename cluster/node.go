@@ -1,0 +1,346 @@
+package cluster
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"time"
+
+	pa "github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/remote"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/eddyflow/eddy/actor"
+)
+
+// NodeConfig configures a node: its membership, its actor transport, its admin endpoint.
+type NodeConfig struct {
+	// Membership says how the node joins; its Meta is filled in by StartNode.
+	Membership Config
+	// RemoteAddr is where the node's actor transport (Proto.Actor remote, gRPC) listens,
+	// host:port; port 0 picks one. "" means 127.0.0.1:0.
+	RemoteAddr string
+	// ServerTLS and ClientTLS, when set, put the actor transport under TLS: the server
+	// side with the node's certificate (and, for mutual TLS, ClientAuth and ClientCAs),
+	// the client side with the CAs it trusts (and its own certificate for mutual TLS).
+	ServerTLS, ClientTLS *tls.Config
+	// AdminAddr is where the admin HTTP endpoint listens; "" means none. A host left out
+	// (":9090") means loopback.
+	AdminAddr string
+	// Settle is how long the member list must stay the same before a run starts, so that
+	// every node has seen the change (and stopped its run) before any starts again.
+	// Default: 2s (Loopback profile: 1s).
+	Settle time.Duration
+	// Expect is how many members the node waits for before the first run. Default 1.
+	Expect int
+	// Logger receives the node's log. nil: slog.Default().
+	Logger *slog.Logger
+}
+
+// Node is one peer of a cluster: its membership, its actor system with the remote
+// transport, its admin endpoint, and the runs of its job.
+type Node struct {
+	cfg     NodeConfig
+	logger  *slog.Logger
+	sys     *pa.ActorSystem
+	remote  *remote.Remote
+	members *Members
+	admin   *AdminServer
+
+	mu        sync.Mutex
+	placement *Placement
+	run       JobRun
+	prevStats []actor.StageStats
+}
+
+// JobRun is a built job that a node runs: a *graph.Job.
+type JobRun interface {
+	Run(ctx context.Context) error
+	Stats() []actor.StageStats
+}
+
+// StartNode starts the node's actor transport, joins the cluster and serves the admin
+// endpoint. Close stops them.
+func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
+	n := &Node{cfg: cfg, logger: cfg.Logger}
+	if n.logger == nil {
+		n.logger = slog.Default()
+	}
+	n.logger = n.logger.With("node", cfg.Membership.NodeID)
+	if n.cfg.Settle <= 0 {
+		n.cfg.Settle = 2 * time.Second
+		if cfg.Membership.Profile == Loopback {
+			n.cfg.Settle = time.Second
+		}
+	}
+	if n.cfg.Expect < 1 {
+		n.cfg.Expect = 1
+	}
+	if err := n.startRemote(); err != nil {
+		return nil, err
+	}
+	mc := cfg.Membership
+	mc.Meta.RemoteAddr = n.sys.Address()
+	if mc.Logger == nil {
+		mc.Logger = n.logger
+	}
+	if cfg.AdminAddr != "" {
+		admin, err := ServeAdmin(ctx, cfg.AdminAddr, AdminHandler(n))
+		if err != nil {
+			n.stopRemote()
+			return nil, fmt.Errorf("start node %s: %w", mc.NodeID, err)
+		}
+		n.admin = admin
+		mc.Meta.AdminAddr = admin.Addr().String()
+	}
+	m, err := Join(ctx, mc)
+	if err != nil {
+		if n.admin != nil {
+			_ = n.admin.Close()
+		}
+		n.stopRemote()
+		return nil, fmt.Errorf("start node %s: %w", mc.NodeID, err)
+	}
+	n.members = m
+	return n, nil
+}
+
+// startRemote starts the actor system and its remote transport. Proto.Actor's Start panics
+// when it cannot listen, so the address is tried here first.
+func (n *Node) startRemote() error {
+	addr := n.cfg.RemoteAddr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	host, port, err := splitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("remote address %q: %w", addr, err)
+	}
+	if port == 0 {
+		// Pick a free port: Proto.Actor advertises the address it listened on, and a
+		// node's address must be known before it joins.
+		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return fmt.Errorf("remote address %q: %w", addr, err)
+		}
+		port = l.Addr().(*net.TCPAddr).Port
+		_ = l.Close()
+	} else if l, err := net.Listen("tcp", addr); err != nil {
+		return fmt.Errorf("remote address %q: %w", addr, err)
+	} else {
+		_ = l.Close()
+	}
+	logger := n.logger
+	n.sys = pa.NewActorSystem(pa.WithLoggerFactory(func(*pa.ActorSystem) *slog.Logger {
+		return logger.With("component", "protoactor")
+	}))
+	var opts []remote.ConfigOption
+	if n.cfg.ServerTLS != nil {
+		opts = append(opts, remote.WithServerOptions(grpc.Creds(credentials.NewTLS(n.cfg.ServerTLS))))
+	}
+	if n.cfg.ClientTLS != nil {
+		opts = append(opts, remote.WithDialOptions(grpc.WithTransportCredentials(credentials.NewTLS(n.cfg.ClientTLS))))
+	}
+	n.remote = remote.NewRemote(n.sys, remote.Configure(host, port, opts...))
+	n.remote.Start()
+	return nil
+}
+
+func (n *Node) stopRemote() {
+	n.remote.Shutdown(false)
+	n.sys.Shutdown()
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	var port int
+	if _, err := fmt.Sscanf(p, "%d", &port); err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("bad port %q", p)
+	}
+	if h == "" {
+		h = "127.0.0.1"
+	}
+	return h, port, nil
+}
+
+// Close leaves the cluster gracefully (the others take the node's key groups over) and
+// stops the transport and the admin endpoint.
+func (n *Node) Close() error {
+	err := n.members.Leave(5 * time.Second)
+	if n.admin != nil {
+		err = errors.Join(err, n.admin.Close())
+	}
+	n.stopRemote()
+	return err
+}
+
+// Self returns the node's own membership.
+func (n *Node) Self() Member { return n.members.Self() }
+
+// Members implements AdminSource.
+func (n *Node) Members() []Member { return n.members.Members() }
+
+// Placement implements AdminSource: the placement of the current run, nil before the first.
+func (n *Node) Placement() *Placement {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.placement
+}
+
+// Stats implements AdminSource: the counters of the current run, or of the last one.
+func (n *Node) Stats() []actor.StageStats {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.run != nil {
+		return n.run.Stats()
+	}
+	return n.prevStats
+}
+
+// AdminAddr returns the address the admin endpoint listens on, "" without one.
+func (n *Node) AdminAddr() string {
+	if n.admin == nil {
+		return ""
+	}
+	return n.admin.Addr().String()
+}
+
+// errMembershipChanged ends a run when the member list changes.
+var errMembershipChanged = errors.New("the cluster's membership changed")
+
+// Run runs job (named name, with keyGroups key groups) on the cluster until it completes,
+// ctx ends, or it fails. build makes a fresh job for each run, with the option given to it
+// (a graph.JobOption: func(*actor.Config)), which places the job's identities over the
+// current members; the job must take checkpoints into a store every node reaches, since a
+// run starts from the newest complete checkpoint there. When the member list changes
+// (a node joins, leaves or fails), every node stops its run, waits for the list to settle,
+// and starts again from the newest checkpoint with the new placement: the identities whose
+// owner changed move, and exactly-once output holds through two-phase sinks.
+func (n *Node) Run(ctx context.Context, name string, keyGroups int, build func(option func(*actor.Config)) (JobRun, error)) error {
+	for attempt := 1; ; attempt++ {
+		members, err := n.settle(ctx)
+		if err != nil {
+			return err
+		}
+		ids := make([]string, len(members))
+		addrs := make(map[string]string, len(members))
+		for i, m := range members {
+			ids[i], addrs[m.NodeID] = m.NodeID, m.RemoteAddr
+		}
+		self := n.members.Self().NodeID
+		p, err := NewPlacement(self, ids, Job(name, keyGroups))
+		if err != nil {
+			return fmt.Errorf("run %s: %w", name, err)
+		}
+		coordinator := addrs[p.Owner(name, 0)]
+		if p.Owner(name, 0) == self {
+			coordinator = ""
+		}
+		var others []string
+		for _, m := range members {
+			if m.NodeID != self {
+				others = append(others, m.RemoteAddr)
+			}
+		}
+		run := &actor.ClusterRun{System: n.sys, Epoch: int64(uint64(p.Epoch()) >> 1), Coordinator: coordinator, Nodes: others}
+		job, err := build(func(c *actor.Config) {
+			c.Placement = remotePlacement{p: p, addrs: addrs}
+			c.Cluster = run
+		})
+		if err != nil {
+			return fmt.Errorf("run %s: build: %w", name, err)
+		}
+		n.mu.Lock()
+		n.placement, n.run = p, job
+		n.mu.Unlock()
+		n.logger.Info("run starts", "job", name, "attempt", attempt, "members", ids, "epoch", p.Epoch(),
+			"key_groups_here", len(p.Table(name, keyGroups)[self]), "coordinator", p.Owner(name, 0))
+
+		runCtx, cancel := context.WithCancelCause(ctx)
+		changes := n.members.Changes()
+		watchDone := make(chan struct{})
+		go func() {
+			defer close(watchDone)
+			select {
+			case <-changes:
+				cancel(errMembershipChanged)
+			case <-runCtx.Done():
+			}
+		}()
+		err = job.Run(runCtx)
+		changed := errors.Is(context.Cause(runCtx), errMembershipChanged)
+		cancel(nil)
+		<-watchDone
+		n.mu.Lock()
+		n.run, n.prevStats = nil, job.Stats()
+		n.mu.Unlock()
+		switch {
+		case err == nil:
+			n.logger.Info("job complete", "job", name, "attempt", attempt)
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case changed:
+			n.logger.Info("membership changed: the run stops, and starts again from the newest checkpoint", "job", name, "attempt", attempt)
+		default:
+			return fmt.Errorf("run %s: %w", name, err)
+		}
+	}
+}
+
+// settle waits until the cluster has at least Expect members and its member list has not
+// changed for Settle, and returns that list.
+func (n *Node) settle(ctx context.Context) ([]Member, error) {
+	changes := n.members.Changes()
+	members := n.members.Members()
+	timer := time.NewTimer(n.cfg.Settle)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case _, ok := <-changes:
+			if !ok {
+				return nil, errors.New("the node has left the cluster")
+			}
+			members = n.members.Members()
+			timer.Reset(n.cfg.Settle)
+		case <-timer.C:
+			now := n.members.Members()
+			if !slices.EqualFunc(now, members, func(a, b Member) bool { return a.NodeID == b.NodeID && a.RemoteAddr == b.RemoteAddr }) {
+				members = now
+				timer.Reset(n.cfg.Settle)
+				continue
+			}
+			if len(members) >= n.cfg.Expect {
+				return members, nil
+			}
+			n.logger.Info("waiting for members", "have", len(members), "expect", n.cfg.Expect)
+			timer.Reset(n.cfg.Settle)
+		}
+	}
+}
+
+// remotePlacement turns the node ids of a Placement into the transport addresses the
+// runtime sends to.
+type remotePlacement struct {
+	p     *Placement
+	addrs map[string]string
+}
+
+func (r remotePlacement) Node(id actor.Identity) string {
+	node := r.p.Node(id)
+	if node == "" {
+		return ""
+	}
+	return r.addrs[node]
+}
