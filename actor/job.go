@@ -442,7 +442,7 @@ type protoDriver struct {
 	others         []*pa.PID
 	finals         chan ackMsg
 	remoteDone     chan struct{}
-	ready          chan string // on the coordinator: a node (by address) has spawned its actors
+	ready          chan string   // on the coordinator: a node (by address) has spawned its actors
 	goSignal       chan struct{} // elsewhere: the coordinator says start
 	goOnce         sync.Once
 	doneOnce       sync.Once
