@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,10 +38,35 @@ type NodeConfig struct {
 	// every node has seen the change (and stopped its run) before any starts again.
 	// Default: 2s (Loopback profile: 1s).
 	Settle time.Duration
-	// Expect is how many members the node waits for before the first run. Default 1.
+	// Expect is how many members the node waits for before the first run (later runs go on
+	// with whoever is left). Default 1.
 	Expect int
-	// Logger receives the node's log. nil: slog.Default().
+	// JoinTimeout is how long the node keeps trying its seeds (they may be starting too)
+	// before it gives up. Default 30s.
+	JoinTimeout time.Duration
+	// Logger receives the node's log. nil: slog.Default(). Proto.Actor's own log goes to
+	// it at Warn and above only.
 	Logger *slog.Logger
+}
+
+// joinRetrying joins through cfg's seeds, trying again every half second for up to
+// timeout: nodes started together must not fail because a seed is a moment late.
+func joinRetrying(ctx context.Context, cfg Config, timeout time.Duration) (*Members, error) {
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		m, err := Join(ctx, cfg)
+		if err == nil || len(cfg.Seeds) == 0 || time.Now().After(deadline) || strings.Contains(err.Error(), "decrypt") {
+			return m, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // Node is one peer of a cluster: its membership, its actor system with the remote
@@ -99,7 +125,7 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 		n.admin = admin
 		mc.Meta.AdminAddr = admin.Addr().String()
 	}
-	m, err := Join(ctx, mc)
+	m, err := joinRetrying(ctx, mc, cfg.JoinTimeout)
 	if err != nil {
 		if n.admin != nil {
 			_ = n.admin.Close()
@@ -136,10 +162,8 @@ func (n *Node) startRemote() error {
 	} else {
 		_ = l.Close()
 	}
-	logger := n.logger
-	n.sys = pa.NewActorSystem(pa.WithLoggerFactory(func(*pa.ActorSystem) *slog.Logger {
-		return logger.With("component", "protoactor")
-	}))
+	paLogger := slog.New(warnAndAbove{n.logger.Handler()}).With("component", "protoactor")
+	n.sys = pa.NewActorSystem(pa.WithLoggerFactory(func(*pa.ActorSystem) *slog.Logger { return paLogger }))
 	var opts []remote.ConfigOption
 	if n.cfg.ServerTLS != nil {
 		opts = append(opts, remote.WithServerOptions(grpc.Creds(credentials.NewTLS(n.cfg.ServerTLS))))
@@ -227,7 +251,11 @@ var errMembershipChanged = errors.New("the cluster's membership changed")
 // owner changed move, and exactly-once output holds through two-phase sinks.
 func (n *Node) Run(ctx context.Context, name string, keyGroups int, build func(option func(*actor.Config)) (JobRun, error)) error {
 	for attempt := 1; ; attempt++ {
-		members, err := n.settle(ctx)
+		expect := n.cfg.Expect
+		if attempt > 1 {
+			expect = 1 // the job has started: it goes on with whoever is left
+		}
+		members, err := n.settle(ctx, expect)
 		if err != nil {
 			return err
 		}
@@ -297,9 +325,9 @@ func (n *Node) Run(ctx context.Context, name string, keyGroups int, build func(o
 	}
 }
 
-// settle waits until the cluster has at least Expect members and its member list has not
+// settle waits until the cluster has at least expect members and its member list has not
 // changed for Settle, and returns that list.
-func (n *Node) settle(ctx context.Context) ([]Member, error) {
+func (n *Node) settle(ctx context.Context, expect int) ([]Member, error) {
 	changes := n.members.Changes()
 	members := n.members.Members()
 	timer := time.NewTimer(n.cfg.Settle)
@@ -321,13 +349,27 @@ func (n *Node) settle(ctx context.Context) ([]Member, error) {
 				timer.Reset(n.cfg.Settle)
 				continue
 			}
-			if len(members) >= n.cfg.Expect {
+			if len(members) >= expect {
 				return members, nil
 			}
-			n.logger.Info("waiting for members", "have", len(members), "expect", n.cfg.Expect)
+			n.logger.Info("waiting for members", "have", len(members), "expect", expect)
 			timer.Reset(n.cfg.Settle)
 		}
 	}
+}
+
+// warnAndAbove passes on records at Warn and above: Proto.Actor logs every start and
+// connection at Info.
+type warnAndAbove struct{ slog.Handler }
+
+func (h warnAndAbove) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && h.Handler.Enabled(ctx, l)
+}
+func (h warnAndAbove) WithAttrs(as []slog.Attr) slog.Handler {
+	return warnAndAbove{h.Handler.WithAttrs(as)}
+}
+func (h warnAndAbove) WithGroup(name string) slog.Handler {
+	return warnAndAbove{h.Handler.WithGroup(name)}
 }
 
 // remotePlacement turns the node ids of a Placement into the transport addresses the

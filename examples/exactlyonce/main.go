@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/eddyflow/eddy/graph"
+	"github.com/eddyflow/eddy/internal/keycount"
 	"github.com/eddyflow/eddy/persistence"
 	"github.com/eddyflow/eddy/stream"
 )
@@ -51,16 +52,11 @@ func main() {
 	}
 }
 
-// Input is one input line.
-type Input struct {
-	Key string `json:"key"`
-}
-
-// Output is one output line.
-type Output struct {
-	Key string `json:"key"`
-	Seq int64  `json:"seq"`
-}
+// Input and Output are the job's lines.
+type (
+	Input  = keycount.Input
+	Output = keycount.Output
+)
 
 func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("exactlyonce", flag.ContinueOnError)
@@ -98,15 +94,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 
-	g := graph.New("exactlyonce")
-	records := graph.From(g, stream.JSONL[Input](*in), graph.Name("input"))
-	if *rate > 0 {
-		records = graph.Map(records, pace(*rate), graph.Name("pace"))
-	}
-	counts := graph.Count(graph.KeyBy(records, func(i Input) string { return i.Key }, graph.WithCodec(stream.JSON[Input]())),
-		graph.Name("count"), graph.Emit(stream.EmitEveryUpdate))
-	graph.Map(counts, func(kv stream.KV[string, int64]) Output { return Output{Key: kv.Key, Seq: kv.Value} }, graph.Name("seq")).
-		To(sink, graph.Name("output"))
+	g := keycount.Graph("exactlyonce", *in, *rate, sink)
 
 	opts := []graph.JobOption{graph.Parallelism(*parallelism), graph.Logger(logger), graph.Checkpoints(store, *interval)}
 	if *backend == "badger" {
@@ -125,19 +113,4 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("run: %w", err)
 	}
 	return nil
-}
-
-// pace returns a map that holds records to rate per second: it sleeps whenever it is ahead
-// of the schedule by a millisecond or more, so the sleeps are few.
-func pace(rate int) func(Input) Input {
-	start := time.Now()
-	var n int64
-	per := time.Second / time.Duration(rate)
-	return func(i Input) Input {
-		n++
-		if ahead := time.Duration(n)*per - time.Since(start); ahead >= time.Millisecond {
-			time.Sleep(ahead)
-		}
-		return i
-	}
 }

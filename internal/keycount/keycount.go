@@ -1,0 +1,52 @@
+// Package keycount is the exactly-once job of examples/exactlyonce and cmd/eddy: for every
+// input line {"key":K} it emits {"key":K,"seq":N}, N being the count of records with key K
+// so far, through a two-phase sink.
+package keycount
+
+import (
+	"time"
+
+	"github.com/eddyflow/eddy/graph"
+	"github.com/eddyflow/eddy/stream"
+)
+
+// Input is one input line.
+type Input struct {
+	Key string `json:"key"`
+}
+
+// Output is one output line.
+type Output struct {
+	Key string `json:"key"`
+	Seq int64  `json:"seq"`
+}
+
+// Graph returns the job reading JSON lines from in, at most rate records per second (0: no
+// limit), and writing to sink.
+func Graph(name, in string, rate int, sink stream.Sink[Output]) *graph.Graph {
+	g := graph.New(name)
+	records := graph.From(g, stream.JSONL[Input](in), graph.Name("input"))
+	if rate > 0 {
+		records = graph.Map(records, Pace[Input](rate), graph.Name("pace"))
+	}
+	counts := graph.Count(graph.KeyBy(records, func(i Input) string { return i.Key }, graph.WithCodec(stream.JSON[Input]())),
+		graph.Name("count"), graph.Emit(stream.EmitEveryUpdate))
+	graph.Map(counts, func(kv stream.KV[string, int64]) Output { return Output{Key: kv.Key, Seq: kv.Value} }, graph.Name("seq")).
+		To(sink, graph.Name("output"))
+	return g
+}
+
+// Pace returns a map that holds records to rate per second: it sleeps whenever it is ahead
+// of the schedule by a millisecond or more, so the sleeps are few.
+func Pace[T any](rate int) func(T) T {
+	start := time.Now()
+	var n int64
+	per := time.Second / time.Duration(rate)
+	return func(v T) T {
+		n++
+		if ahead := time.Duration(n)*per - time.Since(start); ahead >= time.Millisecond {
+			time.Sleep(ahead)
+		}
+		return v
+	}
+}
