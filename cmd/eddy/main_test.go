@@ -1,0 +1,364 @@
+package main
+
+import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/eddyflow/eddy/cluster"
+	"github.com/eddyflow/eddy/internal/keycount"
+)
+
+// node is one eddy process of a test.
+type node struct {
+	id, gossip, admin string
+	cmd               *exec.Cmd
+	stderr            *os.File
+	done              chan error
+}
+
+// freePort returns a loopback port that was free a moment ago (TCP; memberlist takes UDP
+// on the same number, which is almost always free too).
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func startNode(t *testing.T, bin, dir, id string, args ...string) *node {
+	t.Helper()
+	n := &node{id: id, gossip: fmt.Sprintf("127.0.0.1:%d", freePort(t)), admin: fmt.Sprintf("127.0.0.1:%d", freePort(t)), done: make(chan error, 1)}
+	f, err := os.Create(filepath.Join(dir, id+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.stderr = f
+	n.cmd = exec.Command(bin, append([]string{"-id", id, "-bind", n.gossip, "-admin", n.admin}, args...)...)
+	n.cmd.Stderr = f
+	if err := n.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { n.done <- n.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = n.cmd.Process.Kill()
+		_ = f.Close()
+	})
+	return n
+}
+
+// log returns what the node has logged, for failure messages (its debug lines left out).
+func (n *node) log() string {
+	b, _ := os.ReadFile(n.stderr.Name())
+	var keep []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if !strings.Contains(l, "level=DEBUG") {
+			keep = append(keep, l)
+		}
+	}
+	if len(keep) > 40 {
+		keep = keep[len(keep)-40:]
+	}
+	return strings.Join(keep, "\n")
+}
+
+// remoteAddr waits for the node's "node started" line and returns its transport address.
+func (n *node) remoteAddr(t *testing.T) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		b, _ := os.ReadFile(n.stderr.Name())
+		for _, l := range strings.Split(string(b), "\n") {
+			if !strings.Contains(l, "node started") {
+				continue
+			}
+			for _, f := range strings.Fields(l) {
+				if v, ok := strings.CutPrefix(f, "remote="); ok {
+					return v
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("node %s never said where its transport is\n%s", n.id, n.log())
+	return ""
+}
+
+// placement reads the node's admin endpoint: its key groups of the job.
+func (n *node) keyGroups(t *testing.T) (int, bool) {
+	resp, err := http.Get("http://" + n.admin + "/placement")
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	var v cluster.PlacementView
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&v) != nil {
+		return 0, false
+	}
+	for _, j := range v.Jobs {
+		if j.Job == "keycount" {
+			return len(j.Owners[n.id]), true
+		}
+	}
+	return 0, false
+}
+
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "eddy")
+	if b, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, b)
+	}
+	return bin
+}
+
+// writeInput writes n lines {"key":...} over keys keys and returns the count per key.
+func writeInput(t *testing.T, path string, n, keys int, seed uint64) map[string]int {
+	t.Helper()
+	rng := mrand.New(mrand.NewPCG(seed, 1))
+	want := map[string]int{}
+	var b strings.Builder
+	for range n {
+		k := fmt.Sprintf("key-%d", rng.IntN(keys))
+		want[k]++
+		fmt.Fprintf(&b, "{\"key\":%q}\n", k)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return want
+}
+
+// checkOutput checks that out holds every (key, seq) for seq = 1..want[key] exactly once.
+func checkOutput(t *testing.T, out string, want map[string]int, n int) {
+	t.Helper()
+	seen := map[keycount.Output]int{}
+	files, _ := filepath.Glob(filepath.Join(out, "*.jsonl"))
+	lines := 0
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(fh)
+		for sc.Scan() {
+			var o keycount.Output
+			if err := json.Unmarshal(sc.Bytes(), &o); err != nil {
+				t.Fatalf("%s: %q: %v", f, sc.Text(), err)
+			}
+			seen[o]++
+			lines++
+		}
+		fh.Close()
+	}
+	if lines != n {
+		t.Errorf("%d committed lines, want %d", lines, n)
+	}
+	bad := 0
+	for k, c := range want {
+		for seq := 1; seq <= c; seq++ {
+			if got := seen[keycount.Output{Key: k, Seq: int64(seq)}]; got != 1 && bad < 10 {
+				t.Errorf("key %s seq %d committed %d times", k, seq, got)
+				bad++
+			}
+		}
+	}
+}
+
+func waitExit(t *testing.T, n *node, d time.Duration) {
+	t.Helper()
+	select {
+	case err := <-n.done:
+		if err != nil {
+			t.Fatalf("node %s: %v\n%s", n.id, err, n.log())
+		}
+	case <-time.After(d):
+		t.Fatalf("node %s did not finish within %v\n%s", n.id, d, n.log())
+	}
+}
+
+// The promise of the cluster: three nodes run a keyed job with an exactly-once file sink;
+// one is SIGKILLed mid-run and the others take its key groups over from the last checkpoint;
+// then a fourth joins and takes key groups (its admin endpoint shows them); and the committed
+// output holds every (key, seq) exactly once.
+func TestClusterFailoverAndJoin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts four processes")
+	}
+	const n, keys = 60_000, 97
+	dir := t.TempDir()
+	bin := buildBinary(t)
+	in, out, state := filepath.Join(dir, "in.jsonl"), filepath.Join(dir, "out"), filepath.Join(dir, "state")
+	want := writeInput(t, in, n, keys, 7)
+	common := []string{"-state", state, "-in", in, "-out", out, "-rate", "6000", "-checkpoint", "200ms", "-key-groups", "32"}
+
+	n1 := startNode(t, bin, dir, "n1", append(common, "-expect", "3")...)
+	n2 := startNode(t, bin, dir, "n2", append(common, "-expect", "3", "-join", n1.gossip)...)
+	n3 := startNode(t, bin, dir, "n3", append(common, "-expect", "3", "-join", n1.gossip)...)
+
+	// Kill n3 once it owns key groups and the job has committed some output.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		kg, ok := n3.keyGroups(t)
+		files, _ := filepath.Glob(filepath.Join(out, "*.jsonl"))
+		if ok && kg > 0 && len(files) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the job did not start on three nodes\n%s", n3.log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Duration(mrand.IntN(1000)) * time.Millisecond)
+	if err := n3.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-n3.done
+
+	// A fourth node joins while the two survivors go on; it must get key groups.
+	time.Sleep(2 * time.Second)
+	n4 := startNode(t, bin, dir, "n4", append(common, "-join", n1.gossip)...)
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		if kg, ok := n4.keyGroups(t); ok && kg > 0 {
+			t.Logf("n4 owns %d of 32 key groups", kg)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("n4 never owned key groups\n%s", n4.log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, nd := range []*node{n1, n2, n4} {
+		waitExit(t, nd, 2*time.Minute)
+	}
+	checkOutput(t, out, want, n)
+}
+
+// With TLS on the actor transport (certificates made here, signed by a CA made here), the
+// nodes run the job across the wire and the output is exact.
+func TestClusterTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two processes")
+	}
+	const n, keys = 20_000, 31
+	dir := t.TempDir()
+	bin := buildBinary(t)
+	cert, key, ca := writeTestPKI(t, dir)
+	in, out, state := filepath.Join(dir, "in.jsonl"), filepath.Join(dir, "out"), filepath.Join(dir, "state")
+	want := writeInput(t, in, n, keys, 3)
+	common := []string{"-state", state, "-in", in, "-out", out, "-checkpoint", "100ms", "-key-groups", "16", "-expect", "2",
+		"-tls-cert", cert, "-tls-key", key, "-tls-ca", ca}
+	n1 := startNode(t, bin, dir, "n1", common...)
+	n2 := startNode(t, bin, dir, "n2", append(common, "-join", n1.gossip)...)
+	// The transport speaks TLS, and only to a client with a certificate the CA signed.
+	remote := n1.remoteAddr(t)
+	server, client, err := loadTLS(cert, key, ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client.NextProtos = []string{"h2"}
+	if c, err := tls.Dial("tcp", remote, client); err != nil {
+		t.Errorf("a TLS client with the CA's certificate: %v", err)
+	} else {
+		c.Close()
+	}
+	anonymous := &tls.Config{RootCAs: server.ClientCAs, NextProtos: []string{"h2"}}
+	if c, err := tls.Dial("tcp", remote, anonymous); err == nil {
+		// TLS 1.3 reports a refused client certificate on the first read.
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err == nil || !strings.Contains(err.Error(), "certificate") {
+			t.Errorf("a client without a certificate was served (read: %v)", err)
+		}
+		c.Close()
+	}
+	waitExit(t, n1, time.Minute)
+	waitExit(t, n2, time.Minute)
+	checkOutput(t, out, want, n)
+	for _, nd := range []*node{n1, n2} {
+		if !strings.Contains(nd.log(), "run starts") || !strings.Contains(nd.log(), "members=\"[n1 n2]\"") {
+			t.Errorf("node %s did not run the job with both nodes:\n%s", nd.id, nd.log())
+		}
+	}
+}
+
+// writeTestPKI writes a CA and a certificate for 127.0.0.1 signed by it, both PEM.
+func writeTestPKI(t *testing.T, dir string) (certFile, keyFile, caFile string) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "eddy test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
+		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "eddy node"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
+	caCert, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeDER, err := x509.CreateCertificate(rand.Reader, nodeTmpl, caCert, &nodeKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(nodeKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, typ string, der []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	return write("node.pem", "CERTIFICATE", nodeDER), write("node-key.pem", "EC PRIVATE KEY", keyDER), write("ca.pem", "CERTIFICATE", caDER)
+}
+
+func TestFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"-state", "s", "-in", "x"},
+		{"-state", "s", "-in", "x", "-out", "o", "-checkpoint", "0s"},
+		{"-state", "s", "-in", "x", "-out", "o", "-rate", "-1"},
+		{"-state", "s", "-in", "x", "-out", "o", "-key-groups", "0"},
+		{"-state", "s", "-in", "x", "-out", "o", "-key", "zz"},
+		{"-state", "s", "-in", "x", "-out", "o", "-tls-cert", "c"},
+	} {
+		if err := run(t.Context(), args, &strings.Builder{}); err == nil {
+			t.Errorf("run(%q) = nil, want an error", args)
+		}
+	}
+}
