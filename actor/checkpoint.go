@@ -56,6 +56,10 @@ type coordinator struct {
 	acks     chan ackMsg
 	stats    *checkpointCounters
 	onError  func(err error)
+	// fence, when set, says whether this run still holds the job (a cluster's ownership
+	// epoch); onFenced ends a run that does not.
+	fence    func() error
+	onFenced func(err error)
 	// requests asks for a checkpoint now (a savepoint); the answer is the first complete
 	// checkpoint triggered after the request.
 	requests chan chan<- checkpointResult
@@ -147,6 +151,14 @@ func (c *coordinator) run(ctx context.Context, wg *sync.WaitGroup) {
 			waiting--
 			if waiting > 0 {
 				continue
+			}
+			if failed == nil && c.fence != nil {
+				if err := c.fence(); err != nil {
+					// Another run holds the job now: this one must neither save nor commit.
+					c.stats.failed.Add(1)
+					c.onFenced(fmt.Errorf("checkpoint %d: fenced off: %w", id, err))
+					return
+				}
 			}
 			if failed == nil {
 				failed = c.sink.Save(ctx, Checkpoint{ID: id, States: states, Finished: done})

@@ -4,15 +4,20 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	pa "github.com/asynkron/protoactor-go/actor"
 
 	"github.com/eddyflow/eddy/actor"
 	"github.com/eddyflow/eddy/graph"
@@ -368,5 +373,33 @@ func takeCheckpoint(t *testing.T, d *actor.SyncDriver, id int64) actor.Checkpoin
 		if moved, err := d.Step(1); err != nil || moved == 0 {
 			t.Fatalf("checkpoint %d never completed: %v", id, err)
 		}
+	}
+}
+
+// A run whose fence says another run holds the job saves nothing more and fails: two runs
+// never both commit.
+func TestCheckpointFenced(t *testing.T) {
+	sys := pa.NewActorSystem(pa.WithLoggerFactory(func(*pa.ActorSystem) *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }))
+	defer sys.Shutdown()
+	kept := &checkpointsKept{}
+	var asked atomic.Int64
+	const allowed = 3
+	fenced := errors.New("epoch 7 holds the job")
+	job := countingJob(t, 50_000_000, func(c *actor.Config) {
+		c.Checkpoints = kept
+		c.CheckpointInterval = time.Millisecond
+		c.Cluster = &actor.ClusterRun{System: sys, Epoch: 1, Fence: func() error {
+			if asked.Add(1) > allowed {
+				return fenced
+			}
+			return nil
+		}}
+	})
+	err := job.Run(context.Background())
+	if !errors.Is(err, fenced) || !strings.Contains(err.Error(), "fenced off") {
+		t.Fatalf("Run() = %v, want the fence's error", err)
+	}
+	if len(kept.all) != allowed {
+		t.Errorf("%d checkpoints saved, want the %d the fence allowed", len(kept.all), allowed)
 	}
 }

@@ -83,6 +83,10 @@ type ClusterRun struct {
 	Coordinator string
 	// Nodes are the addresses of the other nodes of the run.
 	Nodes []string
+	// Fence, when set, is asked by the coordinator before it saves a checkpoint: an error
+	// says another run holds the job now (a newer epoch), and this run fails without saving
+	// or committing, so that two runs never both commit.
+	Fence func() error
 }
 
 // Validate fills in defaults and rejects impossible values.

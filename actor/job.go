@@ -267,8 +267,13 @@ func (j *Job) Run(ctx context.Context) (err error) {
 	if j.cfg.Checkpoints != nil && coordinating {
 		requests := make(chan chan<- checkpointResult)
 		j.requests.Store(&requests)
-		c := &coordinator{sink: j.cfg.Checkpoints, interval: j.cfg.CheckpointInterval, total: len(all), first: j.restoredID(), requests: requests,
+		var fence func() error
+		if cl != nil {
+			fence = cl.Fence
+		}
+		c := &coordinator{fence: fence, sink: j.cfg.Checkpoints, interval: j.cfg.CheckpointInterval, total: len(all), first: j.restoredID(), requests: requests,
 			acks: d.acks, stats: &j.ckpt, onError: func(err error) { logger.Warn("checkpoint failed", "err", err) },
+			onFenced: d.fail,
 			send: func(id int64, complete bool) {
 				for _, pid := range all {
 					if complete {
@@ -394,6 +399,12 @@ const FinalCheckpoint int64 = math.MaxInt64
 // state it ended with (finals, by identity), and commits the two-phase sinks' last
 // transactions of runners, the instances that ran here.
 func (j *Job) finalCheckpoint(ctx context.Context, finals map[string][]byte, runners []*runner) error {
+	if cl := j.cfg.Cluster; cl != nil && cl.Fence != nil {
+		if err := cl.Fence(); err != nil {
+			j.ckpt.failed.Add(1)
+			return fmt.Errorf("final checkpoint: fenced off: %w", err)
+		}
+	}
 	cp := Checkpoint{ID: FinalCheckpoint, States: map[string][]byte{}, Finished: map[string]bool{}}
 	for id, st := range finals {
 		cp.Finished[id] = true

@@ -38,6 +38,10 @@ type NodeConfig struct {
 	// every node has seen the change (and stopped its run) before any starts again.
 	// Default: 2s (Loopback profile: 1s).
 	Settle time.Duration
+	// FenceDir, when set, is a directory every node reaches (the checkpoint store's) where
+	// each run's coordinator claims the job's DirFence, so that a coordinator of an older run
+	// cannot save a checkpoint or commit.
+	FenceDir string
 	// Expect is how many members the node waits for before the first run (later runs go on
 	// with whoever is left). Default 1.
 	Expect int
@@ -280,6 +284,14 @@ func (n *Node) Run(ctx context.Context, name string, keyGroups int, build func(o
 			}
 		}
 		run := &actor.ClusterRun{System: n.sys, Epoch: int64(uint64(p.Epoch()) >> 1), Coordinator: coordinator, Nodes: others}
+		if n.cfg.FenceDir != "" && coordinator == "" {
+			fence := NewDirFence(n.cfg.FenceDir, name)
+			token := fmt.Sprintf("%s %s %d %d", self, p.Epoch(), attempt, time.Now().UnixNano())
+			if err := fence.Claim(token); err != nil {
+				return fmt.Errorf("run %s: %w", name, err)
+			}
+			run.Fence = func() error { return fence.Check(token) }
+		}
 		job, err := build(func(c *actor.Config) {
 			c.Placement = remotePlacement{p: p, addrs: addrs}
 			c.Cluster = run

@@ -119,7 +119,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	cfg := cluster.NodeConfig{
 		Membership: cluster.Config{NodeID: *id, BindAddr: *bind, Key: key, Logger: logger},
-		RemoteAddr: *remoteAddr, Expect: *expect, Settle: *settle, Logger: logger,
+		RemoteAddr: *remoteAddr, Expect: *expect, Settle: *settle, Logger: logger, FenceDir: *state,
 	}
 	if *join != "" {
 		cfg.Membership.Seeds = strings.Split(*join, ",")
