@@ -273,18 +273,8 @@ func (n *Node) Run(ctx context.Context, name string, keyGroups int, build func(o
 		if err != nil {
 			return fmt.Errorf("run %s: %w", name, err)
 		}
-		coordinator := addrs[p.Owner(name, 0)]
-		if p.Owner(name, 0) == self {
-			coordinator = ""
-		}
-		var others []string
-		for _, m := range members {
-			if m.NodeID != self {
-				others = append(others, m.RemoteAddr)
-			}
-		}
-		run := &actor.ClusterRun{System: n.sys, Epoch: int64(uint64(p.Epoch()) >> 1), Coordinator: coordinator, Nodes: others}
-		if n.cfg.FenceDir != "" && coordinator == "" {
+		option, run := RunOn(n.sys, p, name, addrs)
+		if n.cfg.FenceDir != "" && run.Coordinator == "" {
 			fence := NewDirFence(n.cfg.FenceDir, name)
 			token := fmt.Sprintf("%s %s %d %d", self, p.Epoch(), attempt, time.Now().UnixNano())
 			if err := fence.Claim(token); err != nil {
@@ -292,10 +282,7 @@ func (n *Node) Run(ctx context.Context, name string, keyGroups int, build func(o
 			}
 			run.Fence = func() error { return fence.Check(token) }
 		}
-		job, err := build(func(c *actor.Config) {
-			c.Placement = remotePlacement{p: p, addrs: addrs}
-			c.Cluster = run
-		})
+		job, err := build(option)
 		if err != nil {
 			return fmt.Errorf("run %s: build: %w", name, err)
 		}
@@ -382,6 +369,28 @@ func (h warnAndAbove) WithAttrs(as []slog.Attr) slog.Handler {
 }
 func (h warnAndAbove) WithGroup(name string) slog.Handler {
 	return warnAndAbove{h.Handler.WithGroup(name)}
+}
+
+// RunOn returns the job option that makes a run of job this node's part (sys is its actor
+// system, with its remote started) of a run over p's nodes, whose transport addresses addrs
+// gives by node id, and the run's cluster settings (for a Fence). Every node's run must be
+// made from the same member list. The coordinator is the owner of key group 0.
+func RunOn(sys *pa.ActorSystem, p *Placement, job string, addrs map[string]string) (func(*actor.Config), *actor.ClusterRun) {
+	coordinator := addrs[p.Owner(job, 0)]
+	if p.Owner(job, 0) == p.Self() {
+		coordinator = ""
+	}
+	var others []string
+	for _, id := range p.Nodes() {
+		if id != p.Self() {
+			others = append(others, addrs[id])
+		}
+	}
+	run := &actor.ClusterRun{System: sys, Epoch: int64(uint64(p.Epoch()) >> 1), Coordinator: coordinator, Nodes: others}
+	return func(c *actor.Config) {
+		c.Placement = remotePlacement{p: p, addrs: addrs}
+		c.Cluster = run
+	}, run
 }
 
 // remotePlacement turns the node ids of a Placement into the transport addresses the

@@ -63,6 +63,7 @@ type result struct {
 	Ratio                float64 `json:"ratio"`
 	PeakHeapBytes        uint64  `json:"peak_heap_bytes"`
 	Backend              string  `json:"backend"`
+	Nodes                int     `json:"nodes"`
 	// With -checkpoint: checkpoints completed (in the last run), the throughput of the same
 	// engine without checkpoints, and what checkpoints cost: the median over runs of
 	// 1 - (throughput with)/(throughput without), each run's two timed back to back.
@@ -78,6 +79,7 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the engine runs to this file")
 	runs := flag.Int("runs", 3, "time baseline and engine this many times each, alternately, and report the medians")
 	checkpoint := flag.Duration("checkpoint", 0, "take checkpoints at this interval into a temporary directory (0: none), and time the engine without them too")
+	nodes := flag.Int("nodes", 1, "run the engine on this many in-process nodes, talking over Proto.Actor remote on loopback")
 	backend := flag.String("state", "memory", "keyed state backend: memory or badger (a temporary database per run; large-state always uses badger)")
 	memprofile := flag.String("memprofile", "", "write a heap profile taken at the engine's heap peak to this file")
 	verbose := flag.Bool("v", false, "log each run's timings and stage counters on stderr")
@@ -87,13 +89,13 @@ func main() {
 		level = slog.LevelInfo
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	if err := run(os.Stdout, *scenario, *events, *parallelism, *runs, *backend, *checkpoint, *cpuprofile, *memprofile, logger); err != nil {
+	if err := run(os.Stdout, *scenario, *events, *parallelism, *runs, *nodes, *backend, *checkpoint, *cpuprofile, *memprofile, logger); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(w io.Writer, scenario string, n int64, p, runs int, backend string, checkpoint time.Duration, cpuprofile, memprofile string, logger *slog.Logger) error {
+func run(w io.Writer, scenario string, n int64, p, runs, nodes int, backend string, checkpoint time.Duration, cpuprofile, memprofile string, logger *slog.Logger) error {
 	if n < 1 {
 		return fmt.Errorf("-events %d: want at least 1", n)
 	}
@@ -108,6 +110,9 @@ func run(w io.Writer, scenario string, n int64, p, runs int, backend string, che
 	}
 	if backend != "memory" && backend != "badger" {
 		return fmt.Errorf("-state %q: want memory or badger", backend)
+	}
+	if nodes < 1 || (nodes > 1 && backend != "memory") {
+		return fmt.Errorf("-nodes %d: want 1, or more with the memory state backend", nodes)
 	}
 	var newBench func() bench
 	switch scenario {
@@ -146,7 +151,7 @@ func run(w io.Writer, scenario string, n int64, p, runs int, backend string, che
 		s.baseline(n)
 		baseSecs = append(baseSecs, time.Since(t0).Seconds())
 
-		secs, heap, cps, err := runEngine(s, scenario, n, p, backend, checkpoint, memprofile, logger)
+		secs, heap, cps, err := runEngine(s, scenario, n, p, nodes, backend, checkpoint, memprofile, logger)
 		if err != nil {
 			return err
 		}
@@ -157,7 +162,7 @@ func run(w io.Writer, scenario string, n int64, p, runs int, backend string, che
 			s := newBench()
 			s.prepare(n)
 			s.baseline(n) // what the engine's result is checked against
-			secs, heap, _, err := runEngine(s, scenario, n, p, backend, 0, "", logger)
+			secs, heap, _, err := runEngine(s, scenario, n, p, nodes, backend, 0, "", logger)
 			if err != nil {
 				return err
 			}
@@ -166,7 +171,7 @@ func run(w io.Writer, scenario string, n int64, p, runs int, backend string, che
 		}
 	}
 	base, secs := median(baseSecs), median(engineSecs)
-	r := result{Scenario: scenario, Backend: backend, Events: n, Parallelism: p, Seconds: secs,
+	r := result{Scenario: scenario, Backend: backend, Nodes: nodes, Events: n, Parallelism: p, Seconds: secs,
 		EventsPerSec: float64(n) / secs, BaselineEventsPerSec: float64(n) / base, PeakHeapBytes: peak}
 	r.Ratio = r.EventsPerSec / r.BaselineEventsPerSec
 	if checkpoint > 0 {
@@ -186,10 +191,8 @@ func run(w io.Writer, scenario string, n int64, p, runs int, backend string, che
 
 // runEngine builds s's job with the backend and checkpoint interval (0: none), runs it
 // once, checks its result and returns its seconds, peak heap and checkpoints completed.
-func runEngine(s bench, scenario string, n int64, p int, backend string, checkpoint time.Duration, memprofile string, logger *slog.Logger) (float64, uint64, int64, error) {
+func runEngine(s bench, scenario string, n int64, p, nodes int, backend string, checkpoint time.Duration, memprofile string, logger *slog.Logger) (float64, uint64, int64, error) {
 	runtime.GC()
-	g := graph.New(scenario)
-	s.build(g, n)
 	opts := []graph.JobOption{graph.Parallelism(p), graph.Logger(logger)}
 	if o, ok := s.(interface {
 		options() ([]graph.JobOption, func(), error)
@@ -225,13 +228,34 @@ func runEngine(s bench, scenario string, n int64, p int, backend string, checkpo
 		}
 		opts = append(opts, graph.Checkpoints(store, checkpoint))
 	}
-	job, err := g.Build(opts...)
+	// One job per node: in-process nodes, each with its own actor system and Proto.Actor
+	// remote on loopback, the key groups and splits placed over them as on a cluster.
+	nodeOpts, stopNodes, err := clusterOptions(nodes, scenario, logger)
 	if err != nil {
 		return 0, 0, 0, err
 	}
+	defer stopNodes()
+	var jobs []*graph.Job
+	for _, no := range nodeOpts {
+		g := graph.New(scenario)
+		s.build(g, n)
+		job, err := g.Build(append(opts, no...)...)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		jobs = append(jobs, job)
+	}
 	stop := watchHeap(memprofile)
 	t0 := time.Now()
-	err = job.Run(context.Background())
+	errs := make(chan error, len(jobs))
+	for _, job := range jobs {
+		go func() { errs <- job.Run(context.Background()) }()
+	}
+	for range jobs {
+		if e := <-errs; e != nil && err == nil {
+			err = e
+		}
+	}
 	secs := time.Since(t0).Seconds()
 	peak := stop()
 	if err != nil {
@@ -240,14 +264,20 @@ func runEngine(s bench, scenario string, n int64, p int, backend string, checkpo
 	if err := s.check(); err != nil {
 		return 0, 0, 0, fmt.Errorf("%s: engine and baseline differ: %w", scenario, err)
 	}
-	for _, st := range job.Stats() {
-		logger.Info("stage", "stage", st.Stage, "instances", st.Instances, "in", st.In, "out", st.Out,
-			"dead_letters", st.DeadLetters, "batches", st.Batches, "backpressure", st.Backpressure,
-			"alignment", st.Alignment, "max_queued_batches", st.MaxQueued)
+	var completed int64
+	for i, job := range jobs {
+		for _, st := range job.Stats() {
+			logger.Info("stage", "node", i, "stage", st.Stage, "instances", st.Instances, "in", st.In, "out", st.Out,
+				"dead_letters", st.DeadLetters, "batches", st.Batches, "backpressure", st.Backpressure,
+				"alignment", st.Alignment, "max_queued_batches", st.MaxQueued)
+		}
+		cps := job.Runtime().Checkpoints()
+		completed += cps.Completed // only the coordinator's are not zero
+		if cps.Completed > 0 {
+			logger.Info("checkpoints", "completed", cps.Completed, "last_duration", cps.Duration, "last_bytes", cps.Bytes)
+		}
 	}
-	cps := job.Runtime().Checkpoints()
-	logger.Info("checkpoints", "completed", cps.Completed, "last_duration", cps.Duration, "last_bytes", cps.Bytes)
-	return secs, peak, cps.Completed, nil
+	return secs, peak, completed, nil
 }
 
 func median(xs []float64) float64 {

@@ -34,7 +34,7 @@ func TestScenarios(t *testing.T) {
 	} {
 		t.Run(tt.scenario+"/"+tt.backend, func(t *testing.T) {
 			var out bytes.Buffer
-			if err := run(&out, tt.scenario, tt.events, 2, 1, tt.backend, tt.checkpoint, "", "", quiet); err != nil {
+			if err := run(&out, tt.scenario, tt.events, 2, 1, 1, tt.backend, tt.checkpoint, "", "", quiet); err != nil {
 				t.Fatal(err)
 			}
 			var r result
@@ -77,7 +77,7 @@ func TestBadFlags(t *testing.T) {
 		if strings.HasPrefix(tt.want, "-state") {
 			backend = "rocksdb"
 		}
-		err := run(io.Discard, tt.scenario, tt.events, tt.p, tt.runs, backend, 0, "", "", quiet)
+		err := run(io.Discard, tt.scenario, tt.events, tt.p, tt.runs, 1, backend, 0, "", "", quiet)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("run(%q, %d, %d, %d) = %v, want an error with %q", tt.scenario, tt.events, tt.p, tt.runs, err, tt.want)
 		}
