@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -103,6 +104,33 @@ func (n *node) remoteAddr(t *testing.T) string {
 	}
 	t.Fatalf("node %s never said where its transport is\n%s", n.id, n.log())
 	return ""
+}
+
+// processingWithout reports whether the node's current run (its admin endpoint) places no
+// key group on node dead and its count stage has taken records in.
+func (n *node) processingWithout(t *testing.T, dead string) bool {
+	var pv cluster.PlacementView
+	var stages []cluster.StageView
+	for path, v := range map[string]any{"/placement": &pv, "/stages": &stages} {
+		resp, err := http.Get("http://" + n.admin + path)
+		if err != nil {
+			return false
+		}
+		err = json.NewDecoder(resp.Body).Decode(v)
+		resp.Body.Close()
+		if err != nil {
+			return false
+		}
+	}
+	if slices.Contains(pv.Nodes, dead) || len(pv.Nodes) == 0 {
+		return false
+	}
+	for _, st := range stages {
+		if st.Stage == "count" && st.In > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // placement reads the node's admin endpoint: its key groups of the job.
@@ -234,7 +262,18 @@ func TestClusterFailoverAndJoin(t *testing.T) {
 	if err := n3.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
+	killed := time.Now()
 	<-n3.done
+	// Failover: from the kill until a survivor runs without n3 and its key groups count
+	// records again.
+	deadline = time.Now().Add(30 * time.Second)
+	for !n1.processingWithout(t, "n3") {
+		if time.Now().After(deadline) {
+			t.Fatalf("n1 never ran again without n3\n%s", n1.log())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("failover: %v from SIGKILL to processing again without the dead node", time.Since(killed).Round(time.Millisecond))
 
 	// A fourth node joins while the two survivors go on; it must get key groups.
 	time.Sleep(2 * time.Second)
