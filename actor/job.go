@@ -24,6 +24,8 @@ type Job struct {
 	ckpt      checkpointCounters
 	// requests reaches the coordinator of the running job; nil when not running.
 	requests atomic.Pointer[chan chan<- checkpointResult]
+	// handoff ends a cluster run at a checkpoint; nil when not running on a cluster.
+	handoff atomic.Pointer[func(context.Context) error]
 }
 
 // Checkpoint takes a checkpoint now (a savepoint, when the caller keeps it) and returns it
@@ -45,6 +47,21 @@ func (j *Job) Checkpoint(ctx context.Context) (Checkpoint, error) {
 	case <-ctx.Done():
 		return Checkpoint{}, ctx.Err()
 	}
+}
+
+// ErrHandedOff ends a cluster run that stopped at a checkpoint everyone completed, so that
+// the next run (with another placement) starts from there and replays nothing.
+var ErrHandedOff = errors.New("the run handed its state off at a checkpoint")
+
+// Handoff ends a run on a cluster at a checkpoint: the coordinator takes one, every node's
+// run then stops with ErrHandedOff, and the next run (after a join, say) starts from it.
+// It returns once this node's run has stopped so, or with the error that prevented it.
+func (j *Job) Handoff(ctx context.Context) error {
+	h := j.handoff.Load()
+	if h == nil {
+		return errors.New("handoff: the job is not running on a cluster")
+	}
+	return (*h)(ctx)
 }
 
 // restoredID is the id of the checkpoint the job starts from, 0 if none.
@@ -286,6 +303,24 @@ func (j *Job) Run(ctx context.Context) (err error) {
 		coordWG.Add(1)
 		go c.run(coordCtx, &coordWG)
 	}
+	var handoffs sync.WaitGroup
+	if cl != nil {
+		h := func(hctx context.Context) error { return d.handoff(hctx, coordinating, j.Checkpoint) }
+		j.handoff.Store(&h)
+		defer j.handoff.Store(nil)
+		if coordinating {
+			// Other nodes ask for a handoff through the control actor.
+			d.handoffAsked = func() {
+				handoffs.Add(1)
+				go func() {
+					defer handoffs.Done()
+					if err := d.handoff(coordCtx, true, j.Checkpoint); err != nil && coordCtx.Err() == nil {
+						logger.Warn("handoff failed", "err", err)
+					}
+				}()
+			}
+		}
+	}
 	var pids []*pa.PID
 	for _, r := range runners {
 		props := pa.PropsFromProducer(func() pa.Actor { return &instanceActor{r: r, drv: d} })
@@ -325,6 +360,7 @@ func (j *Job) Run(ctx context.Context) (err error) {
 		}
 	}
 	stopCoordinator()
+	handoffs.Wait()
 	// From here on nothing is sent: a message to an actor already stopped would become a
 	// Proto.Actor dead letter.
 	d.stopping.Store(true)
@@ -457,6 +493,8 @@ type protoDriver struct {
 	goSignal       chan struct{} // elsewhere: the coordinator says start
 	goOnce         sync.Once
 	doneOnce       sync.Once
+	handoffMu      sync.Mutex
+	handoffAsked   func() // on the coordinator: another node asks for a handoff
 	failOnce       sync.Once
 }
 
@@ -563,6 +601,38 @@ func (d *protoDriver) awaitGo(ctx context.Context, others int) {
 	}
 }
 
+// handoff ends the run at a checkpoint. The coordinator takes it (checkpoint asks the
+// job's coordinator for one), tells the other nodes to stop, and stops; another node asks
+// the coordinator and waits for its run to stop.
+func (d *protoDriver) handoff(ctx context.Context, coordinating bool, checkpoint func(context.Context) (Checkpoint, error)) error {
+	if coordinating {
+		d.handoffMu.Lock() // one handoff at a time; a second one finds the run stopped
+		defer d.handoffMu.Unlock()
+		if errors.Is(context.Cause(d.ctx), ErrHandedOff) {
+			return nil
+		}
+		cp, err := checkpoint(ctx)
+		if err != nil {
+			return fmt.Errorf("handoff: %w", err)
+		}
+		for _, o := range d.others {
+			d.sys.Root.Send(o, &wrapperspb.BytesValue{Value: []byte{wireStop}})
+		}
+		d.cancel(fmt.Errorf("%w %d", ErrHandedOff, cp.ID))
+		return nil
+	}
+	d.sys.Root.Send(d.coordinatorPID, &wrapperspb.BytesValue{Value: []byte{wireHandoff}})
+	select {
+	case <-d.ctx.Done():
+		if cause := context.Cause(d.ctx); !errors.Is(cause, ErrHandedOff) {
+			return fmt.Errorf("handoff: the run ended otherwise: %w", cause)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("handoff: %w", ctx.Err())
+	}
+}
+
 // awaitFinals collects the final state of each of the job's total instances (on the
 // coordinator of a cluster), or stops when ctx is done.
 func (d *protoDriver) awaitFinals(ctx context.Context, total int) (map[string][]byte, bool) {
@@ -621,6 +691,12 @@ func (a *controlActor) Receive(c pa.Context) {
 		}
 	case goWire:
 		a.d.goOnce.Do(func() { close(a.d.goSignal) })
+	case handoffWire:
+		if a.d.handoffAsked != nil {
+			a.d.handoffAsked()
+		}
+	case stopWire:
+		a.d.cancel(ErrHandedOff)
 	case failWire:
 		a.d.cancel(fmt.Errorf("the job failed on another node: %s", m.reason))
 	}

@@ -84,6 +84,8 @@ const (
 	wireFail     = 'X'
 	wireReady    = 'R'
 	wireGo       = 'G'
+	wireHandoff  = 'H'
+	wireStop     = 'S'
 )
 
 // encodeBatch encodes b, its records with codec, for a receiver on another node.
@@ -229,6 +231,10 @@ func decodeControlMessage(b []byte) (any, error) {
 		msg = readyWire{node: string(d.bytes())}
 	case wireGo:
 		msg = goWire{}
+	case wireHandoff:
+		msg = handoffWire{}
+	case wireStop:
+		msg = stopWire{}
 	case wireFail:
 		msg = failWire{reason: string(d.bytes())}
 	default:
@@ -247,6 +253,13 @@ type doneWire struct{}
 type (
 	readyWire struct{ node string }
 	goWire    struct{}
+)
+
+// handoffWire asks the coordinator to end the run at a checkpoint; stopWire, from the
+// coordinator, says the checkpoint is complete and the run stops.
+type (
+	handoffWire struct{}
+	stopWire    struct{}
 )
 
 func encodeReady(node string) *wrapperspb.BytesValue {

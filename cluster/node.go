@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pa "github.com/asynkron/protoactor-go/actor"
@@ -82,6 +83,8 @@ type Node struct {
 	remote  *remote.Remote
 	members *Members
 	admin   *AdminServer
+
+	leaving atomic.Bool
 
 	mu        sync.Mutex
 	placement *Placement
@@ -200,8 +203,27 @@ func splitHostPort(addr string) (string, int, error) {
 	return h, port, nil
 }
 
-// Close leaves the cluster gracefully (the others take the node's key groups over) and
-// stops the transport and the admin endpoint.
+// Leave hands the node's key groups off at a checkpoint, when a job runs, and leaves the
+// cluster: the others take them over from that checkpoint and replay nothing. Run then
+// returns ErrLeft.
+func (n *Node) Leave(ctx context.Context) error {
+	n.leaving.Store(true)
+	n.mu.Lock()
+	run := n.run
+	n.mu.Unlock()
+	var err error
+	if h, ok := run.(handoffer); ok {
+		hctx, stop := context.WithTimeout(ctx, handoffTimeout)
+		if err = h.Handoff(hctx); err != nil {
+			n.logger.Warn("handoff failed: the node leaves without it", "err", err)
+		}
+		stop()
+	}
+	return errors.Join(err, n.members.Leave(5*time.Second))
+}
+
+// Close leaves the cluster (gracefully, but without a handoff: see Leave) and stops the
+// transport and the admin endpoint.
 func (n *Node) Close() error {
 	err := n.members.Leave(5 * time.Second)
 	if n.admin != nil {
@@ -241,6 +263,9 @@ func (n *Node) AdminAddr() string {
 	}
 	return n.admin.Addr().String()
 }
+
+// ErrLeft is what Run returns on a node that left the cluster (Leave) while its job ran.
+var ErrLeft = errors.New("the node left the cluster")
 
 // errMembershipChanged ends a run when the member list changes.
 var errMembershipChanged = errors.New("the cluster's membership changed")
@@ -297,14 +322,10 @@ func (n *Node) Run(ctx context.Context, name string, keyGroups int, build func(o
 		watchDone := make(chan struct{})
 		go func() {
 			defer close(watchDone)
-			select {
-			case <-changes:
-				cancel(errMembershipChanged)
-			case <-runCtx.Done():
-			}
+			n.watch(runCtx, cancel, changes, job, ids)
 		}()
 		err = job.Run(runCtx)
-		changed := errors.Is(context.Cause(runCtx), errMembershipChanged)
+		cause := context.Cause(runCtx)
 		cancel(nil)
 		<-watchDone
 		n.mu.Lock()
@@ -316,12 +337,57 @@ func (n *Node) Run(ctx context.Context, name string, keyGroups int, build func(o
 			return nil
 		case ctx.Err() != nil:
 			return ctx.Err()
-		case changed:
+		case errors.Is(err, actor.ErrHandedOff) && n.leaving.Load():
+			n.logger.Info("handed off: the node leaves", "job", name, "attempt", attempt, "at", err)
+			return ErrLeft
+		case errors.Is(err, actor.ErrHandedOff):
+			n.logger.Info("membership changed: the run stopped at a handoff checkpoint, and starts again from it", "job", name, "attempt", attempt, "at", err)
+		case errors.Is(cause, errMembershipChanged):
 			n.logger.Info("membership changed: the run stops, and starts again from the newest checkpoint", "job", name, "attempt", attempt)
 		default:
 			return fmt.Errorf("run %s: %w", name, err)
 		}
 	}
+}
+
+// handoffTimeout bounds a handoff checkpoint: past it, the run stops anyway and the next one
+// starts from the newest checkpoint.
+const handoffTimeout = 10 * time.Second
+
+// handoffer is a job that can end its run at a checkpoint (a *graph.Job).
+type handoffer interface {
+	Handoff(ctx context.Context) error
+}
+
+// watch ends the run of job, which started with members, when the member list changes: at
+// a handoff checkpoint when every member is still there (a node joined), at once when one is
+// gone (it failed or left: its instances cannot take part in a checkpoint).
+func (n *Node) watch(ctx context.Context, cancel context.CancelCauseFunc, changes <-chan struct{}, job JobRun, members []string) {
+	select {
+	case <-changes:
+	case <-ctx.Done():
+		return
+	}
+	h, ok := job.(handoffer)
+	if ok {
+		now := map[string]bool{}
+		for _, m := range n.members.Members() {
+			now[m.NodeID] = true
+		}
+		for _, id := range members {
+			ok = ok && now[id]
+		}
+	}
+	if ok {
+		hctx, stop := context.WithTimeout(ctx, handoffTimeout)
+		err := h.Handoff(hctx)
+		stop()
+		if err == nil {
+			return // the run stops with actor.ErrHandedOff
+		}
+		n.logger.Warn("handoff failed: the run stops without it", "err", err)
+	}
+	cancel(errMembershipChanged)
 }
 
 // settle waits until the cluster has at least expect members and its member list has not
@@ -337,7 +403,7 @@ func (n *Node) settle(ctx context.Context, expect int) ([]Member, error) {
 			return nil, ctx.Err()
 		case _, ok := <-changes:
 			if !ok {
-				return nil, errors.New("the node has left the cluster")
+				return nil, ErrLeft
 			}
 			members = n.members.Members()
 			timer.Reset(n.cfg.Settle)

@@ -112,6 +112,11 @@ func (j *Job) Savepoint(ctx context.Context, name string) error {
 	return nil
 }
 
+// Handoff ends a run on a cluster at a checkpoint that every node completes, so that the
+// next run (after a node joined or left) starts from it and replays nothing: see
+// cluster.Node.
+func (j *Job) Handoff(ctx context.Context) error { return j.aj.Handoff(ctx) }
+
 // FromSavepoint makes the job start from the savepoint name in store instead of from the
 // newest checkpoint, before or after Checkpoints; alone, it also takes checkpoints into
 // store, every second.

@@ -30,8 +30,9 @@
 //	-key-groups N   key groups of the job (default 128)
 //
 // It logs (log/slog, text, on stderr) a line "node started" with its admin address, and one
-// per run. It exits 0 when the job has processed the whole input and committed it, and
-// leaves the cluster on SIGINT or SIGTERM.
+// per run. It exits 0 when the job has processed the whole input and committed it, and on
+// SIGINT or SIGTERM it hands its key groups off at a checkpoint, leaves the cluster and
+// exits 0.
 package main
 
 import (
@@ -60,8 +61,9 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stderr)
+	// SIGINT or SIGTERM: the node hands its key groups off at a checkpoint and leaves.
+	leave, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(context.Background(), leave, os.Args[1:], os.Stderr)
 	stop()
 	if err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
@@ -71,7 +73,9 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, args []string, stderr io.Writer) error {
+// run runs the node until its job completes, ctx ends (it stops at once), or leave ends (it
+// hands off and leaves the cluster: not an error).
+func run(ctx, leave context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("eddy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	id := fs.String("id", "", "node id, unique and stable (default: the -bind address)")
@@ -149,7 +153,23 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 
 	const name = "keycount"
 	quiet := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	return node.Run(ctx, name, *keyGroups, func(option func(*actor.Config)) (cluster.JobRun, error) {
+	left := make(chan struct{})
+	go func() {
+		defer close(left)
+		select {
+		case <-leave.Done():
+			if err := node.Leave(ctx); err != nil {
+				logger.Warn("leave", "err", err)
+			}
+		case <-ctx.Done():
+		}
+	}()
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() {
+		cancel()
+		<-left
+	}()
+	err = node.Run(ctx, name, *keyGroups, func(option func(*actor.Config)) (cluster.JobRun, error) {
 		sink, err := stream.TwoPhaseJSONL[keycount.Output](*out)
 		if err != nil {
 			return nil, err
@@ -158,6 +178,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return g.Build(graph.Parallelism(runtime.GOMAXPROCS(0)), graph.MaxKeyGroups(*keyGroups), graph.Logger(quiet),
 			graph.Checkpoints(store, *interval), option)
 	})
+	if errors.Is(err, cluster.ErrLeft) {
+		logger.Info("left the cluster", "id", *id)
+		return nil
+	}
+	return err
 }
 
 // loadTLS returns the server and client TLS configurations of mutual TLS: each node shows

@@ -228,13 +228,14 @@ func waitExit(t *testing.T, n *node, d time.Duration) {
 
 // The promise of the cluster: three nodes run a keyed job with an exactly-once file sink;
 // one is SIGKILLed mid-run and the others take its key groups over from the last checkpoint;
-// then a fourth joins and takes key groups (its admin endpoint shows them); and the committed
-// output holds every (key, seq) exactly once.
+// then a fourth joins and takes key groups (its admin endpoint shows them) at a handoff
+// checkpoint; then one leaves gracefully; and the committed output holds every (key, seq)
+// exactly once.
 func TestClusterFailoverAndJoin(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts four processes")
 	}
-	const n, keys = 60_000, 97
+	const n, keys = 100_000, 97
 	dir := t.TempDir()
 	bin := buildBinary(t)
 	in, out, state := filepath.Join(dir, "in.jsonl"), filepath.Join(dir, "out"), filepath.Join(dir, "state")
@@ -289,7 +290,24 @@ func TestClusterFailoverAndJoin(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	for _, nd := range []*node{n1, n2, n4} {
+	// The join ended the survivors' run at a handoff checkpoint: the next run replays
+	// nothing.
+	deadline = time.Now().Add(30 * time.Second)
+	for !strings.Contains(n1.log(), "stopped at a handoff checkpoint") {
+		if time.Now().After(deadline) {
+			t.Fatalf("n1 did not hand off when n4 joined\n%s", n1.log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// n2 leaves gracefully (SIGTERM) while the job runs: it hands off, leaves, exits 0.
+	if err := n2.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitExit(t, n2, time.Minute)
+	if !strings.Contains(n2.log(), "left the cluster") {
+		t.Errorf("n2 did not leave gracefully\n%s", n2.log())
+	}
+	for _, nd := range []*node{n1, n4} {
 		waitExit(t, nd, 2*time.Minute)
 	}
 	checkOutput(t, out, want, n)
@@ -396,7 +414,7 @@ func TestFlags(t *testing.T) {
 		{"-state", "s", "-in", "x", "-out", "o", "-key", "zz"},
 		{"-state", "s", "-in", "x", "-out", "o", "-tls-cert", "c"},
 	} {
-		if err := run(t.Context(), args, &strings.Builder{}); err == nil {
+		if err := run(t.Context(), t.Context(), args, &strings.Builder{}); err == nil {
 			t.Errorf("run(%q) = nil, want an error", args)
 		}
 	}

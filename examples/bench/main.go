@@ -151,23 +151,37 @@ func run(w io.Writer, scenario string, n int64, p, runs, nodes int, backend stri
 		s.baseline(n)
 		baseSecs = append(baseSecs, time.Since(t0).Seconds())
 
+		// With -checkpoint, the same engine runs without checkpoints too, right before or
+		// after (alternately, so that neither gains from going second): what they cost.
+		var plain float64
+		timePlain := func() error {
+			s := newBench()
+			s.prepare(n)
+			s.baseline(n) // what the engine's result is checked against
+			secs, heap, _, err := runEngine(s, scenario, n, p, nodes, backend, 0, "", logger)
+			plain, peak = secs, max(peak, heap)
+			return err
+		}
+		if checkpoint > 0 && i%2 == 1 {
+			if err := timePlain(); err != nil {
+				return err
+			}
+		}
 		secs, heap, cps, err := runEngine(s, scenario, n, p, nodes, backend, checkpoint, memprofile, logger)
 		if err != nil {
 			return err
 		}
 		engineSecs, peak, checkpoints = append(engineSecs, secs), max(peak, heap), cps
-		logger.Info("run done", "run", i+1, "baseline_seconds", baseSecs[i], "engine_seconds", secs, "checkpoints", cps)
-		if checkpoint > 0 {
-			// The same engine without checkpoints, in the same run: what checkpoints cost.
-			s := newBench()
-			s.prepare(n)
-			s.baseline(n) // what the engine's result is checked against
-			secs, heap, _, err := runEngine(s, scenario, n, p, nodes, backend, 0, "", logger)
-			if err != nil {
+		if checkpoint > 0 && i%2 == 0 {
+			if err := timePlain(); err != nil {
 				return err
 			}
-			plainSecs, peak = append(plainSecs, secs), max(peak, heap)
-			logger.Info("run done without checkpoints", "run", i+1, "engine_seconds", secs)
+		}
+		if checkpoint > 0 {
+			plainSecs = append(plainSecs, plain)
+			logger.Info("run done", "run", i+1, "baseline_seconds", baseSecs[i], "engine_seconds", secs, "checkpoints", cps, "without_checkpoints_seconds", plain)
+		} else {
+			logger.Info("run done", "run", i+1, "baseline_seconds", baseSecs[i], "engine_seconds", secs)
 		}
 	}
 	base, secs := median(baseSecs), median(engineSecs)
