@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -12,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/eddyflow/eddy/internal/keycount"
 )
 
 // The promise: kill the process at any instant, start it again, and the committed output is
@@ -69,50 +69,19 @@ func TestKilledAndRestartedExactlyOnce(t *testing.T) {
 		t.Fatalf("%d kills, finished %v: the test did not do what it says", kills, finished)
 	}
 
-	files, lines := checkOutput(t, out, want, n)
+	files, lines := checkOutput(t, out, want)
 	t.Logf("%d kills, %d files, %d lines", kills, files, lines)
 }
 
-// checkOutput checks that the committed output in out holds every (key, seq) for
-// seq = 1..want[key] exactly once, and nothing else; it returns how many files and lines.
-func checkOutput(t *testing.T, out string, want map[string]int, n int) (int, int) {
+// checkOutput checks that out holds every (key, seq) for seq = 1..want[key] exactly once, and
+// nothing else; it returns how many files and lines.
+func checkOutput(t *testing.T, out string, want map[string]int) (int, int) {
 	t.Helper()
-	seen := map[string]map[int]int{}
-	files, _ := filepath.Glob(filepath.Join(out, "*.jsonl"))
-	lines := 0
-	for _, f := range files {
-		fh, err := os.Open(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(fh)
-		for sc.Scan() {
-			var o Output
-			if err := json.Unmarshal(sc.Bytes(), &o); err != nil {
-				t.Fatalf("%s: %q: %v", f, sc.Text(), err)
-			}
-			if seen[o.Key] == nil {
-				seen[o.Key] = map[int]int{}
-			}
-			seen[o.Key][int(o.Seq)]++
-			lines++
-		}
-		fh.Close()
+	files, lines, err := keycount.Check(out, want)
+	if err != nil {
+		t.Error(err)
 	}
-	if lines != n {
-		t.Errorf("%d committed lines, want %d", lines, n)
-	}
-	for k, c := range want {
-		for seq := 1; seq <= c; seq++ {
-			if got := seen[k][seq]; got != 1 {
-				t.Errorf("key %s seq %d committed %d times", k, seq, got)
-			}
-		}
-		if len(seen[k]) != c {
-			t.Errorf("key %s: %d distinct seqs committed, want %d", k, len(seen[k]), c)
-		}
-	}
-	return len(files), lines
+	return files, lines
 }
 
 // A corrupt newest checkpoint is reported and skipped: the run starts from the one before,
@@ -150,7 +119,7 @@ func TestCorruptCheckpointFallsBack(t *testing.T) {
 	if !strings.Contains(stderr.String(), "corrupt checkpoint skipped") || !strings.Contains(stderr.String(), filepath.Base(newest)) {
 		t.Errorf("the corruption of %s was not reported; stderr:\n%s", filepath.Base(newest), stderr.String())
 	}
-	checkOutput(t, out, want, n)
+	checkOutput(t, out, want)
 }
 
 // Rescaling: a run at parallelism 2 is killed, the next starts at 4 from its checkpoint and
@@ -176,7 +145,7 @@ func TestRescaleAcrossRestarts(t *testing.T) {
 	if err := last.Run(); err != nil {
 		t.Fatalf("the run at parallelism 1 failed: %v\n%s", err, stderr.String())
 	}
-	checkOutput(t, out, want, n)
+	checkOutput(t, out, want)
 }
 
 // setup builds the binary and writes an input of n records whose keys key(i) gives; it

@@ -4,6 +4,13 @@
 package keycount
 
 import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/eddyflow/eddy/graph"
@@ -49,4 +56,52 @@ func Pace[T any](rate int) func(T) T {
 		}
 		return v
 	}
+}
+
+// Check reads the committed output in out (out/*.jsonl) and reports whether it holds every
+// (key, seq) for seq = 1..want[key] exactly once and nothing else: nil, or an error naming
+// the first problems. It returns how many files and lines it read.
+func Check(out string, want map[string]int) (files, lines int, err error) {
+	paths, err := filepath.Glob(filepath.Join(out, "*.jsonl"))
+	if err != nil {
+		return 0, 0, err
+	}
+	seen := map[Output]int{}
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			return 0, 0, err
+		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			var o Output
+			if err := json.Unmarshal(sc.Bytes(), &o); err != nil {
+				f.Close()
+				return 0, 0, fmt.Errorf("%s: %q: %w", p, sc.Text(), err)
+			}
+			seen[o]++
+			lines++
+		}
+		f.Close()
+		if err := sc.Err(); err != nil {
+			return 0, 0, fmt.Errorf("read %s: %w", p, err)
+		}
+	}
+	var problems []string
+	total := 0
+	for k, c := range want {
+		total += c
+		for seq := 1; seq <= c; seq++ {
+			if got := seen[Output{Key: k, Seq: int64(seq)}]; got != 1 && len(problems) < 10 {
+				problems = append(problems, fmt.Sprintf("key %s seq %d committed %d times", k, seq, got))
+			}
+		}
+	}
+	if lines != total {
+		problems = append(problems, fmt.Sprintf("%d committed lines, want %d", lines, total))
+	}
+	if len(problems) > 0 {
+		return len(paths), lines, errors.New(strings.Join(problems, "; "))
+	}
+	return len(paths), lines, nil
 }
