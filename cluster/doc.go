@@ -2,7 +2,7 @@
 // binary and the same jobs, finds the others by gossip, and computes from the member list
 // it sees which node owns each key group.
 //
-// It has three parts:
+// It has these parts:
 //
 //   - Membership (Join, Members): SWIM gossip with hashicorp/memberlist. A node joins through
 //     any seed, publishes its admin and actor-transport addresses as metadata, and is told
@@ -12,6 +12,9 @@
 //     actor.Placement, with an Epoch to fence writes.
 //   - Admin (AdminHandler, ServeAdmin): /members, /placement, /stages and Prometheus
 //     /metrics for one node.
+//   - Nodes (StartNode, Node.Run, Node.Leave, RunOn, DirFence): a job run over the members,
+//     started again from a checkpoint when they change, fenced so that two runs never both
+//     commit. cmd/eddy is a node.
 //
 // The smallest use:
 //
@@ -50,8 +53,9 @@
 // sent from memberlist's callbacks without blocking, so no goroutine of this package runs
 // beside memberlist's own. memberlist's Shutdown stops its listeners and waits for them, but
 // not for a probe or gossip round in progress, which ends within the probe timeout (TCP
-// fallback: TCPTimeout); what it logs after Shutdown is dropped. memberlist logs through the Config's slog.Logger. Metadata is
-// JSON (Meta), checked at Join against memberlist's 512-byte limit. With a gossip Key,
+// fallback: TCPTimeout); what it logs after Shutdown is dropped. memberlist logs through the
+// Config's slog.Logger. Metadata is JSON (Meta), checked at Join against memberlist's
+// 512-byte limit. With a gossip Key,
 // a node with another key or none cannot join: the seed cannot decrypt its state and Join
 // returns memberlist's reason ("no installed keys could decrypt the message").
 //
@@ -79,7 +83,8 @@
 // a node joins) and Load defaults to 1.25 (Load must be above 1: at 1 the partitions may
 // not fit and consistent panics). Over 500 random three-node clusters, adding a fourth
 // moved 25% of 128 key groups on average (about the quarter the new node takes) and 37% at
-// worst; with Load 1.1 the largest share drops from 53 to 47 and 26% move on average. consistent names a node's ring points "%s%d" of its name and the
+// worst; with Load 1.1 the largest share drops from 53 to 47 and 26% move on average.
+// consistent names a node's ring points "%s%d" of its name and the
 // point's number, so nodes "n-1" and "n-11" would share "n-110"; ring names are node IDs
 // with "/" appended, which cannot collide that way. Nodes are sorted before the ring is
 // built, so the member list's order does not matter.
@@ -89,14 +94,34 @@
 // A Placement's Epoch is a hash of everything its owners depend on: the sorted node IDs,
 // the Load, the ring's points per node and the key-group counts. Nodes that see the same
 // members (and run the same configuration) compute the same epoch; any change of membership
-// changes it. An epoch is checked for equality, not order: an owner claims its key groups in
-// the checkpoint store under its epoch, and the store refuses a journal or checkpoint write
-// whose epoch is not the one of the latest claim, so a node still acting on an older view
-// (a short disagreement during churn) cannot overwrite the new owner's state. A counter
-// would be ordered but nodes cannot agree on one without a master; a hash they agree on
-// from the member list alone. The same member list seen again later gives the same epoch
-// again; that is safe because a new owner claims again, and the claim, not the epoch alone,
-// is what a write is checked against.
+// changes it. A counter would be ordered, but nodes cannot agree on one without a master; a
+// hash they agree on from the member list alone. The runtime puts it (with the checkpoint a
+// run restored) into its actor names, so that a message of an older run reaches no actor of
+// a newer one. Writes are fenced by a claim, not by the epoch alone: see Fencing.
+//
+// # Running a job: Node
+//
+// A Node is one peer: its membership, its actor system with Proto.Actor remote (TLS
+// optional), its admin endpoint. Node.Run runs a job over the cluster, in runs: wait until
+// the member list has been still for Settle (and, the first time, has Expect members),
+// place the key groups (RunOn: the actor.Placement and actor.ClusterRun of this node's
+// part), build the job afresh, run it from the newest checkpoint in the shared store. When
+// the list changes, every node ends its run: at a handoff checkpoint when every member of
+// the run is still there (a node joined: Job.Handoff, so the next run replays nothing), at
+// once when one is gone (a failure: the next run starts from the newest checkpoint, and
+// sources rewind). Node.Leave hands off and then leaves. Each run moves only the identities
+// whose owner changed; the others restart where they were. A live handoff without a restart
+// is the next step.
+//
+// # Fencing
+//
+// The coordinator of each run (the owner of key group 0) claims a DirFence in the shared
+// directory with a token of its own, and checks before every checkpoint it saves that the
+// token is still there. A coordinator of an older run that still runs (a node cut off from
+// the others) finds another token and fails its run without saving; since two-phase sinks
+// commit only what a saved checkpoint completed, two runs never both commit. A shared
+// directory has no compare-and-swap: a store with conditional writes closes the window of a
+// few microseconds between a check and a claim.
 //
 // # Why actor.Placement and not Proto.Actor's cluster
 //
