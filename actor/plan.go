@@ -21,7 +21,9 @@ func (id Identity) String() string { return fmt.Sprintf("%s/%s/%d", id.Job, id.S
 // Placement says on which node an identity runs. The cluster package provides one that
 // spreads identities over peers; Local runs them all here.
 type Placement interface {
-	// Node returns the address of the node that runs id, or "" for this node.
+	// Node returns the node that runs id, or "" for this node. In a run with a
+	// ClusterRun it is that node's Proto.Actor address (cluster.RunOn makes such a
+	// placement).
 	Node(id Identity) string
 }
 
