@@ -11,6 +11,7 @@ import (
 	"time"
 
 	pa "github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/remote"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
@@ -48,6 +49,10 @@ func (j *Job) Checkpoint(ctx context.Context) (Checkpoint, error) {
 		return Checkpoint{}, ctx.Err()
 	}
 }
+
+// ErrNodeUnreachable ends a cluster run when the transport to another node of the run is
+// lost or cannot be set up.
+var ErrNodeUnreachable = errors.New("lost the connection to a node of the run")
 
 // ErrHandedOff ends a cluster run that stopped at a checkpoint everyone completed, so that
 // the next run (with another placement) starts from there and replays nothing.
@@ -262,6 +267,22 @@ func (j *Job) Run(ctx context.Context) (err error) {
 		for _, n := range cl.Nodes {
 			d.others = append(d.others, pa.NewPID(n, names.control()))
 		}
+		// A node that cannot be reached (it died, or its transport refuses ours) would stall
+		// the run: Proto.Actor says so on its event stream, and the run fails instead.
+		nodes := map[string]bool{}
+		for _, n := range cl.Nodes {
+			nodes[n] = true
+		}
+		var unreachable atomic.Bool // armed while the run needs the others
+		unreachable.Store(true)
+		sub := sys.EventStream.Subscribe(func(evt any) {
+			if e, ok := evt.(*remote.EndpointTerminatedEvent); ok && nodes[e.Address] && unreachable.Load() {
+				d.cancel(fmt.Errorf("%w: %s", ErrNodeUnreachable, e.Address))
+			}
+		})
+		defer sys.EventStream.Unsubscribe(sub)
+		// Once the job is done everywhere, the others may go: their connections end.
+		d.disarm = func() { unreachable.Store(false) }
 		props := pa.PropsFromProducer(func() pa.Actor { return &controlActor{d: d} })
 		pid, err := sys.Root.SpawnNamed(props, names.control())
 		if err != nil {
@@ -289,7 +310,11 @@ func (j *Job) Run(ctx context.Context) (err error) {
 			fence = cl.Fence
 		}
 		c := &coordinator{fence: fence, sink: j.cfg.Checkpoints, interval: j.cfg.CheckpointInterval, total: len(all), first: j.restoredID(), requests: requests,
-			acks: d.acks, stats: &j.ckpt, onError: func(err error) { logger.Warn("checkpoint failed", "err", err) },
+			acks: d.acks, stats: &j.ckpt, onError: func(err error) {
+				if coordCtx.Err() == nil { // not a checkpoint cut short by the end of the run
+					logger.Warn("checkpoint failed", "err", err)
+				}
+			},
 			onFenced: d.fail,
 			send: func(id int64, complete bool) {
 				for _, pid := range all {
@@ -358,6 +383,9 @@ func (j *Job) Run(ctx context.Context) (err error) {
 			case <-ctx.Done():
 			}
 		}
+	}
+	if d.disarm != nil {
+		d.disarm()
 	}
 	stopCoordinator()
 	handoffs.Wait()
@@ -495,6 +523,7 @@ type protoDriver struct {
 	doneOnce       sync.Once
 	handoffMu      sync.Mutex
 	handoffAsked   func() // on the coordinator: another node asks for a handoff
+	disarm         func() // the end of the run: other nodes may go now
 	failOnce       sync.Once
 }
 

@@ -49,6 +49,10 @@ type NodeConfig struct {
 	// JoinTimeout is how long the node keeps trying its seeds (they may be starting too)
 	// before it gives up. Default 30s.
 	JoinTimeout time.Duration
+	// MaxFailures is how many runs in a row may fail (a node unreachable, a stage that
+	// failed the job) before Run gives up and returns the error; each failed run starts
+	// again from the newest checkpoint, as Flink's fixed-delay restart does. Default 3.
+	MaxFailures int
 	// Logger receives the node's log. nil: slog.Default(). Proto.Actor's own log goes to
 	// it at Warn and above only.
 	Logger *slog.Logger
@@ -114,6 +118,9 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	}
 	if n.cfg.Expect < 1 {
 		n.cfg.Expect = 1
+	}
+	if n.cfg.MaxFailures < 1 {
+		n.cfg.MaxFailures = 3
 	}
 	if err := n.startRemote(); err != nil {
 		return nil, err
@@ -279,6 +286,7 @@ var errMembershipChanged = errors.New("the cluster's membership changed")
 // and starts again from the newest checkpoint with the new placement: the identities whose
 // owner changed move, and exactly-once output holds through two-phase sinks.
 func (n *Node) Run(ctx context.Context, name string, keyGroups int, build func(option func(*actor.Config)) (JobRun, error)) error {
+	failures := 0
 	for attempt := 1; ; attempt++ {
 		expect := n.cfg.Expect
 		if attempt > 1 {
@@ -345,8 +353,13 @@ func (n *Node) Run(ctx context.Context, name string, keyGroups int, build func(o
 		case errors.Is(cause, errMembershipChanged):
 			n.logger.Info("membership changed: the run stops, and starts again from the newest checkpoint", "job", name, "attempt", attempt)
 		default:
-			return fmt.Errorf("run %s: %w", name, err)
+			if failures++; failures >= n.cfg.MaxFailures {
+				return fmt.Errorf("run %s: %d runs in a row failed, the last: %w", name, failures, err)
+			}
+			n.logger.Warn("the run failed: it starts again from the newest checkpoint", "job", name, "attempt", attempt, "failures", failures, "err", err)
+			continue
 		}
+		failures = 0
 	}
 }
 
