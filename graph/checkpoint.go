@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/eddyflow/eddy/actor"
@@ -20,7 +21,7 @@ import (
 // the one before it.
 func Checkpoints(store persistence.CheckpointStore, interval time.Duration) JobOption {
 	return func(c *actor.Config) {
-		s := &storeSink{store: store, keep: 3}
+		s := &storeSink{store: store, keep: keepCheckpoints}
 		if prev, ok := c.Checkpoints.(*storeSink); ok {
 			// FromSavepoint came first: the savepoint still says where the job starts.
 			s.savepoint, s.savepointStore = prev.savepoint, prev.savepointStore
@@ -87,6 +88,9 @@ func (s *storeSink) latest(ctx context.Context) (*actor.Checkpoint, []error, err
 		return nil, skipped, fmt.Errorf("decode checkpoint %d: %w", l.N, err)
 	}
 	cp := actor.Checkpoint(f)
+	if err := flattenDeltas(ctx, &cp, s.loadCheckpoint); err != nil {
+		return nil, skipped, err
+	}
 	return &cp, skipped, nil
 }
 
@@ -100,6 +104,11 @@ func (j *Job) Savepoint(ctx context.Context, name string) error {
 	}
 	cp, err := j.aj.Checkpoint(ctx)
 	if err != nil {
+		return fmt.Errorf("savepoint %q: %w", name, err)
+	}
+	// A savepoint stands on its own: chains of incremental snapshots are flattened.
+	cp.States = maps.Clone(cp.States)
+	if err := flattenDeltas(ctx, &cp, sink.loadCheckpoint); err != nil {
 		return fmt.Errorf("savepoint %q: %w", name, err)
 	}
 	b, err := json.Marshal(checkpointFile(cp))
@@ -124,7 +133,7 @@ func FromSavepoint(store persistence.CheckpointStore, name string) JobOption {
 	return func(c *actor.Config) {
 		s, ok := c.Checkpoints.(*storeSink)
 		if !ok {
-			s = &storeSink{store: store, keep: 3}
+			s = &storeSink{store: store, keep: keepCheckpoints}
 			c.Checkpoints = s
 		}
 		s.savepoint, s.savepointStore = name, store

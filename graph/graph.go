@@ -701,6 +701,9 @@ func aggregate[K comparable, T, A, R any](k Keyed[K, T], agg stream.Aggregator[T
 				if err := t.store.Clear(); err != nil {
 					return nil, fmt.Errorf("stage %q: %w", ns.name, err)
 				}
+				// Its first snapshot is full (no base yet), the next ones incremental.
+				t.deltas = &deltaLog{}
+				t.op.OnWriteBack(t.deltas.written)
 			}
 		}
 		t.ttl = o.ttl

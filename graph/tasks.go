@@ -436,6 +436,16 @@ type aggregateTask[K comparable, T, A, R any] struct {
 	// memory).
 	keys  stream.Codec[K]
 	store *persistence.KeyedValues
+	// deltas, with a state backend and checkpoints, is what the key group wrote back since
+	// the last complete checkpoint: its snapshots are incremental.
+	deltas *deltaLog
+}
+
+// CheckpointComplete lets later incremental snapshots build on checkpoint id.
+func (t *aggregateTask[K, T, A, R]) CheckpointComplete(id int64) {
+	if t.deltas != nil {
+		t.deltas.complete(id)
+	}
 }
 
 // Watermark passes w on after what the stage emitted before it, and lets an event-time TTL
@@ -493,8 +503,12 @@ func (t *aggregateTask[K, T, A, R]) EndInput() { t.op.EndInput() }
 // and Badger key groups write the same bytes, so either restores what the other saved.
 const aggSnapshotVersion = 2
 
-// Restore loads the accumulators of a snapshot: into the state backend when there is one.
+// Restore loads the accumulators of a full snapshot: into the state backend when there is
+// one. (Incremental snapshots are flattened when their checkpoint is loaded.)
 func (t *aggregateTask[K, T, A, R]) Restore(state []byte) error {
+	if len(state) > 0 && state[0] == aggDeltaVersion {
+		return errors.New("restore: an incremental snapshot, not flattened against the checkpoints it builds on")
+	}
 	if len(state) == 0 || state[0] != aggSnapshotVersion {
 		return fmt.Errorf("decode aggregate snapshot: want version %d, got %d bytes", aggSnapshotVersion, len(state))
 	}
@@ -547,10 +561,15 @@ const restoreBatch = 4096
 
 // Snapshot encodes every key's accumulator; with a state backend it writes the changed ones
 // back first and copies the key group's state from there.
-func (t *aggregateTask[K, T, A, R]) Snapshot(int64) ([]byte, error) {
+func (t *aggregateTask[K, T, A, R]) Snapshot(id int64) ([]byte, error) {
 	out := []byte{aggSnapshotVersion}
 	if t.store != nil {
 		t.op.Flush()
+		if t.deltas != nil {
+			if delta, ok := t.deltas.snapshot(id); ok {
+				return delta, nil // even with no pairs: it says "as at the base"
+			}
+		}
 		err := t.store.Scan(func(k, v []byte) error {
 			out = appendUvarintBytes(appendUvarintBytes(out, k), v)
 			return nil

@@ -140,7 +140,14 @@ type AggregateOperator[K comparable, T, A, R any] struct {
 	cacheLimit int
 	touched    []*aggEntry[K, A]
 	flushEpoch uint64
+	// written, when set, is told every key and accumulator written back to the store.
+	written func(key, value []byte)
 }
+
+// OnWriteBack makes the operator call f with the bytes of every key and accumulator it
+// writes back to its store, in order: what an incremental checkpoint ships. f must not keep
+// the slices past the call.
+func (op *AggregateOperator[K, T, A, R]) OnWriteBack(f func(key, value []byte)) { op.written = f }
 
 // AccStore keeps the accumulators of an AggregateOperator outside memory (a key group's
 // keyed values in Badger, say), so keyed state can be far larger than RAM.
@@ -207,6 +214,11 @@ func (op *AggregateOperator[K, T, A, R]) writeBack(force bool) {
 	}
 	op.touched = op.touched[:0]
 	op.flushEpoch++
+	if op.written != nil {
+		for i := range keys {
+			op.written(keys[i], values[i])
+		}
+	}
 	if err := op.store.PutBatch(keys, values); err != nil {
 		panic(fmt.Sprintf("aggregate: write back %d keys: %v", len(keys), err))
 	}
