@@ -81,9 +81,9 @@ func TestFlattenDeltas(t *testing.T) {
 		return nil, errors.New("not found")
 	}
 	cp := &actor.Checkpoint{ID: 3, States: map[string][]byte{
-		"j/c/0": delta(2, "c", "1", "a", "3"), // on 2, on 1
-		"j/c/1": delta(2, "y", "1"),
-		"j/c/2": delta(1), // a key group with no state at its base
+		"j/c/0":   delta(2, "c", "1", "a", "3"), // on 2, on 1
+		"j/c/1":   delta(2, "y", "1"),
+		"j/c/2":   delta(1), // a key group with no state at its base
 		"j/src/0": {1, '{', '}'},
 	}}
 	if err := flattenDeltas(context.Background(), cp, load); err != nil {
