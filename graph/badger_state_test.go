@@ -2,7 +2,6 @@ package graph_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -185,8 +184,8 @@ func TestBadgerStateIncrementalCheckpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var raw struct{ States map[string][]byte }
-	if err := json.Unmarshal(l.Data, &raw); err != nil {
+	raw, err := graph.DecodeCheckpoint(l.Data)
+	if err != nil {
 		t.Fatal(err)
 	}
 	deltas := 0

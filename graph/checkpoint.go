@@ -2,10 +2,10 @@ package graph
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"sync"
 	"time"
 
 	"github.com/eddyflow/eddy/actor"
@@ -21,7 +21,7 @@ import (
 // the one before it.
 func Checkpoints(store persistence.CheckpointStore, interval time.Duration) JobOption {
 	return func(c *actor.Config) {
-		s := &storeSink{store: store, keep: keepCheckpoints}
+		s := &storeSink{store: store}
 		if prev, ok := c.Checkpoints.(*storeSink); ok {
 			// FromSavepoint came first: the savepoint still says where the job starts.
 			s.savepoint, s.savepointStore = prev.savepoint, prev.savepointStore
@@ -33,26 +33,18 @@ func Checkpoints(store persistence.CheckpointStore, interval time.Duration) JobO
 // storeSink saves complete checkpoints to a persistence.CheckpointStore, one file each.
 type storeSink struct {
 	store persistence.CheckpointStore
-	keep  int
+	// bases holds, per checkpoint saved or read, the checkpoints its incremental
+	// snapshots build on, so that pruning keeps them.
+	mu    sync.Mutex
+	bases map[int64][]int64
 	// savepoint, when set, is the savepoint to start from instead of the newest checkpoint.
 	savepoint      string
 	savepointStore persistence.CheckpointStore
 }
 
-// checkpointFile is a checkpoint as stored: JSON (states base64), inside the store's
-// versioned, checksummed frame.
-type checkpointFile struct {
-	ID       int64             `json:"id"`
-	States   map[string][]byte `json:"states"`
-	Finished map[string]bool   `json:"finished,omitempty"`
-}
-
 func (s *storeSink) Save(ctx context.Context, cp actor.Checkpoint) error {
-	b, err := json.Marshal(checkpointFile(cp))
-	if err != nil {
-		return fmt.Errorf("encode checkpoint %d: %w", cp.ID, err)
-	}
-	err = s.store.Write(ctx, uint64(cp.ID), b)
+	b := EncodeCheckpoint(cp)
+	err := s.store.Write(ctx, uint64(cp.ID), b)
 	if errors.Is(err, persistence.ErrExists) && cp.ID == actor.FinalCheckpoint {
 		// The final checkpoint of an earlier run (this one started from a savepoint): the
 		// new end replaces it.
@@ -63,7 +55,8 @@ func (s *storeSink) Save(ctx context.Context, cp actor.Checkpoint) error {
 	if err != nil {
 		return fmt.Errorf("save checkpoint %d: %w", cp.ID, err)
 	}
-	if err := s.store.Keep(ctx, s.keep); err != nil {
+	s.noteBases(cp)
+	if err := s.prune(ctx); err != nil {
 		return fmt.Errorf("prune checkpoints after %d: %w", cp.ID, err)
 	}
 	return nil
@@ -83,11 +76,10 @@ func (s *storeSink) latest(ctx context.Context) (*actor.Checkpoint, []error, err
 	if err != nil {
 		return nil, skipped, err
 	}
-	var f checkpointFile
-	if err := json.Unmarshal(l.Data, &f); err != nil {
+	cp, err := DecodeCheckpoint(l.Data)
+	if err != nil {
 		return nil, skipped, fmt.Errorf("decode checkpoint %d: %w", l.N, err)
 	}
-	cp := actor.Checkpoint(f)
 	if err := flattenDeltas(ctx, &cp, s.loadCheckpoint); err != nil {
 		return nil, skipped, err
 	}
@@ -111,11 +103,7 @@ func (j *Job) Savepoint(ctx context.Context, name string) error {
 	if err := flattenDeltas(ctx, &cp, sink.loadCheckpoint); err != nil {
 		return fmt.Errorf("savepoint %q: %w", name, err)
 	}
-	b, err := json.Marshal(checkpointFile(cp))
-	if err != nil {
-		return fmt.Errorf("savepoint %q: encode: %w", name, err)
-	}
-	if err := sink.store.WriteSavepoint(ctx, name, b); err != nil {
+	if err := sink.store.WriteSavepoint(ctx, name, EncodeCheckpoint(cp)); err != nil {
 		return fmt.Errorf("savepoint %q: %w", name, err)
 	}
 	return nil
@@ -133,7 +121,7 @@ func FromSavepoint(store persistence.CheckpointStore, name string) JobOption {
 	return func(c *actor.Config) {
 		s, ok := c.Checkpoints.(*storeSink)
 		if !ok {
-			s = &storeSink{store: store, keep: keepCheckpoints}
+			s = &storeSink{store: store}
 			c.Checkpoints = s
 		}
 		s.savepoint, s.savepointStore = name, store
@@ -146,11 +134,10 @@ func (s *storeSink) loadSavepoint(ctx context.Context) (*actor.Checkpoint, error
 	if err != nil {
 		return nil, fmt.Errorf("load savepoint %q: %w", s.savepoint, err)
 	}
-	var f checkpointFile
-	if err := json.Unmarshal(b, &f); err != nil {
+	cp, err := DecodeCheckpoint(b)
+	if err != nil {
 		return nil, fmt.Errorf("decode savepoint %q: %w", s.savepoint, err)
 	}
-	cp := actor.Checkpoint(f)
 	return &cp, nil
 }
 

@@ -3,8 +3,9 @@ package graph
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/eddyflow/eddy/actor"
@@ -23,9 +24,13 @@ const aggDeltaVersion = 3
 // state more often.
 const maxDeltaChain = 8
 
-// keepCheckpoints is how many checkpoints a store keeps: the newest three and, behind them,
-// what their chains may reach back to.
-const keepCheckpoints = 3 + 2*maxDeltaChain
+// keepCheckpoints is how many of the newest checkpoints a store keeps; older ones stay as
+// long as a kept one's chain reaches them.
+const keepCheckpoints = 3
+
+// maxChainDepth bounds how far flattening follows a chain: far past any chain a key group
+// builds, so only a broken store (a cycle) reaches it.
+const maxChainDepth = 10_000
 
 // deltaLog collects what an aggregate key group writes back to its store between
 // checkpoints, per checkpoint, until a checkpoint that covers it is complete.
@@ -58,9 +63,7 @@ func (l *deltaLog) snapshot(id int64) (delta []byte, ok bool) {
 	if l.chains == nil {
 		l.chains = map[int64]int{}
 	}
-	if l.base == 0 || l.chain >= maxDeltaChain || id == actor.FinalCheckpoint {
-		// The final state is kept by every later checkpoint of a finished key group: it
-		// must not depend on checkpoints that will be pruned.
+	if l.base == 0 || l.chain >= maxDeltaChain {
 		l.chains[id] = 0
 		return nil, false
 	}
@@ -110,8 +113,8 @@ func flattenDeltas(ctx context.Context, cp *actor.Checkpoint, load func(ctx cont
 			if !ok {
 				return nil, fmt.Errorf("%s: a bad incremental snapshot", identity)
 			}
-			if depth > keepCheckpoints {
-				return nil, fmt.Errorf("%s: a chain of incremental snapshots longer than %d", identity, keepCheckpoints)
+			if depth > maxChainDepth {
+				return nil, fmt.Errorf("%s: a chain of incremental snapshots longer than %d", identity, maxChainDepth)
 			}
 			b, ok := loaded[base]
 			if !ok {
@@ -193,10 +196,155 @@ func (s *storeSink) loadCheckpoint(ctx context.Context, id int64) (*actor.Checkp
 	if err != nil {
 		return nil, err
 	}
-	var f checkpointFile
-	if err := json.Unmarshal(b, &f); err != nil {
+	cp, err := DecodeCheckpoint(b)
+	if err != nil {
 		return nil, fmt.Errorf("decode checkpoint %d: %w", id, err)
 	}
-	cp := actor.Checkpoint(f)
 	return &cp, nil
+}
+
+// noteBases remembers which checkpoints cp's incremental snapshots build on.
+func (s *storeSink) noteBases(cp actor.Checkpoint) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.bases == nil {
+		s.bases = map[int64][]int64{}
+	}
+	s.bases[cp.ID] = basesOf(cp)
+}
+
+func basesOf(cp actor.Checkpoint) []int64 {
+	var out []int64
+	for _, st := range cp.States {
+		if b, _, ok := deltaBase(st); ok && !slices.Contains(out, b) {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// prune deletes the checkpoints that are neither among the newest keepCheckpoints nor
+// reached by the chain of one that is (a finished key group's final snapshot, which every
+// later checkpoint repeats, may build on an old one).
+func (s *storeSink) prune(ctx context.Context) error {
+	ids, err := s.store.List(ctx)
+	if err != nil {
+		return err
+	}
+	if len(ids) <= keepCheckpoints {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.bases == nil {
+		s.bases = map[int64][]int64{}
+	}
+	keep := map[int64]bool{}
+	var reach func(id int64, depth int)
+	reach = func(id int64, depth int) {
+		if keep[id] || depth > maxChainDepth {
+			return
+		}
+		keep[id] = true
+		bases, ok := s.bases[id]
+		if !ok {
+			// Saved by an earlier run: read it once.
+			if cp, err := s.loadCheckpoint(ctx, id); err == nil {
+				bases = basesOf(*cp)
+			}
+			s.bases[id] = bases
+		}
+		for _, b := range bases {
+			reach(b, depth+1)
+		}
+	}
+	for _, id := range ids[len(ids)-keepCheckpoints:] {
+		reach(int64(id), 0)
+	}
+	for _, id := range ids {
+		if !keep[int64(id)] {
+			if err := s.store.Delete(ctx, id); err != nil {
+				return err
+			}
+			delete(s.bases, int64(id))
+		}
+	}
+	return nil
+}
+
+// EncodeCheckpoint writes a checkpoint as a CheckpointStore holds it (inside the store's versioned, checksummed
+// frame): 'E', 'C', version 1, the id, the states by identity and the finished identities,
+// with uvarint lengths. Binary: JSON would write every state in base64 and double it in
+// its buffer, which large states feel.
+func EncodeCheckpoint(cp actor.Checkpoint) []byte {
+	size := 32
+	for id, st := range cp.States {
+		size += len(id) + len(st) + 20
+	}
+	out := make([]byte, 0, size)
+	out = append(out, 'E', 'C', 1)
+	out = binary.AppendUvarint(out, uint64(cp.ID))
+	ids := slices.Sorted(maps.Keys(cp.States))
+	out = binary.AppendUvarint(out, uint64(len(ids)))
+	for _, id := range ids {
+		out = appendUvarintBytes(appendUvarintBytes(out, []byte(id)), cp.States[id])
+	}
+	fin := slices.Sorted(maps.Keys(cp.Finished))
+	out = binary.AppendUvarint(out, uint64(len(fin)))
+	for _, id := range fin {
+		out = appendUvarintBytes(out, []byte(id))
+	}
+	return out
+}
+
+// DecodeCheckpoint decodes a checkpoint as a CheckpointStore holds it (its metadata), for
+// tools and tests: incremental snapshots stay as they are, not flattened.
+func DecodeCheckpoint(b []byte) (actor.Checkpoint, error) {
+	if len(b) < 3 || b[0] != 'E' || b[1] != 'C' || b[2] != 1 {
+		return actor.Checkpoint{}, errors.New("decode checkpoint: not an Eddy checkpoint of version 1")
+	}
+	b = b[3:]
+	id, n := binary.Uvarint(b)
+	if n <= 0 || id > uint64(actor.FinalCheckpoint) {
+		return actor.Checkpoint{}, errors.New("decode checkpoint: bad id")
+	}
+	b = b[n:]
+	cp := actor.Checkpoint{ID: int64(id), States: map[string][]byte{}, Finished: map[string]bool{}}
+	count := func() (int, error) {
+		c, n := binary.Uvarint(b)
+		if n <= 0 || c > uint64(len(b)) {
+			return 0, errors.New("decode checkpoint: bad count")
+		}
+		b = b[n:]
+		return int(c), nil
+	}
+	states, err := count()
+	if err != nil {
+		return actor.Checkpoint{}, err
+	}
+	for range states {
+		var idb, st []byte
+		if idb, b, err = cutUvarintBytes(b); err == nil {
+			st, b, err = cutUvarintBytes(b)
+		}
+		if err != nil {
+			return actor.Checkpoint{}, fmt.Errorf("decode checkpoint: state: %w", err)
+		}
+		cp.States[string(idb)] = st
+	}
+	finished, err := count()
+	if err != nil {
+		return actor.Checkpoint{}, err
+	}
+	for range finished {
+		var idb []byte
+		if idb, b, err = cutUvarintBytes(b); err != nil {
+			return actor.Checkpoint{}, fmt.Errorf("decode checkpoint: finished: %w", err)
+		}
+		cp.Finished[string(idb)] = true
+	}
+	if len(b) > 0 {
+		return actor.Checkpoint{}, fmt.Errorf("decode checkpoint: %d bytes left over", len(b))
+	}
+	return cp, nil
 }

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/eddyflow/eddy/actor"
+	"github.com/eddyflow/eddy/persistence"
 )
 
 func pairs(kv ...string) []byte {
@@ -61,8 +63,12 @@ func TestDeltaLog(t *testing.T) {
 	if fullAt == 0 || fullAt > 4+maxDeltaChain {
 		t.Errorf("the first full snapshot after 3 came at %d, want by %d", fullAt, 4+maxDeltaChain)
 	}
-	if _, ok := l.snapshot(actor.FinalCheckpoint); ok {
-		t.Error("the final snapshot is incremental; later checkpoints keep it, its base may go")
+	// The final snapshot is incremental too: pruning keeps what it builds on.
+	l.complete(fullAt)
+	if d, ok := l.snapshot(actor.FinalCheckpoint); !ok {
+		t.Error("the final snapshot is full though it has a base")
+	} else if base, _, _ := deltaBase(d); base != fullAt {
+		t.Errorf("the final snapshot builds on %d, want %d", base, fullAt)
 	}
 }
 
@@ -106,4 +112,68 @@ func TestFlattenDeltas(t *testing.T) {
 	if err := flattenDeltas(context.Background(), broken, load); err == nil {
 		t.Error("a chain whose base is gone was flattened")
 	}
+}
+
+// Pruning keeps the newest checkpoints and every checkpoint their chains reach (a finished
+// key group repeats its final snapshot, built on an old checkpoint, in every later one).
+func TestPruneKeepsChains(t *testing.T) {
+	ctx := context.Background()
+	store, err := persistence.OpenDirCheckpoints(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &storeSink{store: store}
+	final := append([]byte{aggDeltaVersion, 1}, pairs("k", "9")...)
+	for id := int64(1); id <= 10; id++ {
+		states := map[string][]byte{"j/c/1": full("x", string(rune('0'+id%10)))}
+		if id == 1 {
+			states["j/c/0"] = full("k", "1")
+		} else {
+			states["j/c/0"] = final
+		}
+		if err := sink.Save(ctx, actor.Checkpoint{ID: id, States: states}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids, err := store.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []uint64{1, 8, 9, 10}; !slices.Equal(ids, want) {
+		t.Errorf("kept %v, want %v", ids, want)
+	}
+	// A new sink (a new run) finds the chain whole.
+	cp, _, err := (&storeSink{store: store}).latest(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(cp.States["j/c/0"], full("k", "9")) {
+		t.Errorf("flattened %q, want %q", cp.States["j/c/0"], full("k", "9"))
+	}
+}
+
+func TestCheckpointEncoding(t *testing.T) {
+	cp := actor.Checkpoint{ID: actor.FinalCheckpoint, States: map[string][]byte{"j/s/0": {1, 2}, "j/c/3": {}},
+		Finished: map[string]bool{"j/s/0": true}}
+	got, err := DecodeCheckpoint(EncodeCheckpoint(cp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != cp.ID || len(got.States) != 2 || !bytes.Equal(got.States["j/s/0"], []byte{1, 2}) || !got.Finished["j/s/0"] || len(got.Finished) != 1 {
+		t.Errorf("round trip: %+v, want %+v", got, cp)
+	}
+}
+
+// A checkpoint's metadata comes from disk: bad bytes are an error, never a panic.
+func FuzzDecodeCheckpoint(f *testing.F) {
+	f.Add(EncodeCheckpoint(actor.Checkpoint{ID: 3, States: map[string][]byte{"a": {1}}, Finished: map[string]bool{"a": true}}))
+	f.Add([]byte("EC\x01"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cp, err := DecodeCheckpoint(b)
+		if err == nil {
+			if again, err := DecodeCheckpoint(EncodeCheckpoint(cp)); err != nil || again.ID != cp.ID || len(again.States) != len(cp.States) {
+				t.Fatalf("re-encoding %+v: %+v, %v", cp, again, err)
+			}
+		}
+	})
 }

@@ -2,7 +2,6 @@ package graph_test
 
 import (
 	"context"
-	"encoding/json"
 	"testing"
 	"time"
 
@@ -61,12 +60,12 @@ func benchmarkRecovery(b *testing.B, db *persistence.BadgerDB) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var cp map[string]any
-	if err := json.Unmarshal(l.Data, &cp); err != nil {
+	cp, err := graph.DecodeCheckpoint(l.Data)
+	if err != nil {
 		b.Fatal(err)
 	}
-	cp["id"], cp["finished"] = 1, nil
-	data, _ := json.Marshal(cp)
+	cp.ID, cp.Finished = 1, nil
+	data := graph.EncodeCheckpoint(cp)
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
