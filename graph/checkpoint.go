@@ -65,25 +65,28 @@ func (s *storeSink) Save(ctx context.Context, cp actor.Checkpoint) error {
 // latest returns the newest intact checkpoint (nil when there is none) and the errors of
 // the corrupt ones it skipped.
 func (s *storeSink) latest(ctx context.Context) (*actor.Checkpoint, []error, error) {
-	l, err := persistence.LoadLatestValid(ctx, s.store)
+	ids, err := s.store.List(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
 	var skipped []error
-	for _, c := range l.Skipped {
-		skipped = append(skipped, c)
+	for i := len(ids) - 1; i >= 0; i-- {
+		cp, err := s.loadCheckpoint(ctx, int64(ids[i]))
+		if err == nil {
+			// A chain is only as good as each checkpoint it reaches.
+			err = flattenDeltas(ctx, cp, s.loadCheckpoint)
+		}
+		var corrupt *persistence.CorruptError
+		switch {
+		case err == nil:
+			return cp, skipped, nil
+		case errors.As(err, &corrupt), errors.Is(err, errBadCheckpoint), errors.Is(err, persistence.ErrNotFound):
+			skipped = append(skipped, fmt.Errorf("checkpoint %d: %w", ids[i], err))
+		default:
+			return nil, skipped, err
+		}
 	}
-	if errors.Is(err, persistence.ErrNotFound) {
-		return nil, skipped, nil
-	}
-	if err != nil {
-		return nil, skipped, err
-	}
-	cp, err := DecodeCheckpoint(l.Data)
-	if err != nil {
-		return nil, skipped, fmt.Errorf("decode checkpoint %d: %w", l.N, err)
-	}
-	if err := flattenDeltas(ctx, &cp, s.loadCheckpoint); err != nil {
-		return nil, skipped, err
-	}
-	return &cp, skipped, nil
+	return nil, skipped, nil
 }
 
 // Savepoint takes a checkpoint of the running job now and keeps it in the job's checkpoint

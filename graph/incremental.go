@@ -111,7 +111,7 @@ func flattenDeltas(ctx context.Context, cp *actor.Checkpoint, load func(ctx cont
 		if len(st) > 0 && st[0] == aggDeltaVersion {
 			base, pairs, ok := deltaBase(st)
 			if !ok {
-				return nil, fmt.Errorf("%s: a bad incremental snapshot", identity)
+				return nil, fmt.Errorf("%s: %w: an incremental snapshot without a base", identity, errBadCheckpoint)
 			}
 			if depth > maxChainDepth {
 				return nil, fmt.Errorf("%s: a chain of incremental snapshots longer than %d", identity, maxChainDepth)
@@ -128,7 +128,11 @@ func flattenDeltas(ctx context.Context, cp *actor.Checkpoint, load func(ctx cont
 			if err != nil {
 				return nil, err
 			}
-			return mergeAggSnapshots(full, pairs)
+			merged, err := mergeAggSnapshots(full, pairs)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w: %w", identity, errBadCheckpoint, err)
+			}
+			return merged, nil
 		}
 		return st, nil
 	}
@@ -198,7 +202,7 @@ func (s *storeSink) loadCheckpoint(ctx context.Context, id int64) (*actor.Checkp
 	}
 	cp, err := DecodeCheckpoint(b)
 	if err != nil {
-		return nil, fmt.Errorf("decode checkpoint %d: %w", id, err)
+		return nil, fmt.Errorf("checkpoint %d: %w: %w", id, errBadCheckpoint, err)
 	}
 	return &cp, nil
 }
@@ -296,6 +300,10 @@ func EncodeCheckpoint(cp actor.Checkpoint) []byte {
 	}
 	return out
 }
+
+// errBadCheckpoint says a checkpoint's metadata passed the store's checksum but does not
+// decode, or its chain does not add up: recovery skips it for an older one.
+var errBadCheckpoint = errors.New("bad checkpoint")
 
 // DecodeCheckpoint decodes a checkpoint as a CheckpointStore holds it (its metadata), for
 // tools and tests: incremental snapshots stay as they are, not flattened.

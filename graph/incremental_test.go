@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -118,7 +121,8 @@ func TestFlattenDeltas(t *testing.T) {
 // key group repeats its final snapshot, built on an old checkpoint, in every later one).
 func TestPruneKeepsChains(t *testing.T) {
 	ctx := context.Background()
-	store, err := persistence.OpenDirCheckpoints(t.TempDir())
+	dir := t.TempDir()
+	store, err := persistence.OpenDirCheckpoints(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,8 +151,30 @@ func TestPruneKeepsChains(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(cp.States["j/c/0"], full("k", "9")) {
-		t.Errorf("flattened %q, want %q", cp.States["j/c/0"], full("k", "9"))
+	if cp.ID != 10 || !bytes.Equal(cp.States["j/c/0"], full("k", "9")) {
+		t.Errorf("checkpoint %d flattened %q, want 10 and %q", cp.ID, cp.States["j/c/0"], full("k", "9"))
+	}
+	// A damaged newest checkpoint is skipped for the one before; a damaged base, for every
+	// chain through it.
+	damage := func(id int) {
+		t.Helper()
+		p := filepath.Join(dir, "checkpoints", fmt.Sprintf("chk-%020d", id))
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b[len(b)-1] ^= 0xff
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	damage(10)
+	if cp, skipped, err := (&storeSink{store: store}).latest(ctx); err != nil || cp.ID != 9 || len(skipped) != 1 {
+		t.Errorf("with 10 damaged: checkpoint %v, skipped %v, %v; want 9 and one skipped", cp, skipped, err)
+	}
+	damage(1)
+	if cp, skipped, err := (&storeSink{store: store}).latest(ctx); err != nil || cp != nil || len(skipped) != 4 {
+		t.Errorf("with the base damaged: checkpoint %v, skipped %v, %v; want none and four skipped", cp, skipped, err)
 	}
 }
 
