@@ -701,8 +701,14 @@ func aggregate[K comparable, T, A, R any](k Keyed[K, T], agg stream.Aggregator[T
 				if err := t.store.Clear(); err != nil {
 					return nil, fmt.Errorf("stage %q: %w", ns.name, err)
 				}
-				// Its first snapshot is full (no base yet), the next ones incremental.
+				// Its snapshots are incremental, on the checkpoint it restored when that is in
+				// the store (a savepoint is not: the first snapshot is then full). The chain
+				// behind that checkpoint is unknown here: it counts as half the longest.
 				t.deltas = &deltaLog{}
+				sink, fromStore := ic.env.Config.Checkpoints.(*storeSink)
+				if cp := ic.env.Config.Restore; cp != nil && cp.ID != actor.FinalCheckpoint && fromStore && sink.savepoint == "" {
+					t.deltas.base, t.deltas.chain = cp.ID, maxDeltaChain/2
+				}
 				t.op.OnWriteBack(t.deltas.written)
 			}
 		}
