@@ -8,6 +8,7 @@ package actor_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"sync"
@@ -122,5 +123,34 @@ func TestTwoNodes(t *testing.T) {
 	}
 	if cs := ja.Runtime().Checkpoints(); cs.Completed < 2 {
 		t.Errorf("the coordinator completed %d checkpoints, want some and the final one", cs.Completed)
+	}
+}
+
+// Nodes that disagree on the run (here: its epoch) never meet; their runs fail after the
+// start timeout instead of waiting forever.
+func TestTwoNodesDisagree(t *testing.T) {
+	a, b := startNode(t), startNode(t)
+	nodes := [2]string{a.Address(), b.Address()}
+	nodeJob := func(sys *pa.ActorSystem, epoch int64, coordinator string, others []string) *graph.Job {
+		g := graph.New("disagree")
+		src := graph.From(g, stream.Generate(1000, func(i int64) int64 { return i }))
+		graph.Count(graph.KeyBy(src, func(k int64) int64 { return k })).To(stream.Func(func([]stream.Record[stream.KV[int64, int64]]) error { return nil }))
+		job, err := g.Build(graph.Parallelism(2), graph.MaxKeyGroups(4), graph.Logger(slog.New(slog.NewTextHandler(io.Discard, nil))),
+			func(c *actor.Config) {
+				c.Placement = byParity{self: sys.Address(), nodes: nodes}
+				c.Cluster = &actor.ClusterRun{System: sys, Epoch: epoch, Coordinator: coordinator, Nodes: others, StartTimeout: 300 * time.Millisecond}
+			})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return job
+	}
+	errs := make(chan error, 2)
+	go func() { errs <- nodeJob(a, 1, "", []string{b.Address()}).Run(context.Background()) }()
+	go func() { errs <- nodeJob(b, 2, a.Address(), []string{a.Address()}).Run(context.Background()) }()
+	for range 2 {
+		if err := <-errs; !errors.Is(err, actor.ErrNotStarted) {
+			t.Errorf("Run = %v, want ErrNotStarted", err)
+		}
 	}
 }

@@ -83,6 +83,8 @@ type ClusterRun struct {
 	Coordinator string
 	// Nodes are the addresses of the other nodes of the run.
 	Nodes []string
+	// StartTimeout bounds the wait for every node to start the run. Default 30s.
+	StartTimeout time.Duration
 	// Fence, when set, is asked by the coordinator before it saves a checkpoint: an error
 	// says another run holds the job now (a newer epoch), and this run fails without saving
 	// or committing, so that two runs never both commit.
@@ -147,4 +149,11 @@ func (c *Config) Validate() error {
 		c.Placement = Local{}
 	}
 	return nil
+}
+
+func (c *ClusterRun) startTimeout() time.Duration {
+	if c.StartTimeout > 0 {
+		return c.StartTimeout
+	}
+	return 30 * time.Second
 }

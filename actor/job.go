@@ -54,6 +54,10 @@ func (j *Job) Checkpoint(ctx context.Context) (Checkpoint, error) {
 // lost or cannot be set up.
 var ErrNodeUnreachable = errors.New("lost the connection to a node of the run")
 
+// ErrNotStarted ends a cluster run whose nodes did not all start it: they saw other member
+// lists or restored other checkpoints.
+var ErrNotStarted = errors.New("the nodes of the run did not all start it")
+
 // ErrHandedOff ends a cluster run that stopped at a checkpoint everyone completed, so that
 // the next run (with another placement) starts from there and replays nothing.
 var ErrHandedOff = errors.New("the run handed its state off at a checkpoint")
@@ -361,7 +365,14 @@ func (j *Job) Run(ctx context.Context) (err error) {
 	if cl != nil && ctx.Err() == nil {
 		// No instance starts before every node has spawned its actors: a batch sent to an
 		// actor not there yet would be lost.
-		d.awaitGo(ctx, len(cl.Nodes))
+		// Nodes that disagree on the run (another member list, another checkpoint) never
+		// meet: after a while the run fails, and the next one starts from the store again.
+		startCtx, stop := context.WithTimeout(ctx, cl.startTimeout())
+		d.awaitGo(startCtx, len(cl.Nodes))
+		if startCtx.Err() != nil && ctx.Err() == nil {
+			d.cancel(fmt.Errorf("%w within %v", ErrNotStarted, cl.startTimeout()))
+		}
+		stop()
 	}
 	if ctx.Err() == nil {
 		for _, r := range runners {
