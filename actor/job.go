@@ -764,7 +764,7 @@ func (a *instanceActor) Receive(c pa.Context) {
 	msg := c.Message()
 	if b, ok := msg.(*wrapperspb.BytesValue); ok {
 		var err error
-		if msg, err = decodeInstanceMessage(b.Value, a.r.inputs); err != nil {
+		if msg, err = decodeInstanceMessage(b.Value, a.r.inputs, a.r.takeSpare); err != nil {
 			a.drv.fail(fmt.Errorf("instance %s: from another node: %w", a.r.env.ID, err))
 			return
 		}

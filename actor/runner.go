@@ -57,8 +57,10 @@ type runner struct {
 	env     *Env
 	task    Task
 	outputs []*OutputGroup
-	// inputs holds the codec of each input port, for batches from other nodes.
+	// inputs holds the codec of each input port, for batches from other nodes, and spare
+	// the record slices of such batches once handled, per port, to decode the next into.
 	inputs []RecordsCodec
+	spare  [][]any
 
 	// queue holds batches received and not yet processed; bounded by the credits granted.
 	queue []*Batch
@@ -239,7 +241,13 @@ func (r *runner) drain() {
 			continue
 		}
 		r.remove(i)
-		r.drv.send(b.Sender, &Credit{Group: b.Group, Dest: b.Dest, Records: b.Records})
+		if b.Sender != nil && b.Sender.Address != r.self.Address && b.Records != nil {
+			// Decoded here: the slice stays here, for the next batch from another node.
+			r.putSpare(b.Port, b.Records)
+			r.drv.send(b.Sender, &Credit{Group: b.Group, Dest: b.Dest})
+		} else {
+			r.drv.send(b.Sender, &Credit{Group: b.Group, Dest: b.Dest, Records: b.Records})
+		}
 		r.task.EndBatch()
 		i = 0
 	}
@@ -527,4 +535,29 @@ func (r *runner) stopTimers() {
 		r.timerStop()
 		r.timerStop = nil
 	}
+}
+
+// maxSpare bounds the record slices an instance keeps per port for batches from other nodes:
+// a few suffice, since each batch in flight is one credit.
+const maxSpare = 8
+
+func (r *runner) putSpare(port int, recs any) {
+	for len(r.spare) <= port {
+		r.spare = append(r.spare, nil)
+	}
+	if len(r.spare[port]) < maxSpare {
+		r.spare[port] = append(r.spare[port], recs)
+	}
+}
+
+// takeSpare returns a record slice kept for port, or nil.
+func (r *runner) takeSpare(port int) any {
+	if port >= len(r.spare) || len(r.spare[port]) == 0 {
+		return nil
+	}
+	s := r.spare[port]
+	recs := s[len(s)-1]
+	s[len(s)-1] = nil
+	r.spare[port] = s[:len(s)-1]
+	return recs
 }

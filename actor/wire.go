@@ -17,8 +17,10 @@ type RecordsCodec interface {
 	// AppendRecords appends the encoding of records (a []stream.Record[T]), n of them, to
 	// dst.
 	AppendRecords(dst []byte, records any, n int) ([]byte, error)
-	// DecodeRecords decodes what AppendRecords wrote. Bad input is an error, never a panic.
-	DecodeRecords(src []byte) (records any, n int, err error)
+	// DecodeRecords decodes what AppendRecords wrote, into reuse (a slice it returned
+	// before, whose records are no longer needed) when that is not nil. Bad input is an
+	// error, never a panic.
+	DecodeRecords(reuse any, src []byte) (records any, n int, err error)
 }
 
 // NewRecordsCodec returns the RecordsCodec of records whose values c encodes: per record
@@ -46,10 +48,14 @@ func (rc recordsCodec[T]) AppendRecords(dst []byte, records any, n int) ([]byte,
 	return dst, nil
 }
 
-func (rc recordsCodec[T]) DecodeRecords(src []byte) (any, int, error) {
+func (rc recordsCodec[T]) DecodeRecords(reuse any, src []byte) (any, int, error) {
 	d := wireReader{b: src}
 	n := d.count(3) // a record takes at least 3 bytes
-	recs := make([]stream.Record[T], 0, n)
+	recs, _ := reuse.([]stream.Record[T])
+	if cap(recs) < n {
+		recs = make([]stream.Record[T], 0, n)
+	}
+	recs = recs[:0]
 	for range n {
 		t := d.varint()
 		kind := d.byte()
@@ -135,8 +141,8 @@ func encodeControl(msg any) (*wrapperspb.BytesValue, error) {
 }
 
 // decodeInstanceMessage decodes a message for an instance; inputs gives the codec of each of
-// its input ports.
-func decodeInstanceMessage(b []byte, inputs []RecordsCodec) (any, error) {
+// its input ports, and spare (may be nil) a slice of records of a port to decode into.
+func decodeInstanceMessage(b []byte, inputs []RecordsCodec, spare func(port int) any) (any, error) {
 	if len(b) == 0 {
 		return nil, errors.New("decode message: empty")
 	}
@@ -156,7 +162,11 @@ func decodeInstanceMessage(b []byte, inputs []RecordsCodec) (any, error) {
 			if batch.Port >= len(inputs) || inputs[batch.Port] == nil {
 				return nil, fmt.Errorf("decode batch: records for port %d, which has no codec", batch.Port)
 			}
-			recs, n, err := inputs[batch.Port].DecodeRecords(d.b)
+			var reuse any
+			if spare != nil {
+				reuse = spare(batch.Port)
+			}
+			recs, n, err := inputs[batch.Port].DecodeRecords(reuse, d.b)
 			if err != nil {
 				return nil, fmt.Errorf("decode batch: %w", err)
 			}

@@ -24,7 +24,7 @@ func TestWireRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := decodeInstanceMessage(wire.Value, codecs)
+	got, err := decodeInstanceMessage(wire.Value, codecs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func TestWireRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := decodeInstanceMessage(wire.Value, codecs)
+		got, err := decodeInstanceMessage(wire.Value, codecs, nil)
 		if err != nil || !reflect.DeepEqual(got, msg) {
 			t.Errorf("%T: got %+v, %v; want %+v", msg, got, err, msg)
 		}
@@ -68,7 +68,7 @@ func FuzzDecodeInstanceMessage(f *testing.F) {
 	f.Add(c.Value)
 	f.Add(encodeAck(ackWire{id: 1, identity: "x", state: []byte{1}}).Value)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if msg, err := decodeInstanceMessage(data, codecs); err == nil {
+		if msg, err := decodeInstanceMessage(data, codecs, nil); err == nil {
 			if b, ok := msg.(*Batch); ok {
 				recs, _ := b.Records.([]stream.Record[string])
 				if b.N != len(recs) {
@@ -78,4 +78,22 @@ func FuzzDecodeInstanceMessage(f *testing.F) {
 		}
 		_, _ = decodeControlMessage(data)
 	})
+}
+
+// A batch from another node decodes into a slice of an earlier one when given it.
+func TestDecodeRecordsReuses(t *testing.T) {
+	c := stringCodec()
+	b, err := c.AppendRecords(nil, []stream.Record[string]{{Value: "a"}, {Value: "b"}}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := make([]stream.Record[string], 5, 8)
+	got, n, err := c.DecodeRecords(old, b)
+	if err != nil || n != 2 {
+		t.Fatal(n, err)
+	}
+	recs := got.([]stream.Record[string])
+	if &recs[0] != &old[0] || recs[1].Value != "b" || len(recs) != 2 {
+		t.Errorf("decoded %v into a new slice, or wrongly", recs)
+	}
 }
