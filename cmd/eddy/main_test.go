@@ -132,6 +132,28 @@ func (n *node) processingWithout(t *testing.T, dead string) bool {
 	return false
 }
 
+// ownerOf returns the node that owns key group kg of the job in the node's current run
+// (its admin endpoint), "" before the first.
+func (n *node) ownerOf(kg int) string {
+	resp, err := http.Get("http://" + n.admin + "/placement")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var v cluster.PlacementView
+	if json.NewDecoder(resp.Body).Decode(&v) != nil {
+		return ""
+	}
+	for _, j := range v.Jobs {
+		for node, kgs := range j.Owners {
+			if j.Job == "keycount" && slices.Contains(kgs, kg) {
+				return node
+			}
+		}
+	}
+	return ""
+}
+
 // placement reads the node's admin endpoint: its key groups of the job.
 func (n *node) keyGroups(t *testing.T) (int, bool) {
 	resp, err := http.Get("http://" + n.admin + "/placement")
@@ -198,7 +220,8 @@ func waitExit(t *testing.T, n *node, d time.Duration) {
 }
 
 // The promise of the cluster: three nodes run a keyed job with an exactly-once file sink;
-// one is SIGKILLed mid-run and the others take its key groups over from the last checkpoint;
+// one (the coordinator of checkpoints, the hardest to lose) is SIGKILLed mid-run and the
+// others take its key groups over from the last checkpoint;
 // then a fourth joins and takes key groups (its admin endpoint shows them) at a handoff
 // checkpoint; then one leaves gracefully; and the committed output holds every (key, seq)
 // exactly once.
@@ -217,39 +240,52 @@ func TestClusterFailoverAndJoin(t *testing.T) {
 	n2 := startNode(t, bin, dir, "n2", append(common, "-expect", "3", "-join", n1.gossip)...)
 	n3 := startNode(t, bin, dir, "n3", append(common, "-expect", "3", "-join", n1.gossip)...)
 
-	// Kill n3 once it owns key groups and the job has committed some output.
+	// Kill the coordinator (the owner of key group 0: checkpoints and the end of the job
+	// are its) once the job has committed some output.
+	nodes := map[string]*node{"n1": n1, "n2": n2, "n3": n3}
+	var victim *node
 	deadline := time.Now().Add(30 * time.Second)
-	for {
-		kg, ok := n3.keyGroups(t)
-		files, _ := filepath.Glob(filepath.Join(out, "*.jsonl"))
-		if ok && kg > 0 && len(files) > 0 {
-			break
+	for victim == nil {
+		if owner := n1.ownerOf(0); owner != "" {
+			if files, _ := filepath.Glob(filepath.Join(out, "*.jsonl")); len(files) > 0 {
+				victim = nodes[owner]
+			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the job did not start on three nodes\n%s", n3.log())
+			t.Fatalf("the job did not start on three nodes\n%s", n1.log())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	var a, b *node // the survivors
+	for _, id := range []string{"n1", "n2", "n3"} {
+		if nd := nodes[id]; nd != victim {
+			if a == nil {
+				a = nd
+			} else {
+				b = nd
+			}
+		}
+	}
 	time.Sleep(time.Duration(mrand.IntN(1000)) * time.Millisecond)
-	if err := n3.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := victim.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	killed := time.Now()
-	<-n3.done
-	// Failover: from the kill until a survivor runs without n3 and its key groups count
-	// records again.
+	<-victim.done
+	// Failover: from the kill until a survivor runs without the victim and its key groups
+	// count records again.
 	deadline = time.Now().Add(30 * time.Second)
-	for !n1.processingWithout(t, "n3") {
+	for !a.processingWithout(t, victim.id) {
 		if time.Now().After(deadline) {
-			t.Fatalf("n1 never ran again without n3\n%s", n1.log())
+			t.Fatalf("%s never ran again without %s\n%s", a.id, victim.id, a.log())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Logf("failover: %v from SIGKILL to processing again without the dead node", time.Since(killed).Round(time.Millisecond))
+	t.Logf("failover: %v from SIGKILL of the coordinator %s to processing again without it", time.Since(killed).Round(time.Millisecond), victim.id)
 
 	// A fourth node joins while the two survivors go on; it must get key groups.
 	time.Sleep(2 * time.Second)
-	n4 := startNode(t, bin, dir, "n4", append(common, "-join", n1.gossip)...)
+	n4 := startNode(t, bin, dir, "n4", append(common, "-join", a.gossip)...)
 	deadline = time.Now().Add(30 * time.Second)
 	for {
 		if kg, ok := n4.keyGroups(t); ok && kg > 0 {
@@ -264,21 +300,22 @@ func TestClusterFailoverAndJoin(t *testing.T) {
 	// The join ended the survivors' run at a handoff checkpoint: the next run replays
 	// nothing.
 	deadline = time.Now().Add(30 * time.Second)
-	for !strings.Contains(n1.log(), "stopped at a handoff checkpoint") {
+	for !strings.Contains(a.log(), "stopped at a handoff checkpoint") {
 		if time.Now().After(deadline) {
-			t.Fatalf("n1 did not hand off when n4 joined\n%s", n1.log())
+			t.Fatalf("%s did not hand off when n4 joined\n%s", a.id, a.log())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	// n2 leaves gracefully (SIGTERM) while the job runs: it hands off, leaves, exits 0.
-	if err := n2.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	// The other survivor leaves gracefully (SIGTERM) while the job runs: it hands off,
+	// leaves, exits 0.
+	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	waitExit(t, n2, time.Minute)
-	if !strings.Contains(n2.log(), "left the cluster") {
-		t.Errorf("n2 did not leave gracefully\n%s", n2.log())
+	waitExit(t, b, time.Minute)
+	if !strings.Contains(b.log(), "left the cluster") {
+		t.Errorf("%s did not leave gracefully\n%s", b.id, b.log())
 	}
-	for _, nd := range []*node{n1, n4} {
+	for _, nd := range []*node{a, n4} {
 		waitExit(t, nd, 2*time.Minute)
 	}
 	checkOutput(t, out, want)
