@@ -132,45 +132,41 @@ func (n *node) processingWithout(t *testing.T, dead string) bool {
 	return false
 }
 
-// ownerOf returns the node that owns key group kg of the job in the node's current run
-// (its admin endpoint), "" before the first.
-func (n *node) ownerOf(kg int) string {
+// placement reads the node's admin endpoint: the key groups of the job by node in its
+// current run (none before the first).
+func (n *node) placement() (map[string][]int, bool) {
 	resp, err := http.Get("http://" + n.admin + "/placement")
 	if err != nil {
-		return ""
+		return nil, false
 	}
 	defer resp.Body.Close()
 	var v cluster.PlacementView
-	if json.NewDecoder(resp.Body).Decode(&v) != nil {
-		return ""
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&v) != nil {
+		return nil, false
 	}
 	for _, j := range v.Jobs {
-		for node, kgs := range j.Owners {
-			if j.Job == "keycount" && slices.Contains(kgs, kg) {
-				return node
-			}
+		if j.Job == "keycount" {
+			return j.Owners, true
+		}
+	}
+	return nil, false
+}
+
+// ownerOf returns the node that owns key group kg, "" when the node does not know yet.
+func (n *node) ownerOf(kg int) string {
+	owners, _ := n.placement()
+	for node, kgs := range owners {
+		if slices.Contains(kgs, kg) {
+			return node
 		}
 	}
 	return ""
 }
 
-// placement reads the node's admin endpoint: its key groups of the job.
-func (n *node) keyGroups(t *testing.T) (int, bool) {
-	resp, err := http.Get("http://" + n.admin + "/placement")
-	if err != nil {
-		return 0, false
-	}
-	defer resp.Body.Close()
-	var v cluster.PlacementView
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&v) != nil {
-		return 0, false
-	}
-	for _, j := range v.Jobs {
-		if j.Job == "keycount" {
-			return len(j.Owners[n.id]), true
-		}
-	}
-	return 0, false
+// keyGroups returns how many key groups the node owns.
+func (n *node) keyGroups(*testing.T) (int, bool) {
+	owners, ok := n.placement()
+	return len(owners[n.id]), ok
 }
 
 func buildBinary(t *testing.T) string {
