@@ -217,7 +217,11 @@ func TestBadgerStateIncrementalCheckpoints(t *testing.T) {
 			continue
 		}
 		for kg := range st.Instances {
-			err := db.KeyedValues(fmt.Sprintf("incremental/%s/%d", st.Stage, kg)).Scan(func(kb, vb []byte) error {
+			kv, err := db.KeyedValues(fmt.Sprintf("incremental/%s/%d", st.Stage, kg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = kv.Scan(func(kb, vb []byte) error {
 				k, err := keyCodec.Decode(kb)
 				if err != nil {
 					return err

@@ -691,16 +691,22 @@ func aggregate[K comparable, T, A, R any](k Keyed[K, T], agg stream.Aggregator[T
 			return nil, err
 		}
 		if db, ok := ic.env.Config.StateBackend.(*persistence.BadgerDB); ok {
-			t.store = db.KeyedValues(ic.env.ID.String())
+			var err error
+			if ic.env.Config.Checkpoints != nil {
+				// With checkpoints, the state is what the checkpoint restored, or nothing:
+				// what a run that died wrote after its last complete checkpoint must go. A
+				// fresh generation starts empty; the old one is deleted in the background.
+				t.store, err = db.FreshKeyedValues(ic.env.ID.String())
+			} else {
+				t.store, err = db.KeyedValues(ic.env.ID.String())
+			}
+			if err != nil {
+				return nil, fmt.Errorf("stage %q: %w", ns.name, err)
+			}
 			if err := t.op.SetStore(t.store, func(k K) ([]byte, error) { return t.keys.Append(nil, k) }, stateCacheKeys); err != nil {
 				return nil, fmt.Errorf("stage %q: %w", ns.name, err)
 			}
 			if ic.env.Config.Checkpoints != nil {
-				// With checkpoints, the state is what the checkpoint restored, or nothing:
-				// what a run that died wrote after its last complete checkpoint must go.
-				if err := t.store.Clear(); err != nil {
-					return nil, fmt.Errorf("stage %q: %w", ns.name, err)
-				}
 				// Its snapshots are incremental, on the checkpoint it restored when that is in
 				// the store (a savepoint is not: the first snapshot is then full). The chain
 				// behind that checkpoint is unknown here: it counts as half the longest.

@@ -108,6 +108,9 @@ type BadgerDB struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	// cleaner deletes old generations of keyed state in the background.
+	cleaner stateCleaner
+
 	journal   *BadgerJournal
 	snapshots *BadgerSnapshots
 }
@@ -133,6 +136,7 @@ func OpenBadger(dir string, opts ...Option) (*BadgerDB, error) {
 		return nil, fmt.Errorf("open badger %s: %w", dir, err)
 	}
 	d := &BadgerDB{db: db, dir: dir, logger: cfg.logger, cfg: cfg}
+	d.cleaner.d = d
 	d.journal = &BadgerJournal{d: d, highest: make(map[string]uint64)}
 	d.snapshots = &BadgerSnapshots{d: d}
 	if cfg.sync.every > 0 {
@@ -173,6 +177,7 @@ func (d *BadgerDB) Close() error {
 			d.cancel()
 			<-d.syncDone
 		}
+		d.cleaner.close()
 		d.inflight.Wait()
 		if err := d.db.Close(); err != nil {
 			d.closeErr = fmt.Errorf("close badger %s: %w", d.dir, err)

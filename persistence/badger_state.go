@@ -1,27 +1,97 @@
 package persistence
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/dgraph-io/badger/v4"
 )
 
-// kindValue marks keyed state values: identity, NUL, 'v', then the state's own key bytes.
-const kindValue byte = 'v'
+// kindValue marks keyed state values: identity, NUL, 'v', the generation (8 bytes, big
+// endian), then the state's own key bytes. kindGeneration holds an identity's current
+// generation (frame(8 bytes)).
+const (
+	kindValue      byte = 'v'
+	kindGeneration byte = 'g'
+)
 
 // KeyedValues is the keyed state of one identity (a key group of a stage) in a Badger
 // database: values by key, under the identity's prefix, so the state can be far larger than
 // memory and a key group's state moves or restores on its own. Values are framed (version,
-// length, CRC-32C) like every other stored value.
+// length, CRC-32C) like every other stored value. The state has generations: a restore
+// starts a fresh, empty one (FreshKeyedValues) and the old ones are deleted in the
+// background, so a recovery does not wait for the deletes.
 type KeyedValues struct {
 	d      *BadgerDB
 	prefix []byte
 }
 
-// KeyedValues returns identity's keyed state.
-func (d *BadgerDB) KeyedValues(identity string) *KeyedValues {
-	return &KeyedValues{d: d, prefix: kindPrefix(identity, kindValue)}
+// KeyedValues returns identity's keyed state: its current generation.
+func (d *BadgerDB) KeyedValues(identity string) (*KeyedValues, error) {
+	gen, err := d.generation(identity)
+	if err != nil {
+		return nil, err
+	}
+	return &KeyedValues{d: d, prefix: generationPrefix(identity, gen)}, nil
+}
+
+// FreshKeyedValues starts a new, empty generation of identity's keyed state and returns it.
+// The older generations are deleted in the background; Close stops that, and the next
+// FreshKeyedValues of the identity finishes it.
+func (d *BadgerDB) FreshKeyedValues(identity string) (*KeyedValues, error) {
+	if err := d.begin(); err != nil {
+		return nil, err
+	}
+	defer d.end()
+	gen, err := d.generation(identity)
+	if err != nil {
+		return nil, err
+	}
+	gen++
+	err = d.db.Update(func(txn *badger.Txn) error {
+		return txn.Set(kindPrefix(identity, kindGeneration), appendFrame(nil, binary.BigEndian.AppendUint64(nil, gen)))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("new generation of state %q: %w", identity, err)
+	}
+	d.cleaner.add(kindPrefix(identity, kindValue), generationPrefix(identity, gen))
+	return &KeyedValues{d: d, prefix: generationPrefix(identity, gen)}, nil
+}
+
+func (d *BadgerDB) generation(identity string) (uint64, error) {
+	if err := d.begin(); err != nil {
+		return 0, err
+	}
+	defer d.end()
+	var gen uint64
+	err := d.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(kindPrefix(identity, kindGeneration))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			payload, err := decodeFrame(v)
+			if err != nil || len(payload) != 8 {
+				return &CorruptError{Where: fmt.Sprintf("badger %s: generation of state %q", d.dir, identity), Reason: fmt.Sprint(err, len(payload))}
+			}
+			gen = binary.BigEndian.Uint64(payload)
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("state %q: read its generation: %w", identity, err)
+	}
+	return gen, nil
+}
+
+func generationPrefix(identity string, gen uint64) []byte {
+	return binary.BigEndian.AppendUint64(kindPrefix(identity, kindValue), gen)
 }
 
 func (kv *KeyedValues) key(k []byte) []byte {
@@ -118,44 +188,121 @@ func (kv *KeyedValues) Scan(f func(key, value []byte) error) error {
 	})
 }
 
-// clearBatch is how many deletes go into one write batch when a state is cleared.
+// clearBatch is how many deletes go into one write batch when old state is deleted.
 const clearBatch = 4096
 
-// Clear deletes every value of the identity's state.
-func (kv *KeyedValues) Clear() error {
-	if err := kv.d.begin(); err != nil {
-		return err
+// stateCleaner deletes old generations of keyed state, one range at a time, on a goroutine
+// of the database's (started on first use, stopped by Close).
+type stateCleaner struct {
+	d      *BadgerDB
+	mu     sync.Mutex
+	ranges [][2][]byte // [from, to)
+	wake   chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
+	closed bool
+}
+
+func (c *stateCleaner) add(from, to []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return // the next fresh generation deletes it
 	}
-	defer kv.d.end()
+	c.ranges = append(c.ranges, [2][]byte{from, to})
+	if c.wake == nil {
+		c.wake, c.stop, c.done = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+		go c.loop()
+	}
+	select {
+	case c.wake <- struct{}{}:
+	default: // a wake-up is pending already
+	}
+}
+
+func (c *stateCleaner) loop() {
+	defer close(c.done)
 	for {
-		// Collect a batch of keys first: deleting while a read transaction iterates would
-		// make the iterator see its own deletes never, and hold old versions long.
+		select {
+		case <-c.stop:
+			return
+		case <-c.wake:
+		}
+		for {
+			c.mu.Lock()
+			if len(c.ranges) == 0 {
+				c.mu.Unlock()
+				break
+			}
+			r := c.ranges[0]
+			c.ranges = c.ranges[1:]
+			c.mu.Unlock()
+			if err := c.d.deleteRange(r[0], r[1], c.stop); err != nil && !errors.Is(err, ErrClosed) {
+				c.d.logger.Warn("delete old keyed state", "dir", c.d.dir, "err", err)
+			}
+		}
+	}
+}
+
+// close stops the cleaner and waits for it; what it had not deleted stays until the next
+// fresh generation of its identity.
+func (c *stateCleaner) close() {
+	c.mu.Lock()
+	c.closed = true
+	started := c.wake != nil
+	c.mu.Unlock()
+	if started {
+		close(c.stop)
+		<-c.done
+	}
+}
+
+// deleteRange deletes the keys in [from, to), in write batches, until done or stop is
+// closed.
+func (d *BadgerDB) deleteRange(from, to []byte, stop <-chan struct{}) error {
+	for {
+		select {
+		case <-stop:
+			return nil
+		default:
+		}
+		if err := d.begin(); err != nil {
+			return err
+		}
 		var keys [][]byte
-		err := kv.d.db.View(func(txn *badger.Txn) error {
+		err := d.db.View(func(txn *badger.Txn) error {
 			opts := badger.DefaultIteratorOptions
-			opts.Prefix, opts.PrefetchValues = kv.prefix, false
+			opts.PrefetchValues = false
 			it := txn.NewIterator(opts)
 			defer it.Close()
-			for it.Rewind(); it.Valid() && len(keys) < clearBatch; it.Next() {
+			for it.Seek(from); it.Valid() && len(keys) < clearBatch; it.Next() {
+				k := it.Item().Key()
+				if bytes.Compare(k, to) >= 0 {
+					break
+				}
 				keys = append(keys, it.Item().KeyCopy(nil))
 			}
 			return nil
 		})
-		if err != nil {
-			return fmt.Errorf("clear state %q: %w", kv.prefix, err)
-		}
-		if len(keys) == 0 {
-			return nil
-		}
-		wb := kv.d.db.NewWriteBatch()
-		for _, k := range keys {
-			if err := wb.Delete(k); err != nil {
+		if err == nil && len(keys) > 0 {
+			wb := d.db.NewWriteBatch()
+			for _, k := range keys {
+				if err = wb.Delete(k); err != nil {
+					break
+				}
+			}
+			if err == nil {
+				err = wb.Flush()
+			} else {
 				wb.Cancel()
-				return fmt.Errorf("clear state %q: %w", kv.prefix, err)
 			}
 		}
-		if err := wb.Flush(); err != nil {
-			return fmt.Errorf("clear state %q: %w", kv.prefix, err)
+		d.end()
+		if err != nil {
+			return fmt.Errorf("delete %q…: %w", from, err)
+		}
+		if len(keys) < clearBatch {
+			return nil
 		}
 	}
 }

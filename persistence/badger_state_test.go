@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -15,7 +16,7 @@ func TestKeyedValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	a, b := db.KeyedValues("job/count/1"), db.KeyedValues("job/count/2")
+	a, b := mustKV(t, db, "job/count/1"), mustKV(t, db, "job/count/2")
 	if err := a.PutBatch([][]byte{[]byte("x"), []byte("y")}, [][]byte{[]byte("1"), []byte("2")}); err != nil {
 		t.Fatal(err)
 	}
@@ -46,15 +47,26 @@ func TestKeyedValues(t *testing.T) {
 	}
 }
 
-// Scan sees one identity's values in key order, and Clear removes exactly those, in as many
-// write batches as it takes.
-func TestKeyedValuesScanClear(t *testing.T) {
-	db, err := OpenBadger(t.TempDir())
+func mustKV(t *testing.T, db *BadgerDB, identity string) *KeyedValues {
+	t.Helper()
+	kv, err := db.KeyedValues(identity)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	a, a1 := db.KeyedValues("job/count/1"), db.KeyedValues("job/count/10")
+	return kv
+}
+
+// Scan sees one identity's values in key order. A fresh generation starts empty, is what
+// KeyedValues returns from then on (in a new process too), and the old one is deleted in
+// the background, in as many write batches as it takes, leaving other identities alone.
+func TestKeyedValuesGenerations(t *testing.T) {
+	dir := t.TempDir()
+	db, err := OpenBadger(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { db.Close() }() // whichever is open when the test ends
+	a, a1 := mustKV(t, db, "job/count/1"), mustKV(t, db, "job/count/10")
 	const n = clearBatch + 100
 	keys, values := make([][]byte, n), make([][]byte, n)
 	for i := range n {
@@ -88,15 +100,46 @@ func TestKeyedValuesScanClear(t *testing.T) {
 	if err := a.Scan(func(k, v []byte) error { return stop }); err != stop {
 		t.Errorf("Scan returned %v, want the callback's error", err)
 	}
-	if err := a.Clear(); err != nil {
+	fresh, err := db.FreshKeyedValues("job/count/1")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if got := count(a); got != 0 {
-		t.Errorf("%d values left after Clear", got)
+	if got := count(fresh); got != 0 {
+		t.Errorf("a fresh generation holds %d values", got)
+	}
+	if err := fresh.PutBatch(keys[:2], values[:2]); err != nil {
+		t.Fatal(err)
+	}
+	// The old generation goes, in the background.
+	left := func() int {
+		t.Helper()
+		i := 0
+		if err := a.Scan(func(k, v []byte) error { i++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return i
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for left() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the old generation still holds %d values", left())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if got := count(a1); got != 3 {
-		t.Errorf("Clear of job/count/1 left job/count/10 with %d values, want 3", got)
+		t.Errorf("job/count/10 holds %d values after job/count/1's old generation went, want 3", got)
 	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err = OpenBadger(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := count(mustKV(t, db, "job/count/1")); got != 2 {
+		t.Errorf("after a reopen, the current generation holds %d values, want 2", got)
+	}
+	a1 = mustKV(t, db, "job/count/10")
 	if err := db.db.Update(func(txn *badger.Txn) error { return txn.Set(a1.key([]byte("z")), []byte{1, 0, 0, 0, 9, 1, 2}) }); err != nil {
 		t.Fatal(err)
 	}
