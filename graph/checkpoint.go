@@ -148,9 +148,10 @@ func (s *storeSink) loadSavepoint(ctx context.Context) (*actor.Checkpoint, error
 // instead of memory, per key group, so that it can be far larger than RAM: each key group
 // keeps the keys of its recent batches in memory and writes changed accumulators back after
 // each batch. It goes with per-batch or every-update emission and without state TTL (Build
-// refuses those combinations). With checkpoints, a checkpoint copies each key group's state
-// out of db at its barrier, and a start clears what db holds of the job's aggregates before
-// it restores them (docs/decisions.md, "Badger state and checkpoints").
+// refuses those combinations). With checkpoints, a checkpoint ships what each key group
+// wrote back since the last complete one (a full copy now and then), and a start gives each
+// key group a fresh, empty generation of its state before it restores it (docs/decisions.md,
+// "Badger state and checkpoints").
 func BadgerState(db *persistence.BadgerDB) JobOption {
 	return func(c *actor.Config) { c.StateBackend = db }
 }
