@@ -31,11 +31,15 @@
 //	identity 0x00 'e' seq(8 bytes, big-endian)  journal event: frame(event bytes)
 //	identity 0x00 'h'                           HighestSeq at the last deletion: frame(seq, 8 bytes)
 //	identity 0x00 's' seq(8 bytes, big-endian)  snapshot: frame(snapshot bytes)
+//	identity 0x00 'g'                           keyed state's current generation: frame(8 bytes)
+//	identity 0x00 'v' gen(8 bytes) key          keyed state value (KeyedValues): frame(value)
 //
 // Big-endian sequence numbers make Badger's key order the sequence order, so Replay is one
 // forward scan that streams from the LSM tree, and HighestSeq one reverse seek. The 'h' key
 // keeps HighestSeq (and so the ordering check) after DeleteTo or DeleteAfter removed the
-// last events.
+// last events. Keyed state values carry a generation: FreshKeyedValues starts an empty one
+// (a restore from a checkpoint) and deletes the older ones, whose keys sort before it, in
+// the background.
 //
 // # Durability and sync policy
 //
