@@ -307,3 +307,25 @@ func TestCollect(t *testing.T) {
 		t.Errorf("Len = %d, want 3", c.Len())
 	}
 }
+
+type upsertLog struct{ got [][]Upsert[string, int] }
+
+func (u *upsertLog) WriteUpserts(b []Upsert[string, int]) error {
+	u.got = append(u.got, append([]Upsert[string, int](nil), b...))
+	return nil
+}
+func (u *upsertLog) Close() error { return nil }
+
+// A changelog's retraction becomes a delete, an insert a put, in order.
+func TestUpserts(t *testing.T) {
+	log := &upsertLog{}
+	s := Upserts[string, int](log)
+	recs := []Record[KV[string, int]]{{Value: KV[string, int]{"a", 1}}, {Value: KV[string, int]{"a", 1}, Kind: Retract}, {Value: KV[string, int]{"b", 2}}}
+	if err := s.WriteBatch(recs); err != nil {
+		t.Fatal(err)
+	}
+	want := []Upsert[string, int]{{Key: "a", Value: 1}, {Key: "a", Value: 1, Delete: true}, {Key: "b", Value: 2}}
+	if len(log.got) != 1 || !slices.Equal(log.got[0], want) {
+		t.Errorf("upserts %v, want %v", log.got, want)
+	}
+}
