@@ -51,12 +51,15 @@ func (p Profile) memberlistConfig() *memberlist.Config {
 		return memberlist.DefaultLANConfig()
 	}
 	c := memberlist.DefaultLocalConfig()
-	c.ProbeInterval = 100 * time.Millisecond // a failure check ten times a second
-	c.ProbeTimeout = 50 * time.Millisecond   // loopback answers in microseconds; slack for -race
+	// Loopback answers in microseconds, but test machines run several nodes and the race
+	// detector on two cores: a probe timeout shorter than a starved scheduler's pause
+	// declares live nodes dead, and one that misses the news of its death never refutes it.
+	c.ProbeInterval = 200 * time.Millisecond // a failure check five times a second
+	c.ProbeTimeout = 150 * time.Millisecond
 	c.GossipInterval = 20 * time.Millisecond // joins and leaves spread within a few rounds
-	c.SuspicionMult = 3                      // dead after 0.3 s of suspicion when confirmed, 1.8 s at most
+	c.SuspicionMult = 4                      // dead after 0.8 s of suspicion when confirmed
 	c.PushPullInterval = 2 * time.Second     // full syncs repair what gossip missed, cheaply here
-	c.GossipToTheDeadTime = 2 * time.Second  // a dead node has this long to refute
+	c.GossipToTheDeadTime = 10 * time.Second // a node declared dead has this long to hear it and refute
 	c.TCPTimeout = time.Second               // a join to a missing seed fails fast
 	c.QueueCheckInterval = 2 * time.Second   // no need to wait 30 s for a queue warning
 	c.AwarenessMaxMultiplier = 4             // a slow (race-instrumented) node backs off less

@@ -153,23 +153,24 @@ func run(ctx, leave context.Context, args []string, stderr io.Writer) error {
 
 	const name = "keycount"
 	quiet := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// The leaver is ours: it ends when the run does (runCtx), having left or not.
+	runCtx, cancel := context.WithCancel(ctx)
 	left := make(chan struct{})
 	go func() {
 		defer close(left)
 		select {
 		case <-leave.Done():
-			if err := node.Leave(ctx); err != nil {
+			if err := node.Leave(runCtx); err != nil {
 				logger.Warn("leave", "err", err)
 			}
-		case <-ctx.Done():
+		case <-runCtx.Done():
 		}
 	}()
-	ctx, cancel := context.WithCancel(ctx)
 	defer func() {
 		cancel()
 		<-left
 	}()
-	err = node.Run(ctx, name, *keyGroups, func(option func(*actor.Config)) (cluster.JobRun, error) {
+	err = node.Run(runCtx, name, *keyGroups, func(option func(*actor.Config)) (cluster.JobRun, error) {
 		sink, err := stream.TwoPhaseJSONL[keycount.Output](*out)
 		if err != nil {
 			return nil, err

@@ -35,16 +35,28 @@ type node struct {
 	done              chan error
 }
 
-// freePort returns a loopback port that was free a moment ago (TCP; memberlist takes UDP
-// on the same number, which is almost always free too).
+// freePort returns a loopback port free for TCP and UDP (memberlist takes both), below
+// Linux's ephemeral range (32768 and up), so that no port the kernel hands out to a
+// listener on port 0 (a node's transport) or to an outgoing connection takes it before its
+// node binds it.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 1000 {
+		port := 20000 + mrand.IntN(12000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		l.Close()
+		if err != nil {
+			continue
+		}
+		u.Close()
+		return port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port below 32000")
+	return 0
 }
 
 func startNode(t *testing.T, bin, dir, id string, args ...string) *node {
@@ -77,8 +89,8 @@ func (n *node) log() string {
 			keep = append(keep, l)
 		}
 	}
-	if len(keep) > 40 {
-		keep = keep[len(keep)-40:]
+	if len(keep) > 150 {
+		keep = keep[len(keep)-150:]
 	}
 	return strings.Join(keep, "\n")
 }
@@ -247,8 +259,15 @@ func TestClusterFailoverAndJoin(t *testing.T) {
 				victim = nodes[owner]
 			}
 		}
+		for _, nd := range nodes {
+			select {
+			case err := <-nd.done:
+				t.Fatalf("node %s ended before the test killed anyone: %v\n%s", nd.id, err, nd.log())
+			default:
+			}
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the job did not start on three nodes\n%s", n1.log())
+			t.Fatalf("the job did not start on three nodes\nn1:\n%s\nn2:\n%s\nn3:\n%s", n1.log(), n2.log(), n3.log())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
