@@ -257,43 +257,12 @@ func (j *Job) Run(ctx context.Context) (err error) {
 	}
 	coordinating := cl == nil || cl.Coordinator == ""
 	if cl != nil {
-		// The node's control actor: acks and final states for the coordinator, the end of
-		// the job and failures from the other nodes.
-		d.finals = make(chan ackMsg, len(all))
-		d.remoteDone = make(chan struct{})
-		d.ready = make(chan string, 16)
-		d.goSignal = make(chan struct{})
-		if coordinating {
-			d.coordinatorPID = sys.NewLocalPID(names.control())
-		} else {
-			d.coordinatorPID = pa.NewPID(cl.Coordinator, names.control())
-		}
-		for _, n := range cl.Nodes {
-			d.others = append(d.others, pa.NewPID(n, names.control()))
-		}
-		// A node that cannot be reached (it died, or its transport refuses ours) would stall
-		// the run: Proto.Actor says so on its event stream, and the run fails instead.
-		nodes := map[string]bool{}
-		for _, n := range cl.Nodes {
-			nodes[n] = true
-		}
-		var unreachable atomic.Bool // armed while the run needs the others
-		unreachable.Store(true)
-		sub := sys.EventStream.Subscribe(func(evt any) {
-			if e, ok := evt.(*remote.EndpointTerminatedEvent); ok && nodes[e.Address] && unreachable.Load() {
-				d.cancel(fmt.Errorf("%w: %s", ErrNodeUnreachable, e.Address))
-			}
-		})
-		defer sys.EventStream.Unsubscribe(sub)
-		// Once the job is done everywhere, the others may go: their connections end.
-		d.disarm = func() { unreachable.Store(false) }
-		props := pa.PropsFromProducer(func() pa.Actor { return &controlActor{d: d} })
-		pid, err := sys.Root.SpawnNamed(props, names.control())
+		leave, err := d.enterCluster(names, coordinating, len(all))
 		if err != nil {
 			j.end()
-			return fmt.Errorf("spawn the job's control actor: %w", err)
+			return err
 		}
-		defer func() { _ = sys.Root.StopFuture(pid).Wait() }()
+		defer leave()
 	}
 	var coordWG sync.WaitGroup
 	coordCtx, stopCoord := context.WithCancel(ctx)
@@ -607,6 +576,48 @@ func (d *protoDriver) finished(r *runner) {
 	if d.left.Add(-1) == 0 {
 		d.once.Do(func() { close(d.allDone) })
 	}
+}
+
+// enterCluster makes this node's part of a cluster run: its control actor (acks and final
+// states for the coordinator, the end of the job and failures from the other nodes), the
+// addresses of the others, and a watch on the transport: a node that cannot be reached (it
+// died, or its transport refuses ours) would stall the run, so the run fails instead. The
+// returned function undoes it.
+func (d *protoDriver) enterCluster(names actorNames, coordinating bool, instances int) (func(), error) {
+	cl, sys := d.cluster, d.sys
+	d.finals = make(chan ackMsg, instances)
+	d.remoteDone = make(chan struct{})
+	d.ready = make(chan string, 16)
+	d.goSignal = make(chan struct{})
+	if coordinating {
+		d.coordinatorPID = sys.NewLocalPID(names.control())
+	} else {
+		d.coordinatorPID = pa.NewPID(cl.Coordinator, names.control())
+	}
+	nodes := map[string]bool{}
+	for _, n := range cl.Nodes {
+		d.others = append(d.others, pa.NewPID(n, names.control()))
+		nodes[n] = true
+	}
+	var armed atomic.Bool // while the run needs the others
+	armed.Store(true)
+	sub := sys.EventStream.Subscribe(func(evt any) {
+		if e, ok := evt.(*remote.EndpointTerminatedEvent); ok && nodes[e.Address] && armed.Load() {
+			d.cancel(fmt.Errorf("%w: %s", ErrNodeUnreachable, e.Address))
+		}
+	})
+	// Once the job is done everywhere, the others may go: their connections end.
+	d.disarm = func() { armed.Store(false) }
+	props := pa.PropsFromProducer(func() pa.Actor { return &controlActor{d: d} })
+	pid, err := sys.Root.SpawnNamed(props, names.control())
+	if err != nil {
+		sys.EventStream.Unsubscribe(sub)
+		return nil, fmt.Errorf("spawn the job's control actor: %w", err)
+	}
+	return func() {
+		_ = sys.Root.StopFuture(pid).Wait()
+		sys.EventStream.Unsubscribe(sub)
+	}, nil
 }
 
 // awaitGo returns once every node of the run has spawned its actors: the coordinator waits
