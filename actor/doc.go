@@ -5,7 +5,10 @@
 // Every vertex runs as one actor per instance: a source runs one actor per split
 // (identity job/stage/split), a keyed stage one actor per key group (job/stage/keyGroup),
 // a stateless stage after a fan-in one per unit of parallelism. Where an identity runs is
-// asked of a Placement; the only implementation here is local.
+// asked of a Placement: Local here; with a ClusterRun (the cluster package makes one) a run
+// spans nodes, each spawning the identities placed on it. Batches then cross nodes over
+// Proto.Actor remote, encoded with the edge's RecordsCodec, under the same credits; one
+// node coordinates checkpoints and the end of the job (see wire.go for what travels).
 //
 // Records move between actors in batches: a sender buffers records per destination and sends
 // a batch when it holds BatchSize records, when Linger has passed, and at the end of input.
