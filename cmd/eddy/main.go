@@ -28,6 +28,7 @@
 //	-rate N         records per second (0: as fast as possible)
 //	-expect N       members to wait for before the job starts (default 1)
 //	-key-groups N   key groups of the job (default 128)
+//	-max-failures N failed runs in a row (a node unreachable, say) before it gives up (default 3)
 //
 // It logs (log/slog, text, on stderr) a line "node started" with its admin address, and one
 // per run. It exits 0 when the job has processed the whole input and committed it, and on
@@ -95,6 +96,7 @@ func run(ctx, leave context.Context, args []string, stderr io.Writer) error {
 	expect := fs.Int("expect", 1, "members to wait for before the job starts")
 	keyGroups := fs.Int("key-groups", 128, "key groups of the job")
 	settle := fs.Duration("settle", 0, "how long membership must be still before a run starts (default 2s)")
+	maxFailures := fs.Int("max-failures", 3, "failed runs in a row before the node gives up")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -123,7 +125,7 @@ func run(ctx, leave context.Context, args []string, stderr io.Writer) error {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	cfg := cluster.NodeConfig{
 		Membership: cluster.Config{NodeID: *id, BindAddr: *bind, Key: key, Logger: logger},
-		RemoteAddr: *remoteAddr, Expect: *expect, Settle: *settle, Logger: logger, FenceDir: *state,
+		RemoteAddr: *remoteAddr, Expect: *expect, Settle: *settle, Logger: logger, FenceDir: *state, MaxFailures: *maxFailures,
 	}
 	if *join != "" {
 		cfg.Membership.Seeds = strings.Split(*join, ",")

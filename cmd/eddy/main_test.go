@@ -383,6 +383,45 @@ func TestClusterTLS(t *testing.T) {
 	}
 }
 
+// A node without TLS cannot talk to one with it: their run fails with a clear error rather
+// than hanging. A node gives up after -max-failures runs and leaves; the other may then run
+// the job alone, and what it commits is exact.
+func TestClusterTLSMismatch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two processes")
+	}
+	dir := t.TempDir()
+	bin := buildBinary(t)
+	cert, key, ca := writeTestPKI(t, dir)
+	in, out, state := filepath.Join(dir, "in.jsonl"), filepath.Join(dir, "out"), filepath.Join(dir, "state")
+	want := writeInput(t, in, 1000, 7, 5)
+	common := []string{"-state", state, "-in", in, "-out", out, "-key-groups", "8", "-expect", "2", "-max-failures", "1", "-rate", "100"}
+	n1 := startNode(t, bin, dir, "n1", append(common, "-tls-cert", cert, "-tls-key", key, "-tls-ca", ca)...)
+	n2 := startNode(t, bin, dir, "n2", append(common, "-join", n1.gossip)...)
+	gaveUp, completed := 0, 0
+	for _, nd := range []*node{n1, n2} {
+		select {
+		case err := <-nd.done:
+			switch {
+			case err == nil:
+				completed++
+			case strings.Contains(nd.log(), "lost the connection to a node of the run"):
+				gaveUp++
+			default:
+				t.Errorf("node %s: %v, and no word of the lost connection\n%s", nd.id, err, nd.log())
+			}
+		case <-time.After(time.Minute):
+			t.Fatalf("node %s hangs\n%s", nd.id, nd.log())
+		}
+	}
+	if gaveUp == 0 {
+		t.Errorf("no node gave up on the other (%d completed)", completed)
+	}
+	if completed > 0 {
+		checkOutput(t, out, want)
+	}
+}
+
 // writeTestPKI writes a CA and a certificate for 127.0.0.1 signed by it, both PEM.
 func writeTestPKI(t *testing.T, dir string) (certFile, keyFile, caFile string) {
 	t.Helper()
