@@ -16,9 +16,9 @@ import (
 	"time"
 
 	pa "github.com/asynkron/protoactor-go/actor"
-	"github.com/asynkron/protoactor-go/remote"
 
 	"github.com/eddyflow/eddy/actor"
+	"github.com/eddyflow/eddy/cluster"
 	"github.com/eddyflow/eddy/graph"
 	"github.com/eddyflow/eddy/persistence"
 	"github.com/eddyflow/eddy/stream"
@@ -27,15 +27,12 @@ import (
 // startNode starts an actor system with Proto.Actor remote on a free loopback port.
 func startNode(t *testing.T) *pa.ActorSystem {
 	t.Helper()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	sys := pa.NewActorSystem(pa.WithLoggerFactory(func(*pa.ActorSystem) *slog.Logger { return quiet }))
-	r := remote.NewRemote(sys, remote.Configure("127.0.0.1", 0))
-	r.Start()
-	t.Cleanup(func() {
-		r.Shutdown(false)
-		sys.Shutdown()
-	})
-	return sys
+	tr, err := cluster.StartTransport("127.0.0.1:0", nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tr.Stop)
+	return tr.System
 }
 
 // byParity places even key groups and splits on one node, odd ones on the other.

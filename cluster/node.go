@@ -81,12 +81,12 @@ func joinRetrying(ctx context.Context, cfg Config, timeout time.Duration) (*Memb
 // Node is one peer of a cluster: its membership, its actor system with the remote
 // transport, its admin endpoint, and the runs of its job.
 type Node struct {
-	cfg     NodeConfig
-	logger  *slog.Logger
-	sys     *pa.ActorSystem
-	remote  *remote.Remote
-	members *Members
-	admin   *AdminServer
+	cfg       NodeConfig
+	logger    *slog.Logger
+	transport *Transport
+	sys       *pa.ActorSystem // transport's
+	members   *Members
+	admin     *AdminServer
 
 	leaving atomic.Bool
 
@@ -122,9 +122,11 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	if n.cfg.MaxFailures < 1 {
 		n.cfg.MaxFailures = 3
 	}
-	if err := n.startRemote(); err != nil {
+	tr, err := StartTransport(cfg.RemoteAddr, cfg.ServerTLS, cfg.ClientTLS, n.logger)
+	if err != nil {
 		return nil, err
 	}
+	n.transport, n.sys = tr, tr.System
 	mc := cfg.Membership
 	mc.Meta.RemoteAddr = n.sys.Address()
 	if mc.Logger == nil {
@@ -133,7 +135,7 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	if cfg.AdminAddr != "" {
 		admin, err := ServeAdmin(ctx, cfg.AdminAddr, AdminHandler(n))
 		if err != nil {
-			n.stopRemote()
+			n.transport.Stop()
 			return nil, fmt.Errorf("start node %s: %w", mc.NodeID, err)
 		}
 		n.admin = admin
@@ -144,55 +146,57 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 		if n.admin != nil {
 			_ = n.admin.Close()
 		}
-		n.stopRemote()
+		n.transport.Stop()
 		return nil, fmt.Errorf("start node %s: %w", mc.NodeID, err)
 	}
 	n.members = m
 	return n, nil
 }
 
-// startRemote starts the actor system and its remote transport. Proto.Actor's Start panics
-// when it cannot listen, so the address is tried here first.
-func (n *Node) startRemote() error {
-	addr := n.cfg.RemoteAddr
+// Transport is a node's actor system with Proto.Actor remote (gRPC) started: the address
+// other nodes send its identities' messages to.
+type Transport struct {
+	System *pa.ActorSystem
+	remote *remote.Remote
+}
+
+// StartTransport starts an actor system whose remote listens on addr (host:port; port 0
+// picks one, and System.Address says which), under TLS when serverTLS and clientTLS are
+// set. Proto.Actor logs to logger at Warn and above only. Stop stops it.
+func StartTransport(addr string, serverTLS, clientTLS *tls.Config, logger *slog.Logger) (*Transport, error) {
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
 	host, port, err := splitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("remote address %q: %w", addr, err)
+		return nil, fmt.Errorf("remote address %q: %w", addr, err)
 	}
-	if port == 0 {
-		// Pick a free port: Proto.Actor advertises the address it listened on, and a
-		// node's address must be known before it joins.
-		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if port != 0 {
+		// Proto.Actor's Start panics when it cannot listen: say so as an error first.
+		l, err := net.Listen("tcp", addr)
 		if err != nil {
-			return fmt.Errorf("remote address %q: %w", addr, err)
+			return nil, fmt.Errorf("remote address %q: %w", addr, err)
 		}
-		port = l.Addr().(*net.TCPAddr).Port
-		_ = l.Close()
-	} else if l, err := net.Listen("tcp", addr); err != nil {
-		return fmt.Errorf("remote address %q: %w", addr, err)
-	} else {
 		_ = l.Close()
 	}
-	paLogger := slog.New(warnAndAbove{n.logger.Handler()}).With("component", "protoactor")
-	n.sys = pa.NewActorSystem(pa.WithLoggerFactory(func(*pa.ActorSystem) *slog.Logger { return paLogger }))
+	paLogger := slog.New(warnAndAbove{logger.Handler()}).With("component", "protoactor")
+	sys := pa.NewActorSystem(pa.WithLoggerFactory(func(*pa.ActorSystem) *slog.Logger { return paLogger }))
 	var opts []remote.ConfigOption
-	if n.cfg.ServerTLS != nil {
-		opts = append(opts, remote.WithServerOptions(grpc.Creds(credentials.NewTLS(n.cfg.ServerTLS))))
+	if serverTLS != nil {
+		opts = append(opts, remote.WithServerOptions(grpc.Creds(credentials.NewTLS(serverTLS))))
 	}
-	if n.cfg.ClientTLS != nil {
-		opts = append(opts, remote.WithDialOptions(grpc.WithTransportCredentials(credentials.NewTLS(n.cfg.ClientTLS))))
+	if clientTLS != nil {
+		opts = append(opts, remote.WithDialOptions(grpc.WithTransportCredentials(credentials.NewTLS(clientTLS))))
 	}
-	n.remote = remote.NewRemote(n.sys, remote.Configure(host, port, opts...))
-	n.remote.Start()
-	return nil
+	r := remote.NewRemote(sys, remote.Configure(host, port, opts...))
+	r.Start() // on port 0 it listens on a free port and advertises that one
+	return &Transport{System: sys, remote: r}, nil
 }
 
-func (n *Node) stopRemote() {
-	n.remote.Shutdown(false)
-	n.sys.Shutdown()
+// Stop stops the transport and the actor system.
+func (t *Transport) Stop() {
+	t.remote.Shutdown(false)
+	t.System.Shutdown()
 }
 
 func splitHostPort(addr string) (string, int, error) {
@@ -236,7 +240,7 @@ func (n *Node) Close() error {
 	if n.admin != nil {
 		err = errors.Join(err, n.admin.Close())
 	}
-	n.stopRemote()
+	n.transport.Stop()
 	return err
 }
 

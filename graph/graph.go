@@ -584,39 +584,33 @@ func wireKeyedInput[K comparable, T any](ns *stage, k Keyed[K, T], port int) {
 // into ns, have a codec: the one given to the crossing stage, the one given to in, or a
 // built-in one. It returns how the channel's batches cross nodes, for after the check.
 func requireCodec[T any](ns, in *stage, boundary string, codec any) func() actor.RecordsCodec {
-	resolve := func() stream.Codec[T] {
+	resolve := func() (stream.Codec[T], error) {
 		c := codec
 		if c == nil {
 			c = in.codec
 		}
 		if c == nil {
-			builtin, _ := stream.CodecFor[T]()
-			return builtin
+			if builtin, ok := stream.CodecFor[T](); ok {
+				return builtin, nil
+			}
+			return nil, fmt.Errorf("stage %q: records of type %s from %q cross a re-partitioning boundary (%s) without a Codec; give one with graph.WithCodec", ns.name, typeName[T](), in.name, boundary)
 		}
-		typed, _ := c.(stream.Codec[T])
-		return typed
+		typed, ok := c.(stream.Codec[T])
+		if !ok {
+			return nil, fmt.Errorf("stage %q: the codec for %q is a %T, not a codec of %s", ns.name, in.name, c, typeName[T]())
+		}
+		return typed, nil
 	}
 	ns.g.checks = append(ns.g.checks, func() error {
-		c := codec
-		if c == nil {
-			c = in.codec
-		}
-		if c == nil {
-			if _, ok := stream.CodecFor[T](); ok {
-				return nil
-			}
-			return fmt.Errorf("stage %q: records of type %s from %q cross a re-partitioning boundary (%s) without a Codec; give one with graph.WithCodec", ns.name, typeName[T](), in.name, boundary)
-		}
-		if _, ok := c.(stream.Codec[T]); !ok {
-			return fmt.Errorf("stage %q: the codec for %q is a %T, not a codec of %s", ns.name, in.name, c, typeName[T]())
-		}
-		return nil
+		_, err := resolve()
+		return err
 	})
 	return func() actor.RecordsCodec {
-		if c := resolve(); c != nil {
-			return actor.NewRecordsCodec(c)
+		c, err := resolve()
+		if err != nil {
+			return nil // reported by the check, before any plan is made
 		}
-		return nil
+		return actor.NewRecordsCodec(c)
 	}
 }
 

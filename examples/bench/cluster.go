@@ -3,11 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
-	"net"
 	"strconv"
-
-	pa "github.com/asynkron/protoactor-go/actor"
-	"github.com/asynkron/protoactor-go/remote"
 
 	"github.com/eddyflow/eddy/cluster"
 	"github.com/eddyflow/eddy/graph"
@@ -20,39 +16,32 @@ func clusterOptions(nodes int, job string, logger *slog.Logger) ([][]graph.JobOp
 	if nodes == 1 {
 		return [][]graph.JobOption{nil}, func() {}, nil
 	}
-	var systems []*pa.ActorSystem
-	var remotes []*remote.Remote
+	var transports []*cluster.Transport
 	stop := func() {
-		for i := range remotes {
-			remotes[i].Shutdown(false)
-			systems[i].Shutdown()
+		for _, tr := range transports {
+			tr.Stop()
 		}
 	}
 	ids := make([]string, nodes)
 	addrs := map[string]string{}
 	for i := range nodes {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		tr, err := cluster.StartTransport("127.0.0.1:0", nil, nil, logger)
 		if err != nil {
 			stop()
 			return nil, nil, fmt.Errorf("start node %d: %w", i, err)
 		}
-		port := l.Addr().(*net.TCPAddr).Port
-		_ = l.Close()
-		sys := pa.NewActorSystem(pa.WithLoggerFactory(func(*pa.ActorSystem) *slog.Logger { return logger }))
-		r := remote.NewRemote(sys, remote.Configure("127.0.0.1", port))
-		r.Start()
-		systems, remotes = append(systems, sys), append(remotes, r)
+		transports = append(transports, tr)
 		ids[i] = "node-" + strconv.Itoa(i)
-		addrs[ids[i]] = sys.Address()
+		addrs[ids[i]] = tr.System.Address()
 	}
 	var out [][]graph.JobOption
-	for i, sys := range systems {
+	for i, tr := range transports {
 		p, err := cluster.NewPlacement(ids[i], ids, cluster.Job(job, 128))
 		if err != nil {
 			stop()
 			return nil, nil, err
 		}
-		option, _ := cluster.RunOn(sys, p, job, addrs)
+		option, _ := cluster.RunOn(tr.System, p, job, addrs)
 		out = append(out, []graph.JobOption{option})
 	}
 	return out, stop, nil
