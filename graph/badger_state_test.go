@@ -114,13 +114,7 @@ func TestBadgerStateSavepoint(t *testing.T) {
 				t.Fatal(err)
 			}
 			clear(last)
-			second := newJob(tc.to, graph.FromSavepoint(store, "mid"))
-			if err := second.Run(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if in := statsOf(t, second, "src").In; in == 0 || in >= n {
-				t.Fatalf("the restored job read %d records; want fewer than %d; %+v", in, n, second.Stats())
-			}
+			runRestored(t, newJob(tc.to, graph.FromSavepoint(store, "mid")), n)
 			if len(last) != keys {
 				t.Fatalf("%d keys counted, want %d", len(last), keys)
 			}
@@ -168,17 +162,7 @@ func TestBadgerStateIncrementalCheckpoints(t *testing.T) {
 		graph.Count(graph.KeyBy(slow, func(k int64) int64 { return k })).To(stream.Func(func([]stream.Record[stream.KV[int64, int64]]) error { return nil }))
 		return build(t, g, graph.Parallelism(2), graph.MaxKeyGroups(4), graph.BadgerState(db), graph.Checkpoints(store, 10*time.Millisecond))
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	first := newJob()
-	done := make(chan error, 1)
-	go func() { done <- first.Run(ctx) }()
-	for first.Runtime().Checkpoints().Completed < 12 {
-		time.Sleep(time.Millisecond)
-	}
-	cancel() // the crash
-	if err := <-done; !errors.Is(err, context.Canceled) {
-		t.Fatalf("first run: %v", err)
-	}
+	cutOff(t, newJob(), 12)
 	// The newest checkpoint holds incremental snapshots of the key groups.
 	l, err := persistence.LoadLatestValid(context.Background(), store)
 	if err != nil {
@@ -197,13 +181,7 @@ func TestBadgerStateIncrementalCheckpoints(t *testing.T) {
 	if deltas == 0 {
 		t.Fatalf("checkpoint %d holds no incremental snapshot", l.N)
 	}
-	second := newJob()
-	if err := second.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if in := statsOf(t, second, "src").In; in == 0 || in >= n {
-		t.Fatalf("the restarted job read %d records; want fewer than %d", in, n)
-	}
+	second := runRestored(t, newJob(), n)
 	// The state in Badger is the exact count of every key: not short of what the first run
 	// counted before its checkpoint, not doubled by what it counted after.
 	want := map[int64]int64{}
@@ -273,24 +251,8 @@ func TestUpsertSinkAcrossARestart(t *testing.T) {
 		graph.Count(graph.KeyBy(slow, func(k int64) int64 { return k })).To(stream.Upserts[int64, int64](table))
 		return build(t, g, graph.Parallelism(2), graph.MaxKeyGroups(8), graph.Checkpoints(store, 10*time.Millisecond))
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	first := newJob()
-	done := make(chan error, 1)
-	go func() { done <- first.Run(ctx) }()
-	for first.Runtime().Checkpoints().Completed < 5 {
-		time.Sleep(time.Millisecond)
-	}
-	cancel() // the crash: the table holds counts past the checkpoint
-	if err := <-done; !errors.Is(err, context.Canceled) {
-		t.Fatalf("first run: %v", err)
-	}
-	second := newJob()
-	if err := second.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if in := statsOf(t, second, "src").In; in == 0 || in >= n {
-		t.Fatalf("the restarted job read %d records; want fewer than %d", in, n)
-	}
+	cutOff(t, newJob(), 5) // the table now holds counts past the checkpoint
+	runRestored(t, newJob(), n)
 	rows := 0
 	err = table.All(func(k, c int64) error {
 		rows++
@@ -302,4 +264,33 @@ func TestUpsertSinkAcrossARestart(t *testing.T) {
 	if err != nil || rows != keys {
 		t.Fatalf("%d rows, %v; want %d rows of %d", rows, err, keys, n/keys)
 	}
+}
+
+// cutOff runs job until it has completed the given number of checkpoints, then cuts it
+// off: a crash.
+func cutOff(t *testing.T, job *graph.Job, checkpoints int64) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- job.Run(ctx) }()
+	for job.Runtime().Checkpoints().Completed < checkpoints {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the run to cut off: %v", err)
+	}
+}
+
+// runRestored runs job, started again after cutOff, to its end, and checks that it started
+// from a checkpoint: its source "src" read some but not all of the n records.
+func runRestored(t *testing.T, job *graph.Job, n int64) *graph.Job {
+	t.Helper()
+	if err := job.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if in := statsOf(t, job, "src").In; in == 0 || in >= n {
+		t.Fatalf("the restarted job read %d records; want fewer than %d", in, n)
+	}
+	return job
 }
