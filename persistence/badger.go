@@ -3,6 +3,7 @@ package persistence
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -200,6 +201,31 @@ func (d *BadgerDB) syncLoop(ctx context.Context, every time.Duration) {
 			}
 		}
 	}
+}
+
+// txnUint64 reads the framed 8-byte big-endian number under key in txn: 0 when there is
+// none, a *CorruptError naming what (and the database) when it fails its checks.
+func (d *BadgerDB) txnUint64(txn *badger.Txn, key []byte, what string) (uint64, error) {
+	item, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	err = item.Value(func(v []byte) error {
+		p, err := decodeFrame(v)
+		if err == nil && len(p) != 8 {
+			err = fmt.Errorf("payload is %d bytes, want an 8-byte number", len(p))
+		}
+		if err != nil {
+			return &CorruptError{Where: fmt.Sprintf("%s in badger %s", what, d.dir), Reason: err.Error()}
+		}
+		n = binary.BigEndian.Uint64(p)
+		return nil
+	})
+	return n, err
 }
 
 // begin registers an operation; it fails once Close has started.

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
@@ -127,24 +128,9 @@ func (j *BadgerJournal) readHighest(identity string) (uint64, error) {
 			}
 			h = seq
 		}
-		item, err := txn.Get(kindPrefix(identity, kindHighest))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		return item.Value(func(v []byte) error {
-			p, err := decodeFrame(v)
-			if err == nil && len(p) != 8 {
-				err = fmt.Errorf("payload is %d bytes, want an 8-byte sequence number", len(p))
-			}
-			if err != nil {
-				return &CorruptError{Where: fmt.Sprintf("journal highest-seq mark %q in badger %s", identity, j.d.dir), Reason: err.Error()}
-			}
-			h = max(h, binary.BigEndian.Uint64(p))
-			return nil
-		})
+		mark, err := j.d.txnUint64(txn, kindPrefix(identity, kindHighest), "journal highest-seq mark "+strconv.Quote(identity))
+		h = max(h, mark)
+		return err
 	})
 	return h, err
 }

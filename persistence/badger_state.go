@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
@@ -68,21 +69,9 @@ func (d *BadgerDB) generation(identity string) (uint64, error) {
 	defer d.end()
 	var gen uint64
 	err := d.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(kindPrefix(identity, kindGeneration))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		return item.Value(func(v []byte) error {
-			payload, err := decodeFrame(v)
-			if err != nil || len(payload) != 8 {
-				return &CorruptError{Where: fmt.Sprintf("badger %s: generation of state %q", d.dir, identity), Reason: fmt.Sprint(err, len(payload))}
-			}
-			gen = binary.BigEndian.Uint64(payload)
-			return nil
-		})
+		var err error
+		gen, err = d.txnUint64(txn, kindPrefix(identity, kindGeneration), "generation of state "+strconv.Quote(identity))
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("state %q: read its generation: %w", identity, err)
