@@ -11,39 +11,31 @@ import (
 // its MarshalBinary when it has one (sketches and other types with unexported fields, which
 // encoding/json would silently write as {}), with the built-in codec for basic types, else
 // as JSON. A nil pointer encodes as nil.
+//
+// The first byte says which: 'C' built-in codec, 'B' MarshalBinary, 'J' JSON.
 func EncodeState[V any](v V) ([]byte, error) {
-	b, err := AppendState(nil, v)
-	if len(b) == 0 {
-		return nil, err
-	}
-	return b, err
-}
-
-// AppendState appends what EncodeState returns for v to dst: 'C' and the built-in codec's
-// bytes for the types CodecFor knows, 'B' and MarshalBinary's, else 'J' and JSON.
-func AppendState[V any](dst []byte, v V) ([]byte, error) {
 	if rv := reflect.ValueOf(&v).Elem(); rv.Kind() == reflect.Pointer && rv.IsNil() {
-		return dst, nil
+		return nil, nil
 	}
 	if m, ok := any(v).(encoding.BinaryMarshaler); ok {
 		b, err := m.MarshalBinary()
 		if err != nil {
-			return dst, fmt.Errorf("encode state %T: %w", v, err)
+			return nil, fmt.Errorf("encode state %T: %w", v, err)
 		}
-		return append(append(dst, 'B'), b...), nil
+		return append([]byte{'B'}, b...), nil
 	}
 	if c, ok := CodecFor[V](); ok {
-		b, err := c.Append(append(dst, 'C'), v)
+		b, err := c.Append([]byte{'C'}, v)
 		if err != nil {
-			return dst, fmt.Errorf("encode state %T: %w", v, err)
+			return nil, fmt.Errorf("encode state %T: %w", v, err)
 		}
 		return b, nil
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
-		return dst, fmt.Errorf("encode state %T: %w", v, err)
+		return nil, fmt.Errorf("encode state %T: %w", v, err)
 	}
-	return append(append(dst, 'J'), b...), nil
+	return append([]byte{'J'}, b...), nil
 }
 
 // DecodeState decodes what EncodeState wrote.
