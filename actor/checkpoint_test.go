@@ -21,7 +21,9 @@ import (
 
 	"github.com/eddyflow/eddy/actor"
 	"github.com/eddyflow/eddy/graph"
+	"github.com/eddyflow/eddy/internal/jobruntime"
 	"github.com/eddyflow/eddy/stream"
+	"github.com/eddyflow/eddy/stream/agg"
 )
 
 const (
@@ -38,7 +40,7 @@ func countingJob(t *testing.T, n int64, opts ...graph.JobOption) *graph.Job {
 	g := graph.New("ckpt")
 	src := graph.From(g, stream.Generate(n, func(i int64) int64 { return i }), graph.Name("src"))
 	counts := graph.Count(graph.KeyBy(src, ckptKey), graph.Name("count"), graph.Emit(stream.EmitAtEnd))
-	counts.To(stream.NewCollect[stream.KV[int64, int64]]())
+	counts.To(stream.NewCollectSink[stream.KV[int64, int64]]())
 	job, err := g.Build(append([]graph.JobOption{graph.Parallelism(ckptSplits), graph.MaxKeyGroups(8), graph.BatchSize(16),
 		graph.Credits(2), graph.Logger(slog.New(slog.DiscardHandler))}, opts...)...)
 	if err != nil {
@@ -118,7 +120,7 @@ func TestCheckpointBarriersAligned(t *testing.T) {
 	for seed := range uint64(5) {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			job := countingJob(t, n, graph.Clock(stream.NewManualClock(time.Unix(0, 0))))
-			d, err := actor.NewSyncDriver(job.Runtime())
+			d, err := actor.NewSyncDriver(jobruntime.Of(job))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -195,7 +197,7 @@ func TestCheckpointsOnProtoActor(t *testing.T) {
 	for _, cp := range kept.all {
 		checkConsistent(t, n, cp)
 	}
-	st := job.Runtime().Checkpoints()
+	st := job.Checkpoints()
 	if st.Completed != int64(len(kept.all)) || st.Failed != 0 {
 		t.Errorf("stats %+v; %d checkpoints saved", st, len(kept.all))
 	}
@@ -210,7 +212,7 @@ func TestRestoreFromCheckpoint(t *testing.T) {
 	for seed := range uint64(4) {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			clock := graph.Clock(stream.NewManualClock(time.Unix(0, 0)))
-			first, err := actor.NewSyncDriver(countingJob(t, n, clock).Runtime())
+			first, err := actor.NewSyncDriver(jobruntime.Of(countingJob(t, n, clock)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -222,7 +224,7 @@ func TestRestoreFromCheckpoint(t *testing.T) {
 			}
 			cp := takeCheckpoint(t, first, 1)
 			// The first run dies here. The second starts from the checkpoint.
-			out := stream.NewCollect[stream.KV[int64, int64]]()
+			out := stream.NewCollectSink[stream.KV[int64, int64]]()
 			g := graph.New("ckpt")
 			src := graph.From(g, stream.Generate(n, func(i int64) int64 { return i }), graph.Name("src"))
 			graph.Count(graph.KeyBy(src, ckptKey), graph.Name("count"), graph.Emit(stream.EmitAtEnd)).To(out)
@@ -231,7 +233,7 @@ func TestRestoreFromCheckpoint(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			second, err := actor.NewSyncDriver(job.Runtime())
+			second, err := actor.NewSyncDriver(jobruntime.Of(job))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -269,14 +271,14 @@ func TestWindowsRestoreExactlyOnce(t *testing.T) {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			out := t.TempDir()
 			build := func(restore *actor.Checkpoint) (*graph.Job, stream.TwoPhaseSink[string]) {
-				sink, err := stream.TwoPhaseJSONL[string](out)
+				sink, err := stream.TwoPhaseJSONLSink[string](out)
 				if err != nil {
 					t.Fatal(err)
 				}
 				g := graph.New("win")
 				src := graph.From(g, stream.Generate(n, func(i int64) int64 { return i }), graph.Name("src"))
 				stamped := graph.Timestamps(src, func(i int64) int64 { return i }, stream.BoundedOutOfOrder[int64](0))
-				counts := graph.Window(graph.KeyBy(stamped, ckptKey), stream.Tumbling(time.Second), stream.Count[int64](), graph.Name("w"))
+				counts := graph.Window(graph.KeyBy(stamped, ckptKey), stream.Tumbling(time.Second), agg.Count[int64](), graph.Name("w"))
 				graph.Map(counts, func(r stream.WindowResult[int64, int64]) string {
 					return fmt.Sprintf("%d@%d=%d", r.Key, r.Start, r.Value)
 				}).To(sink)
@@ -289,10 +291,10 @@ func TestWindowsRestoreExactlyOnce(t *testing.T) {
 				return job, sink
 			}
 			job, sink := build(nil)
-			if err := sink.Recover(0); err != nil {
+			if err := sink.Recover(0, func(int) bool { return true }); err != nil {
 				t.Fatal(err)
 			}
-			first, err := actor.NewSyncDriver(job.Runtime())
+			first, err := actor.NewSyncDriver(jobruntime.Of(job))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -311,10 +313,10 @@ func TestWindowsRestoreExactlyOnce(t *testing.T) {
 			first.Close()
 
 			job2, sink2 := build(&cp)
-			if err := sink2.Recover(1); err != nil {
+			if err := sink2.Recover(1, func(int) bool { return true }); err != nil {
 				t.Fatal(err)
 			}
-			second, err := actor.NewSyncDriver(job2.Runtime())
+			second, err := actor.NewSyncDriver(jobruntime.Of(job2))
 			if err != nil {
 				t.Fatal(err)
 			}

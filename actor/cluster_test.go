@@ -70,7 +70,7 @@ func TestTwoNodes(t *testing.T) {
 			}
 			return i % keys
 		})
-		graph.Count(graph.KeyBy(src, func(k int64) int64 { return k })).To(stream.Func(func(recs []stream.Record[stream.KV[int64, int64]]) error {
+		graph.Count(graph.KeyBy(src, func(k int64) int64 { return k })).To(stream.FuncSink(func(recs []stream.Record[stream.KV[int64, int64]]) error {
 			mu.Lock()
 			defer mu.Unlock()
 			for _, r := range recs {
@@ -118,7 +118,7 @@ func TestTwoNodes(t *testing.T) {
 			}
 		}
 	}
-	if cs := ja.Runtime().Checkpoints(); cs.Completed < 2 {
+	if cs := ja.Checkpoints(); cs.Completed < 2 {
 		t.Errorf("the coordinator completed %d checkpoints, want some and the final one", cs.Completed)
 	}
 }
@@ -131,7 +131,7 @@ func TestTwoNodesDisagree(t *testing.T) {
 	nodeJob := func(sys *pa.ActorSystem, epoch int64, coordinator string, others []string) *graph.Job {
 		g := graph.New("disagree")
 		src := graph.From(g, stream.Generate(1000, func(i int64) int64 { return i }))
-		graph.Count(graph.KeyBy(src, func(k int64) int64 { return k })).To(stream.Func(func([]stream.Record[stream.KV[int64, int64]]) error { return nil }))
+		graph.Count(graph.KeyBy(src, func(k int64) int64 { return k })).To(stream.FuncSink(func([]stream.Record[stream.KV[int64, int64]]) error { return nil }))
 		job, err := g.Build(graph.Parallelism(2), graph.MaxKeyGroups(4), graph.Logger(slog.New(slog.NewTextHandler(io.Discard, nil))),
 			func(c *actor.Config) {
 				c.Placement = byParity{self: sys.Address(), nodes: nodes}

@@ -1,6 +1,7 @@
 package actor
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -8,6 +9,7 @@ import (
 
 	pa "github.com/asynkron/protoactor-go/actor"
 
+	"github.com/eddyflow/eddy/internal/operator"
 	"github.com/eddyflow/eddy/stream"
 )
 
@@ -64,6 +66,9 @@ type Config struct {
 	// is called from many actors at once. Default: a warning in the log. Dead letters are
 	// counted per stage either way.
 	DeadLetters func(stream.DeadLetter)
+	// OptionErrors are mistakes found while options were applied (an option cannot return
+	// an error, so graph's options put them here); Validate reports them first.
+	OptionErrors []error
 	// Cluster, when set, makes a run this node's part of a job that spans nodes: only the
 	// identities Placement puts here run here (Placement.Node returns the Proto.Actor
 	// address of the node that runs an identity). The cluster package sets it.
@@ -93,6 +98,9 @@ type ClusterRun struct {
 
 // Validate fills in defaults and rejects impossible values.
 func (c *Config) Validate() error {
+	if len(c.OptionErrors) > 0 {
+		return fmt.Errorf("config: %w", errors.Join(c.OptionErrors...))
+	}
 	checks := []struct {
 		name string
 		v    int64
@@ -122,7 +130,7 @@ func (c *Config) Validate() error {
 		c.Parallelism = runtime.GOMAXPROCS(0)
 	}
 	if c.MaxKeyGroups == 0 {
-		c.MaxKeyGroups = stream.DefaultMaxKeyGroups
+		c.MaxKeyGroups = operator.DefaultMaxKeyGroups
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = 512

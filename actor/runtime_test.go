@@ -15,6 +15,7 @@ import (
 	"github.com/eddyflow/eddy/actor"
 	"github.com/eddyflow/eddy/graph"
 	"github.com/eddyflow/eddy/stream"
+	"github.com/eddyflow/eddy/stream/agg"
 )
 
 func TestMain(m *testing.M) {
@@ -148,7 +149,7 @@ func TestFailJobPolicy(t *testing.T) {
 		}
 		return v, nil
 	}, graph.Name("picky"))
-	m.To(stream.NewCollect[int64]())
+	m.To(stream.NewCollectSink[int64]())
 	err := g.Run(context.Background(), graph.OnError(actor.FailJob), graph.DeadLetters(func(stream.DeadLetter) {}))
 	if err == nil || !strings.Contains(err.Error(), "picky") || !strings.Contains(err.Error(), "five thousand") {
 		t.Fatalf("Run returned %v, want an error naming stage picky and the reason", err)
@@ -212,19 +213,19 @@ func TestEndOfInputUnderBackpressure(t *testing.T) {
 	g := graph.New("eos")
 	src := graph.From(g, stream.Generate(n, func(i int64) int64 { return i }))
 	stamped := graph.Timestamps(src, func(i int64) int64 { return i }, stream.Monotonous[int64]())
-	counts := graph.Window(graph.KeyBy(stamped, func(i int64) int64 { return i % 7 }), stream.Tumbling(100*time.Millisecond), stream.Count[int64](), graph.Name("w"))
+	counts := graph.Window(graph.KeyBy(stamped, func(i int64) int64 { return i % 7 }), stream.Tumbling(100*time.Millisecond), agg.Count[int64](), graph.Name("w"))
 	type wr = stream.WindowResult[int64, int64]
 	slow := graph.Process(graph.KeyBy(counts, func(r wr) int64 { return r.Start }, graph.WithCodec(stream.JSON[wr]())), stream.KeyedProcess[int64, wr, int64]{
-		OnRecord: func(_ *stream.Context[int64], r wr, out *stream.Emitter[int64]) error {
+		OnRecord: func(_ stream.Context[int64], r wr, out stream.Emitter[int64]) error {
 			for end := time.Now().Add(20 * time.Microsecond); time.Now().Before(end); {
 			}
 			out.Emit(r.Value)
 			return nil
 		},
 	})
-	sum := stream.NewCollect[int64]()
+	sum := stream.NewCollectSink[int64]()
 	slow.To(sum)
-	late := stream.NewCollect[int64]()
+	late := stream.NewCollectSink[int64]()
 	graph.SideOutput(counts, stream.LateTag[int64]()).To(late)
 	job, err := g.Build(graph.Parallelism(2), graph.Credits(1), graph.BatchSize(8), graph.MaxKeyGroups(4),
 		graph.Logger(slog.New(slog.DiscardHandler)))

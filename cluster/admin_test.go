@@ -42,7 +42,7 @@ func wordcountStats(t *testing.T) []actor.StageStats {
 		}
 	})
 	counts := graph.Count(graph.KeyBy(words, func(w string) string { return w }), graph.Emit(stream.EmitAtEnd))
-	counts.To(stream.NewCollect[stream.KV[string, int64]]())
+	counts.To(stream.NewCollectSink[stream.KV[string, int64]]())
 	job, err := g.Build(graph.Parallelism(2), graph.MaxKeyGroups(16))
 	if err != nil {
 		t.Fatal(err)

@@ -34,7 +34,7 @@ func ExampleNode_Run() {
 	err = node.Run(ctx, "counts", 128, func(option func(*actor.Config)) (cluster.JobRun, error) {
 		g := graph.New("counts")
 		words := graph.From(g, stream.Lines("/shared/words.txt"))
-		graph.Count(graph.KeyBy(words, func(w string) string { return w })).To(stream.Stdout[stream.KV[string, int64]]())
+		graph.Count(graph.KeyBy(words, func(w string) string { return w })).To(stream.StdoutSink[stream.KV[string, int64]]())
 		return g.Build(graph.MaxKeyGroups(128), graph.Checkpoints(store, time.Second), option)
 	})
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/eddyflow/eddy/actor"
+	"github.com/eddyflow/eddy/internal/jobruntime"
 )
 
 // NodeConfig configures a node: its membership, its actor transport, its admin endpoint.
@@ -223,7 +224,7 @@ func (n *Node) Leave(ctx context.Context) error {
 	run := n.run
 	n.mu.Unlock()
 	var err error
-	if h, ok := run.(handoffer); ok {
+	if h := jobruntime.Of(run); h != nil {
 		hctx, stop := context.WithTimeout(ctx, handoffTimeout)
 		if err = h.Handoff(hctx); err != nil {
 			n.logger.Warn("handoff failed: the node leaves without it", "err", err)
@@ -371,11 +372,6 @@ func (n *Node) Run(ctx context.Context, name string, keyGroups int, build func(o
 // starts from the newest checkpoint.
 const handoffTimeout = 10 * time.Second
 
-// handoffer is a job that can end its run at a checkpoint (a *graph.Job).
-type handoffer interface {
-	Handoff(ctx context.Context) error
-}
-
 // watch ends the run of job, which started with members, when the member list changes: at
 // a handoff checkpoint when every member is still there (a node joined), at once when one is
 // gone (it failed or left: its instances cannot take part in a checkpoint).
@@ -385,7 +381,8 @@ func (n *Node) watch(ctx context.Context, cancel context.CancelCauseFunc, change
 	case <-ctx.Done():
 		return
 	}
-	h, ok := job.(handoffer)
+	h := jobruntime.Of(job) // a *graph.Job can end its run at a handoff checkpoint
+	ok := h != nil
 	if ok {
 		now := map[string]bool{}
 		for _, m := range n.members.Members() {

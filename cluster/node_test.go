@@ -46,7 +46,7 @@ func TestNodeRun(t *testing.T) {
 				}
 				return i % 10
 			})
-			graph.Count(graph.KeyBy(src, func(k int64) int64 { return k })).To(stream.Func(func(recs []stream.Record[stream.KV[int64, int64]]) error {
+			graph.Count(graph.KeyBy(src, func(k int64) int64 { return k })).To(stream.FuncSink(func(recs []stream.Record[stream.KV[int64, int64]]) error {
 				mu.Lock()
 				defer mu.Unlock()
 				for _, r := range recs {

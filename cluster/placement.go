@@ -12,7 +12,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/eddyflow/eddy/actor"
-	"github.com/eddyflow/eddy/stream"
+	"github.com/eddyflow/eddy/internal/operator"
 )
 
 const (
@@ -61,7 +61,7 @@ type placementConfig struct {
 }
 
 // DefaultKeyGroups sets the number of key groups of jobs not named with Job (default
-// stream.DefaultMaxKeyGroups, 128): the size of the table identities are placed by.
+// operator.DefaultMaxKeyGroups, 128): the size of the table identities are placed by.
 func DefaultKeyGroups(n int) PlacementOption {
 	return func(c *placementConfig) { c.keyGroups = n }
 }
@@ -85,7 +85,7 @@ func Load(f float64) PlacementOption {
 
 func (c *placementConfig) validate() error {
 	if c.keyGroups == 0 {
-		c.keyGroups = stream.DefaultMaxKeyGroups
+		c.keyGroups = operator.DefaultMaxKeyGroups
 	}
 	if c.load == 0 {
 		c.load = DefaultLoad

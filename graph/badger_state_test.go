@@ -29,7 +29,7 @@ func TestBadgerState(t *testing.T) {
 		last := map[int64]int64{}
 		g := graph.New("badger")
 		src := graph.From(g, stream.Generate(n, func(i int64) int64 { return i % keys }))
-		graph.Count(graph.KeyBy(src, func(k int64) int64 { return k })).To(stream.Func(func(recs []stream.Record[stream.KV[int64, int64]]) error {
+		graph.Count(graph.KeyBy(src, func(k int64) int64 { return k })).To(stream.FuncSink(func(recs []stream.Record[stream.KV[int64, int64]]) error {
 			mu.Lock()
 			defer mu.Unlock()
 			for _, r := range recs {
@@ -85,7 +85,7 @@ func TestBadgerStateSavepoint(t *testing.T) {
 					}
 					return i % keys
 				})
-				graph.Count(graph.KeyBy(slow, func(k int64) int64 { return k })).To(stream.Func(func(recs []stream.Record[stream.KV[int64, int64]]) error {
+				graph.Count(graph.KeyBy(slow, func(k int64) int64 { return k })).To(stream.FuncSink(func(recs []stream.Record[stream.KV[int64, int64]]) error {
 					mu.Lock()
 					defer mu.Unlock()
 					for _, r := range recs {
@@ -159,7 +159,7 @@ func TestBadgerStateIncrementalCheckpoints(t *testing.T) {
 			}
 			return keyOf(i)
 		})
-		graph.Count(graph.KeyBy(slow, func(k int64) int64 { return k })).To(stream.Func(func([]stream.Record[stream.KV[int64, int64]]) error { return nil }))
+		graph.Count(graph.KeyBy(slow, func(k int64) int64 { return k })).To(stream.FuncSink(func([]stream.Record[stream.KV[int64, int64]]) error { return nil }))
 		return build(t, g, graph.Parallelism(2), graph.MaxKeyGroups(4), graph.BadgerState(db), graph.Checkpoints(store, 10*time.Millisecond))
 	}
 	cutOff(t, newJob(), 12)
@@ -248,7 +248,7 @@ func TestUpsertSinkAcrossARestart(t *testing.T) {
 			}
 			return i % keys
 		})
-		graph.Count(graph.KeyBy(slow, func(k int64) int64 { return k })).To(stream.Upserts[int64, int64](table))
+		graph.Count(graph.KeyBy(slow, func(k int64) int64 { return k })).To(stream.UpsertSink[int64, int64](table))
 		return build(t, g, graph.Parallelism(2), graph.MaxKeyGroups(8), graph.Checkpoints(store, 10*time.Millisecond))
 	}
 	cutOff(t, newJob(), 5) // the table now holds counts past the checkpoint
@@ -273,7 +273,7 @@ func cutOff(t *testing.T, job *graph.Job, checkpoints int64) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- job.Run(ctx) }()
-	for job.Runtime().Checkpoints().Completed < checkpoints {
+	for job.Checkpoints().Completed < checkpoints {
 		time.Sleep(time.Millisecond)
 	}
 	cancel()

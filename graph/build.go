@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/eddyflow/eddy/actor"
+	"github.com/eddyflow/eddy/internal/jobruntime"
 )
 
 type edgeKey struct{ to, port int }
@@ -93,7 +94,7 @@ func (g *Graph) Build(opts ...JobOption) (*Job, error) {
 			case !s.snapshots:
 				return nil, fmt.Errorf("build %s: stage %q (%s) cannot take part in checkpoints yet: its state has no snapshot", g.name, s.name, s.kind)
 			case s.source && !s.replayable:
-				return nil, fmt.Errorf("build %s: source %q cannot rewind (its splits are not stream.Replayable), so it cannot take part in checkpoints", g.name, s.name)
+				return nil, fmt.Errorf("build %s: source %q cannot rewind (its splits are not replayable), so it cannot take part in checkpoints", g.name, s.name)
 			}
 		}
 		vp := &vertexPlan{index: len(vps), root: s, newTask: s.newTask, edgeIndex: map[edgeKey]int{}}
@@ -299,8 +300,17 @@ func (j *Job) Describe() Description { return j.desc }
 // Stats returns the counters of every vertex.
 func (j *Job) Stats() []actor.StageStats { return j.aj.Stats() }
 
-// Runtime returns the compiled job, for drivers other than Run (the testing kit's).
-func (j *Job) Runtime() *actor.Job { return j.aj }
+// Checkpoints returns how many checkpoints completed and the last one's duration and size.
+func (j *Job) Checkpoints() actor.CheckpointStats { return j.aj.Checkpoints() }
+
+func init() {
+	jobruntime.Of = func(job any) *actor.Job {
+		if j, ok := job.(*Job); ok {
+			return j.aj
+		}
+		return nil
+	}
+}
 
 // Run builds the graph and runs it.
 func (g *Graph) Run(ctx context.Context, opts ...JobOption) error {

@@ -10,6 +10,7 @@ import (
 	"github.com/eddyflow/eddy/graph"
 	"github.com/eddyflow/eddy/persistence"
 	"github.com/eddyflow/eddy/stream"
+	"github.com/eddyflow/eddy/stream/agg"
 )
 
 // click is a struct type: it has no built-in codec, so it needs one to cross KeyBy.
@@ -58,7 +59,7 @@ func TestBuildErrors(t *testing.T) {
 			name: "partition output not consumed",
 			graph: func(g *graph.Graph) {
 				parts := graph.Partition(numbers(g, "src"), 2, func(v int) int { return v % 2 }, graph.Name("split"))
-				parts[0].To(stream.NewCollect[int]())
+				parts[0].To(stream.NewCollectSink[int]())
 			},
 			want: []string{`stage "split.1" (partition-out)`, "dangling"},
 		},
@@ -66,8 +67,8 @@ func TestBuildErrors(t *testing.T) {
 			name: "broadcast output not consumed",
 			graph: func(g *graph.Graph) {
 				outs := graph.Broadcast(numbers(g, "src"), 3, graph.Name("copy"))
-				outs[0].To(stream.NewCollect[int]())
-				outs[2].To(stream.NewCollect[int]())
+				outs[0].To(stream.NewCollectSink[int]())
+				outs[2].To(stream.NewCollectSink[int]())
 			},
 			want: []string{`stage "copy.1" (broadcast-out)`, "dangling"},
 		},
@@ -75,9 +76,9 @@ func TestBuildErrors(t *testing.T) {
 			name: "side output not consumed",
 			graph: func(g *graph.Graph) {
 				p := graph.Process(graph.KeyBy(numbers(g, "src"), double), stream.KeyedProcess[int, int, int]{
-					OnRecord: func(*stream.Context[int], int, *stream.Emitter[int]) error { return nil },
+					OnRecord: func(stream.Context[int], int, stream.Emitter[int]) error { return nil },
 				}, graph.Name("proc"))
-				p.To(stream.NewCollect[int]())
+				p.To(stream.NewCollectSink[int]())
 				graph.SideOutput(p, stream.NewTag[int]("late"))
 			},
 			want: []string{`stage "proc.late" (side)`, "dangling"},
@@ -89,7 +90,7 @@ func TestBuildErrors(t *testing.T) {
 				loop.Add(numbers(g, "src"))
 				back := graph.Map(loop.Out(), double, graph.Name("back"))
 				loop.Add(back)
-				loop.Out().To(stream.NewCollect[int]())
+				loop.Out().To(stream.NewCollectSink[int]())
 			},
 			want: []string{`cycle: "loop" → "back" → "loop"`, "acyclic"},
 		},
@@ -99,7 +100,7 @@ func TestBuildErrors(t *testing.T) {
 				loop := graph.NewMerge[int](g, graph.Name("self"))
 				loop.Add(numbers(g, "src"))
 				loop.Add(loop.Out())
-				loop.Out().To(stream.NewCollect[int]())
+				loop.Out().To(stream.NewCollectSink[int]())
 			},
 			want: []string{`cycle: "self" → "self"`},
 		},
@@ -108,7 +109,7 @@ func TestBuildErrors(t *testing.T) {
 			graph: func(g *graph.Graph) {
 				graph.Map(numbers(g, "src"), double, graph.Name("x")).
 					Filter(func(int) bool { return true }, graph.Name("x")).
-					To(stream.NewCollect[int]())
+					To(stream.NewCollectSink[int]())
 			},
 			want: []string{`duplicate stage name "x" (a map and a filter)`},
 		},
@@ -116,23 +117,23 @@ func TestBuildErrors(t *testing.T) {
 			name: "negative state TTL",
 			graph: func(g *graph.Graph) {
 				graph.Count(graph.KeyBy(numbers(g, "src"), func(v int) int { return v % 3 }), graph.Name("ttl"),
-					graph.StateTTL(stream.EventTimeTTL(-time.Second))).To(stream.NewCollect[stream.KV[int, int64]]())
+					graph.StateTTL(stream.EventTimeTTL(-time.Second))).To(stream.NewCollectSink[stream.KV[int, int64]]())
 			},
 			want: []string{`stage "ttl"`, "state TTL -1s is negative"},
 		},
 		{
 			name: "window without windows",
 			graph: func(g *graph.Graph) {
-				graph.Window(graph.KeyBy(numbers(g, "src"), func(v int) int { return v % 3 }), stream.Windows{}, stream.Count[int](),
-					graph.Name("w")).To(stream.NewCollect[stream.WindowResult[int, int64]]())
+				graph.Window(graph.KeyBy(numbers(g, "src"), func(v int) int { return v % 3 }), stream.WindowAssigner{}, agg.Count[int](),
+					graph.Name("w")).To(stream.NewCollectSink[stream.WindowResult[int, int64]]())
 			},
 			want: []string{`stage "w"`, "windows: none chosen"},
 		},
 		{
 			name: "global windows without a trigger",
 			graph: func(g *graph.Graph) {
-				graph.Window(graph.KeyBy(numbers(g, "src"), func(v int) int { return v % 3 }), stream.Global(), stream.Count[int](),
-					graph.Name("w")).To(stream.NewCollect[stream.WindowResult[int, int64]]())
+				graph.Window(graph.KeyBy(numbers(g, "src"), func(v int) int { return v % 3 }), stream.Global(), agg.Count[int](),
+					graph.Name("w")).To(stream.NewCollectSink[stream.WindowResult[int, int64]]())
 			},
 			want: []string{`stage "w"`, "give a CountTrigger"},
 		},
@@ -141,7 +142,7 @@ func TestBuildErrors(t *testing.T) {
 			graph: func(g *graph.Graph) {
 				byMod := func(v int) int { return v % 3 }
 				graph.IntervalJoin(graph.KeyBy(numbers(g, "a"), byMod), graph.KeyBy(numbers(g, "b"), byMod), time.Second, -time.Second,
-					func(a, b int) int { return a + b }, graph.Name("j")).To(stream.NewCollect[int]())
+					func(a, b int) int { return a + b }, graph.Name("j")).To(stream.NewCollectSink[int]())
 			},
 			want: []string{`stage "j"`, "is empty"},
 		},
@@ -149,7 +150,7 @@ func TestBuildErrors(t *testing.T) {
 			name: "struct crosses KeyBy without a codec",
 			graph: func(g *graph.Graph) {
 				graph.Count(graph.KeyBy(clicks(g), byUser), graph.Name("per-user")).
-					To(stream.NewCollect[stream.KV[string, int64]]())
+					To(stream.NewCollectSink[stream.KV[string, int64]]())
 			},
 			want: []string{`stage "per-user"`, "graph_test.click", `from "clicks"`, "without a Codec", "graph.WithCodec"},
 		},
@@ -157,7 +158,7 @@ func TestBuildErrors(t *testing.T) {
 			name: "key type without a codec",
 			graph: func(g *graph.Graph) {
 				k := graph.KeyBy(numbers(g, "src"), func(v int) point { return point{v, v} })
-				graph.Count(k).To(stream.NewCollect[stream.KV[point, int64]]())
+				graph.Count(k).To(stream.NewCollectSink[stream.KV[point, int64]]())
 			},
 			want: []string{`keyBy after "src"`, "key type graph_test.point has no built-in codec", "graph.WithKeyCodec"},
 		},
@@ -165,7 +166,7 @@ func TestBuildErrors(t *testing.T) {
 			name: "KeyBy WithCodec of the wrong type",
 			graph: func(g *graph.Graph) {
 				k := graph.KeyBy(clicks(g), byUser, graph.WithCodec(stream.JSON[string]()))
-				graph.Count(k, graph.Name("per-user")).To(stream.NewCollect[stream.KV[string, int64]]())
+				graph.Count(k, graph.Name("per-user")).To(stream.NewCollectSink[stream.KV[string, int64]]())
 			},
 			want: []string{`stage "per-user"`, `the codec for "clicks"`, "not a codec of graph_test.click"},
 		},
@@ -173,7 +174,7 @@ func TestBuildErrors(t *testing.T) {
 			name: "stage WithCodec of the wrong type",
 			graph: func(g *graph.Graph) {
 				graph.Map(numbers(g, "src"), double, graph.Name("double"), graph.WithCodec(stream.JSON[string]())).
-					To(stream.NewCollect[int]())
+					To(stream.NewCollectSink[int]())
 			},
 			want: []string{`stage "double": WithCodec`, "not a codec of int"},
 		},
@@ -181,35 +182,35 @@ func TestBuildErrors(t *testing.T) {
 			name: "WithKeyCodec of the wrong type",
 			graph: func(g *graph.Graph) {
 				k := graph.KeyBy(numbers(g, "src"), func(v int) point { return point{v, v} }, graph.WithKeyCodec(stream.JSON[string]()))
-				graph.Count(k).To(stream.NewCollect[stream.KV[point, int64]]())
+				graph.Count(k).To(stream.NewCollectSink[stream.KV[point, int64]]())
 			},
 			want: []string{`keyBy after "src": WithKeyCodec`, "not a codec of graph_test.point"},
 		},
 		{
 			name: "nil map function",
 			graph: func(g *graph.Graph) {
-				graph.Map[int, int](numbers(g, "src"), nil, graph.Name("m")).To(stream.NewCollect[int]())
+				graph.Map[int, int](numbers(g, "src"), nil, graph.Name("m")).To(stream.NewCollectSink[int]())
 			},
 			want: []string{`stage "m": map function is nil`},
 		},
 		{
 			name: "nil try-map function",
 			graph: func(g *graph.Graph) {
-				graph.TryMap[int, int](numbers(g, "src"), nil, graph.Name("parse")).To(stream.NewCollect[int]())
+				graph.TryMap[int, int](numbers(g, "src"), nil, graph.Name("parse")).To(stream.NewCollectSink[int]())
 			},
 			want: []string{`stage "parse": map function is nil`},
 		},
 		{
 			name: "nil filter function",
 			graph: func(g *graph.Graph) {
-				numbers(g, "src").Filter(nil, graph.Name("f")).To(stream.NewCollect[int]())
+				numbers(g, "src").Filter(nil, graph.Name("f")).To(stream.NewCollectSink[int]())
 			},
 			want: []string{`stage "f": filter function is nil`},
 		},
 		{
 			name: "nil flatMap function",
 			graph: func(g *graph.Graph) {
-				graph.FlatMap[int, int](numbers(g, "src"), nil, graph.Name("fm")).To(stream.NewCollect[int]())
+				graph.FlatMap[int, int](numbers(g, "src"), nil, graph.Name("fm")).To(stream.NewCollectSink[int]())
 			},
 			want: []string{`stage "fm": flatMap function is nil`},
 		},
@@ -217,7 +218,7 @@ func TestBuildErrors(t *testing.T) {
 			name: "nil partition function",
 			graph: func(g *graph.Graph) {
 				for _, p := range graph.Partition(numbers(g, "src"), 2, nil, graph.Name("split")) {
-					p.To(stream.NewCollect[int]())
+					p.To(stream.NewCollectSink[int]())
 				}
 			},
 			want: []string{`stage "split": partition function is nil`},
@@ -226,7 +227,7 @@ func TestBuildErrors(t *testing.T) {
 			name: "partition into no outputs",
 			graph: func(g *graph.Graph) {
 				for _, p := range graph.Partition(numbers(g, "src"), 0, func(int) int { return 0 }, graph.Name("split")) {
-					p.To(stream.NewCollect[int]())
+					p.To(stream.NewCollectSink[int]())
 				}
 			},
 			want: []string{`stage "split": 0 outputs; want at least 1`},
@@ -235,14 +236,14 @@ func TestBuildErrors(t *testing.T) {
 			name: "nil CoMap functions",
 			graph: func(g *graph.Graph) {
 				c := graph.Connect(numbers(g, "a"), graph.From(g, stream.Slice([]string{"x"}), graph.Name("b")))
-				graph.CoMap[int, string, string](c, nil, nil, graph.Name("co")).To(stream.NewCollect[string]())
+				graph.CoMap[int, string, string](c, nil, nil, graph.Name("co")).To(stream.NewCollectSink[string]())
 			},
 			want: []string{`stage "co": first map function is nil`, `stage "co": second map function is nil`},
 		},
 		{
 			name: "nil key function",
 			graph: func(g *graph.Graph) {
-				graph.Count(graph.KeyBy[int, int](numbers(g, "src"), nil)).To(stream.NewCollect[stream.KV[int, int64]]())
+				graph.Count(graph.KeyBy[int, int](numbers(g, "src"), nil)).To(stream.NewCollectSink[stream.KV[int, int64]]())
 			},
 			want: []string{`keyBy after "src": key function is nil`},
 		},
@@ -250,7 +251,7 @@ func TestBuildErrors(t *testing.T) {
 			name: "nil reduce function",
 			graph: func(g *graph.Graph) {
 				graph.Reduce(graph.KeyBy(numbers(g, "src"), func(v int) int { return v }), nil).
-					To(stream.NewCollect[stream.KV[int, int]]())
+					To(stream.NewCollectSink[stream.KV[int, int]]())
 			},
 			want: []string{`reduce after "src": reduce function is nil`},
 		},
@@ -258,7 +259,7 @@ func TestBuildErrors(t *testing.T) {
 			name: "nil aggregator",
 			graph: func(g *graph.Graph) {
 				graph.Aggregate[int, int, int, int](graph.KeyBy(numbers(g, "src"), func(v int) int { return v }), nil, graph.Name("agg")).
-					To(stream.NewCollect[stream.KV[int, int]]())
+					To(stream.NewCollectSink[stream.KV[int, int]]())
 			},
 			want: []string{`stage "agg": aggregator is nil`},
 		},
@@ -266,7 +267,7 @@ func TestBuildErrors(t *testing.T) {
 			name: "nil OnRecord",
 			graph: func(g *graph.Graph) {
 				graph.Process(graph.KeyBy(numbers(g, "src"), func(v int) int { return v }), stream.KeyedProcess[int, int, int]{}, graph.Name("proc")).
-					To(stream.NewCollect[int]())
+					To(stream.NewCollectSink[int]())
 			},
 			want: []string{`stage "proc": OnRecord is nil`},
 		},
@@ -280,14 +281,14 @@ func TestBuildErrors(t *testing.T) {
 		{
 			name: "nil source",
 			graph: func(g *graph.Graph) {
-				graph.From[int](g, nil, graph.Name("src")).To(stream.NewCollect[int]())
+				graph.From[int](g, nil, graph.Name("src")).To(stream.NewCollectSink[int]())
 			},
 			want: []string{`stage "src": source is nil`},
 		},
 		{
 			name: "source that cannot be split",
 			graph: func(g *graph.Graph) {
-				graph.From(g, stream.Channel[int](nil), graph.Name("feed")).To(stream.NewCollect[int]())
+				graph.From(g, stream.Channel[int](nil), graph.Name("feed")).To(stream.NewCollectSink[int]())
 			},
 			want: []string{`source "feed"`, "nil channel"},
 		},
@@ -299,15 +300,15 @@ func TestBuildErrors(t *testing.T) {
 		{
 			name: "merge junction with no inputs",
 			graph: func(g *graph.Graph) {
-				numbers(g, "src").To(stream.NewCollect[int]())
-				graph.NewMerge[int](g, graph.Name("j")).Out().To(stream.NewCollect[int]())
+				numbers(g, "src").To(stream.NewCollectSink[int]())
+				graph.NewMerge[int](g, graph.Name("j")).Out().To(stream.NewCollectSink[int]())
 			},
 			want: []string{`stage "j" (merge): it has no inputs`},
 		},
 		{
 			name: "no source",
 			graph: func(g *graph.Graph) {
-				graph.NewMerge[int](g, graph.Name("j")).Out().To(stream.NewCollect[int]())
+				graph.NewMerge[int](g, graph.Name("j")).Out().To(stream.NewCollectSink[int]())
 			},
 			want: []string{"the graph has no source"},
 		},
@@ -315,7 +316,7 @@ func TestBuildErrors(t *testing.T) {
 			name: "merge of a stream from another graph",
 			graph: func(g *graph.Graph) {
 				other := graph.New("other")
-				graph.Merge(numbers(g, "mine"), numbers(other, "theirs")).To(stream.NewCollect[int]())
+				graph.Merge(numbers(g, "mine"), numbers(other, "theirs")).To(stream.NewCollectSink[int]())
 			},
 			want: []string{`input "theirs" belongs to graph "other"`},
 		},
@@ -324,14 +325,14 @@ func TestBuildErrors(t *testing.T) {
 			graph: func(g *graph.Graph) {
 				other := graph.New("other")
 				c := graph.Connect(numbers(g, "mine"), numbers(other, "theirs"))
-				graph.CoMap(c, double, double, graph.Name("co")).To(stream.NewCollect[int]())
+				graph.CoMap(c, double, double, graph.Name("co")).To(stream.NewCollectSink[int]())
 			},
 			want: []string{`stage "co": input "theirs" belongs to graph "other", not "job"`},
 		},
 		{
 			name: "merge of an empty Stream",
 			graph: func(g *graph.Graph) {
-				graph.Merge(numbers(g, "src"), graph.Stream[int]{}).To(stream.NewCollect[int]())
+				graph.Merge(numbers(g, "src"), graph.Stream[int]{}).To(stream.NewCollectSink[int]())
 			},
 			want: []string{"empty Stream"},
 		},
@@ -339,27 +340,34 @@ func TestBuildErrors(t *testing.T) {
 			name: "side output taken twice",
 			graph: func(g *graph.Graph) {
 				p := graph.Process(graph.KeyBy(numbers(g, "src"), double), stream.KeyedProcess[int, int, int]{
-					OnRecord: func(*stream.Context[int], int, *stream.Emitter[int]) error { return nil },
+					OnRecord: func(stream.Context[int], int, stream.Emitter[int]) error { return nil },
 				}, graph.Name("proc"))
-				p.To(stream.NewCollect[int]())
+				p.To(stream.NewCollectSink[int]())
 				tag := stream.NewTag[int]("late")
-				graph.SideOutput(p, tag, graph.Name("late-1")).To(stream.NewCollect[int]())
-				graph.SideOutput(p, tag, graph.Name("late-2")).To(stream.NewCollect[int]())
+				graph.SideOutput(p, tag, graph.Name("late-1")).To(stream.NewCollectSink[int]())
+				graph.SideOutput(p, tag, graph.Name("late-2")).To(stream.NewCollectSink[int]())
 			},
 			want: []string{`stage "proc": side output "late" taken twice`},
 		},
 	}
-	okGraph := func(g *graph.Graph) { numbers(g, "src").To(stream.NewCollect[int]()) }
+	okGraph := func(g *graph.Graph) { numbers(g, "src").To(stream.NewCollectSink[int]()) }
 	for _, o := range []struct {
 		name string
 		opt  graph.JobOption
 		want string
 	}{
-		{"parallelism", graph.Parallelism(-1), "parallelism -1 is negative"},
-		{"max key groups", graph.MaxKeyGroups(-2), "max key groups -2 is negative"},
-		{"batch size", graph.BatchSize(-3), "batch size -3 is negative"},
-		{"credits", graph.Credits(-4), "credits -4 is negative"},
-		{"linger", graph.Linger(-time.Millisecond), "linger -1ms is negative"},
+		{"parallelism", graph.Parallelism(-1), "parallelism -1: want at least 1"},
+		{"zero parallelism", graph.Parallelism(0), "parallelism 0: want at least 1"},
+		{"max key groups", graph.MaxKeyGroups(-2), "max key groups -2: want at least 1"},
+		{"zero max key groups", graph.MaxKeyGroups(0), "max key groups 0: want at least 1"},
+		{"batch size", graph.BatchSize(-3), "batch size -3: want at least 1"},
+		{"zero batch size", graph.BatchSize(0), "batch size 0: want at least 1"},
+		{"credits", graph.Credits(-4), "credits -4: want at least 1"},
+		{"zero credits", graph.Credits(0), "credits 0: want at least 1"},
+		{"linger", graph.Linger(-time.Millisecond), "linger -1ms: want more than 0"},
+		{"zero linger", graph.Linger(0), "linger 0s: want more than 0"},
+		{"zero idle timeout", graph.IdleTimeout(0), "idle timeout 0s: want more than 0"},
+		{"zero watermark interval", graph.WatermarkInterval(0), "watermark interval 0s: want more than 0"},
 		{"error policy", graph.OnError(actor.ErrorPolicy(99)), "unknown error policy 99"},
 	} {
 		tests = append(tests, struct {
@@ -367,7 +375,7 @@ func TestBuildErrors(t *testing.T) {
 			graph func(g *graph.Graph)
 			opts  []graph.JobOption
 			want  []string
-		}{name: "negative " + o.name, graph: okGraph, opts: []graph.JobOption{o.opt}, want: []string{"build job: config: " + o.want}})
+		}{name: "invalid " + o.name, graph: okGraph, opts: []graph.JobOption{o.opt}, want: []string{"build job: config: " + o.want}})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -394,10 +402,10 @@ func TestBuildErrors(t *testing.T) {
 func TestBuildReportsEveryMistake(t *testing.T) {
 	g := graph.New("job")
 	src := numbers(g, "src")
-	graph.Map[int, int](src, nil, graph.Name("nil-map")).To(stream.NewCollect[int]())
+	graph.Map[int, int](src, nil, graph.Name("nil-map")).To(stream.NewCollectSink[int]())
 	graph.Map(src, func(v int) int { return v }, graph.Name("unused"))
-	src.Filter(func(int) bool { return true }, graph.Name("dup")).To(stream.NewCollect[int](), graph.Name("dup"))
-	graph.Count(graph.KeyBy(clicks(g), byUser), graph.Name("per-user")).To(stream.NewCollect[stream.KV[string, int64]]())
+	src.Filter(func(int) bool { return true }, graph.Name("dup")).To(stream.NewCollectSink[int](), graph.Name("dup"))
+	graph.Count(graph.KeyBy(clicks(g), byUser), graph.Name("per-user")).To(stream.NewCollectSink[stream.KV[string, int64]]())
 	numbers(g, "alone")
 
 	_, err := g.Build(quiet)
@@ -433,27 +441,27 @@ func TestBuildCodecs(t *testing.T) {
 	}{
 		{"WithCodec on KeyBy", func(g *graph.Graph) {
 			k := graph.KeyBy(clicks(g), byUser, graph.WithCodec(stream.JSON[click]()))
-			graph.Count(k).To(stream.NewCollect[stream.KV[string, int64]]())
+			graph.Count(k).To(stream.NewCollectSink[stream.KV[string, int64]]())
 		}},
 		{"Stream.WithCodec", func(g *graph.Graph) {
 			k := graph.KeyBy(clicks(g).WithCodec(stream.JSON[click]()), byUser)
-			graph.Count(k).To(stream.NewCollect[stream.KV[string, int64]]())
+			graph.Count(k).To(stream.NewCollectSink[stream.KV[string, int64]]())
 		}},
 		{"WithCodec on the stage before KeyBy", func(g *graph.Graph) {
 			m := graph.Map(clicks(g), func(c click) click { return c }, graph.WithCodec(stream.JSON[click]()))
-			graph.Count(graph.KeyBy(m, byUser)).To(stream.NewCollect[stream.KV[string, int64]]())
+			graph.Count(graph.KeyBy(m, byUser)).To(stream.NewCollectSink[stream.KV[string, int64]]())
 		}},
 		{"Stream.WithCodec after KeyBy is written", func(g *graph.Graph) {
 			s := clicks(g)
-			graph.Count(graph.KeyBy(s, byUser)).To(stream.NewCollect[stream.KV[string, int64]]())
+			graph.Count(graph.KeyBy(s, byUser)).To(stream.NewCollectSink[stream.KV[string, int64]]())
 			s.WithCodec(stream.JSON[click]())
 		}},
 		{"WithKeyCodec for a struct key", func(g *graph.Graph) {
 			k := graph.KeyBy(numbers(g, "src"), func(v int) point { return point{v, v} }, graph.WithKeyCodec(stream.JSON[point]()))
-			graph.Count(k).To(stream.NewCollect[stream.KV[point, int64]]())
+			graph.Count(k).To(stream.NewCollectSink[stream.KV[point, int64]]())
 		}},
 		{"built-in record type", func(g *graph.Graph) {
-			graph.Count(graph.KeyBy(numbers(g, "src"), func(v int) int { return v % 3 })).To(stream.NewCollect[stream.KV[int, int64]]())
+			graph.Count(graph.KeyBy(numbers(g, "src"), func(v int) int { return v % 3 })).To(stream.NewCollectSink[stream.KV[int, int64]]())
 		}},
 	}
 	for _, tt := range tests {
@@ -479,7 +487,7 @@ func TestBuildCheckpointsNeedSnapshots(t *testing.T) {
 		want  string
 	}{
 		{"channel source", func(g *graph.Graph) {
-			graph.From(g, stream.Channel(make(chan int)), graph.Name("ch")).To(stream.NewCollect[int]())
+			graph.From(g, stream.Channel(make(chan int)), graph.Name("ch")).To(stream.NewCollectSink[int]())
 		}, `source "ch" cannot rewind`},
 	}
 	for _, tt := range tests {
@@ -494,8 +502,8 @@ func TestBuildCheckpointsNeedSnapshots(t *testing.T) {
 	}
 	g := graph.New("ckpt")
 	keyed := graph.KeyBy(numbers(g, "src"), byMod)
-	graph.Count(keyed).To(stream.NewCollect[stream.KV[int, int64]]())
-	graph.Window(keyed, stream.Tumbling(time.Second), stream.Count[int]()).To(stream.NewCollect[stream.WindowResult[int, int64]]())
+	graph.Count(keyed).To(stream.NewCollectSink[stream.KV[int, int64]]())
+	graph.Window(keyed, stream.Tumbling(time.Second), agg.Count[int]()).To(stream.NewCollectSink[stream.WindowResult[int, int64]]())
 	if _, err := g.Build(graph.Checkpoints(store, time.Second), quiet); err != nil {
 		t.Fatalf("a counting and windowing job with checkpoints: %v", err)
 	}

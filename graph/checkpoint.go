@@ -43,7 +43,7 @@ type storeSink struct {
 }
 
 func (s *storeSink) Save(ctx context.Context, cp actor.Checkpoint) error {
-	b := EncodeCheckpoint(cp)
+	b := encodeCheckpoint(cp)
 	err := s.store.Write(ctx, uint64(cp.ID), b)
 	if errors.Is(err, persistence.ErrExists) && cp.ID == actor.FinalCheckpoint {
 		// The final checkpoint of an earlier run (this one started from a savepoint): the
@@ -106,16 +106,11 @@ func (j *Job) Savepoint(ctx context.Context, name string) error {
 	if err := flattenDeltas(ctx, &cp, sink.loadCheckpoint); err != nil {
 		return fmt.Errorf("savepoint %q: %w", name, err)
 	}
-	if err := sink.store.WriteSavepoint(ctx, name, EncodeCheckpoint(cp)); err != nil {
+	if err := sink.store.WriteSavepoint(ctx, name, encodeCheckpoint(cp)); err != nil {
 		return fmt.Errorf("savepoint %q: %w", name, err)
 	}
 	return nil
 }
-
-// Handoff ends a run on a cluster at a checkpoint that every node completes, so that the
-// next run (after a node joined or left) starts from it and replays nothing: see
-// cluster.Node.
-func (j *Job) Handoff(ctx context.Context) error { return j.aj.Handoff(ctx) }
 
 // FromSavepoint makes the job start from the savepoint name in store instead of from the
 // newest checkpoint, before or after Checkpoints; alone, it also takes checkpoints into
@@ -137,7 +132,7 @@ func (s *storeSink) loadSavepoint(ctx context.Context) (*actor.Checkpoint, error
 	if err != nil {
 		return nil, fmt.Errorf("load savepoint %q: %w", s.savepoint, err)
 	}
-	cp, err := DecodeCheckpoint(b)
+	cp, err := decodeCheckpoint(b)
 	if err != nil {
 		return nil, fmt.Errorf("decode savepoint %q: %w", s.savepoint, err)
 	}

@@ -28,13 +28,13 @@ func describedGraph() *graph.Graph {
 	squares := graph.Map(nums, func(v int64) int64 { return v * v }, graph.Name("square"))
 	even := squares.Filter(func(v int64) bool { return v%2 == 0 }, graph.Name("even"))
 	counts := graph.Count(graph.KeyBy(even, func(v int64) int64 { return v % 10 }), graph.Name("count"))
-	counts.To(stream.NewCollect[stream.KV[int64, int64]](), graph.Name("counts"))
+	counts.To(stream.NewCollectSink[stream.KV[int64, int64]](), graph.Name("counts"))
 
 	left := graph.From(g, stream.Slice([]string{"a", "b"}), graph.Name("left"))
 	right := graph.From(g, stream.Slice([]string{"c", "d"}), graph.Name("right"))
 	parts := graph.Partition(graph.Merge(left, right), 2, func(s string) int { return len(s) % 2 }, graph.Name("split"))
-	parts[0].To(stream.NewCollect[string](), graph.Name("even-length"))
-	parts[1].To(stream.NewCollect[string](), graph.Name("odd-length"))
+	parts[0].To(stream.NewCollectSink[string](), graph.Name("even-length"))
+	parts[1].To(stream.NewCollectSink[string](), graph.Name("odd-length"))
 	return g
 }
 
@@ -134,7 +134,7 @@ func TestDescribeKeyedChain(t *testing.T) {
 	words := graph.From(g, stream.Slice([]string{"a", "b", "a"}), graph.Name("words"))
 	perWord := graph.Count(graph.KeyBy(words, func(w string) string { return w }), graph.Name("per-word"))
 	byCount := graph.Count(graph.KeyBy(perWord, func(kv stream.KV[string, int64]) int64 { return kv.Value }, graph.WithCodec(stream.JSON[stream.KV[string, int64]]())), graph.Name("per-count"))
-	byCount.To(stream.NewCollect[stream.KV[int64, int64]](), graph.Name("out"))
+	byCount.To(stream.NewCollectSink[stream.KV[int64, int64]](), graph.Name("out"))
 	d := build(t, g, graph.Parallelism(1), graph.MaxKeyGroups(4)).Describe()
 	want := []graph.ChannelInfo{
 		{From: "words", To: "per-word", Partitioning: "hash"},

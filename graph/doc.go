@@ -16,6 +16,6 @@
 //	lines := graph.From(g, stream.Lines("book.txt"))
 //	words := graph.FlatMap(lines, splitWords)
 //	counts := graph.Count(graph.KeyBy(words, func(w string) string { return w }))
-//	counts.To(stream.Stdout[stream.KV[string, int64]]())
+//	counts.To(stream.StdoutSink[stream.KV[string, int64]]())
 //	err := g.Run(ctx, graph.Parallelism(2))
 package graph

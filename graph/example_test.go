@@ -15,7 +15,7 @@ func ExampleMap() {
 	g := graph.New("shout")
 	words := graph.From(g, stream.Slice([]string{"stream", "actor", "graph"}))
 	loud := graph.Map(words, strings.ToUpper)
-	out := stream.NewCollect[string]()
+	out := stream.NewCollectSink[string]()
 	loud.To(out)
 	if err := g.Run(context.Background(), graph.Parallelism(2)); err != nil {
 		fmt.Println(err)
@@ -39,7 +39,7 @@ func ExampleCount() {
 		}
 	})
 	counts := graph.Count(graph.KeyBy(words, func(w string) string { return w }), graph.Emit(stream.EmitAtEnd))
-	out := stream.NewCollect[stream.KV[string, int64]]()
+	out := stream.NewCollectSink[stream.KV[string, int64]]()
 	counts.To(out)
 	if err := g.Run(context.Background(), graph.Parallelism(2)); err != nil {
 		fmt.Println(err)
@@ -64,10 +64,10 @@ func ExampleCount() {
 // Deduplicating orders per customer with per-key state; repeats go to a side output.
 func ExampleProcess() {
 	type order struct{ Customer, ID string }
-	seen := stream.NewMap[string, bool]("seen")
+	seen := stream.NewMapState[string, bool]("seen")
 	repeats := stream.NewTag[string]("repeats")
 	dedup := stream.KeyedProcess[string, order, string]{
-		OnRecord: func(ctx *stream.Context[string], o order, out *stream.Emitter[string]) error {
+		OnRecord: func(ctx stream.Context[string], o order, out stream.Emitter[string]) error {
 			if _, dup := seen.Get(ctx, o.ID); dup {
 				repeats.Emit(out, ctx.Key()+"/"+o.ID)
 				return nil
@@ -83,7 +83,7 @@ func ExampleProcess() {
 	// order is a struct: it needs a codec to cross KeyBy.
 	perCustomer := graph.KeyBy(orders, func(o order) string { return o.Customer }, graph.WithCodec(stream.JSON[order]()))
 	unique := graph.Process(perCustomer, dedup, graph.Name("dedup"))
-	firsts, dups := stream.NewCollect[string](), stream.NewCollect[string]()
+	firsts, dups := stream.NewCollectSink[string](), stream.NewCollectSink[string]()
 	unique.To(firsts)
 	graph.SideOutput(unique, repeats).To(dups)
 	if err := g.Run(context.Background(), graph.Parallelism(2)); err != nil {
@@ -108,7 +108,7 @@ func ExampleDescription_Mermaid() {
 	users := graph.Map(clicks, strings.TrimSpace, graph.Name("trim")).
 		Filter(func(u string) bool { return u != "" }, graph.Name("non-empty"))
 	perUser := graph.Count(graph.KeyBy(users, func(u string) string { return u }), graph.Name("per-user"))
-	perUser.To(stream.NewCollect[stream.KV[string, int64]](), graph.Name("out"))
+	perUser.To(stream.NewCollectSink[stream.KV[string, int64]](), graph.Name("out"))
 	job, err := g.Build(graph.Parallelism(2), graph.MaxKeyGroups(16))
 	if err != nil {
 		fmt.Println(err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/eddyflow/eddy/graph"
 	"github.com/eddyflow/eddy/stream"
+	"github.com/eddyflow/eddy/stream/agg"
 )
 
 // Click counts per user in tumbling one-minute windows of event time, with records allowed
@@ -25,10 +26,10 @@ func ExampleWindow() {
 	}))
 	stamped := graph.Timestamps(events, func(c click) int64 { return c.At }, stream.BoundedOutOfOrderPunctuated[click](0))
 	perUser := graph.KeyBy(stamped, func(c click) string { return c.User }, graph.WithCodec(stream.JSON[click]()))
-	counts := graph.Window(perUser, stream.Tumbling(time.Minute), stream.Count[click](), graph.Lateness(30*time.Second))
-	results := stream.NewCollect[stream.WindowResult[string, int64]]()
+	counts := graph.Window(perUser, stream.Tumbling(time.Minute), agg.Count[click](), graph.Lateness(30*time.Second))
+	results := stream.NewCollectSink[stream.WindowResult[string, int64]]()
 	counts.To(results)
-	late := stream.NewCollect[click]()
+	late := stream.NewCollectSink[click]()
 	graph.SideOutput(counts, stream.LateTag[click]()).To(late)
 
 	if err := g.Run(context.Background(), graph.Parallelism(1), graph.Logger(slog.New(slog.DiscardHandler))); err != nil {

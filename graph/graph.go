@@ -5,8 +5,10 @@ import (
 	"reflect"
 
 	"github.com/eddyflow/eddy/actor"
+	"github.com/eddyflow/eddy/internal/operator"
 	"github.com/eddyflow/eddy/persistence"
 	"github.com/eddyflow/eddy/stream"
+	"github.com/eddyflow/eddy/stream/agg"
 )
 
 // Graph is a dataflow graph under construction. Its methods and the functions of this
@@ -191,13 +193,13 @@ func From[T any](g *Graph, src stream.Source[T], opts ...Option) Stream[T] {
 		}
 		s.replayable = true
 		for _, sp := range splits {
-			if _, ok := sp.(stream.Replayable); !ok {
+			if _, ok := sp.(replayable); !ok {
 				s.replayable = false
 			}
 		}
 		s.newTask = func(ic *inst) (actor.Task, error) {
 			t := &sourceTask[T]{env: ic.env, name: s.name, split: splits[ic.env.ID.Index], ic: ic}
-			t.appender, _ = t.split.(stream.Appender[T])
+			t.appender, _ = t.split.(appender[T])
 			t.wm = wmOf(ic, s)
 			t.push = pushOf[T](ic, s)
 			return t, nil
@@ -287,13 +289,9 @@ func (s Stream[T]) To(sink stream.Sink[T], opts ...Option) {
 	if tp, ok := sink.(stream.TwoPhaseSink[T]); ok {
 		ns.g.twoPhase = append(ns.g.twoPhase, func(lastComplete int64, owns func(int) bool) error {
 			if owns == nil {
-				return tp.Recover(lastComplete)
+				owns = func(int) bool { return true }
 			}
-			ir, ok := tp.(stream.InstanceRecoverer)
-			if !ok {
-				return fmt.Errorf("sink %q: a %T cannot recover its writer instances one by one, which a job on a cluster needs", ns.name, tp)
-			}
-			return ir.RecoverInstances(lastComplete, owns)
+			return tp.Recover(lastComplete, owns)
 		})
 		consume(s, ns, func(ic *inst) push[T] {
 			env, name, uid := ic.env, ns.name, ic.env.UID
@@ -526,7 +524,7 @@ func KeyBy[T any, K comparable](s Stream[T], key func(T) K, opts ...Option) Keye
 		}
 		k.keyCodec = c
 	}
-	k.hash = stream.KeyHasher[K](k.keyCodec)
+	k.hash = operator.KeyHasher[K](k.keyCodec)
 	if k.hash == nil {
 		g.errorf("keyBy after %q: key type %s has no built-in codec; give one with graph.WithKeyCodec", s.Name(), typeName[K]())
 	}
@@ -572,7 +570,7 @@ func wireKeyedInput[K comparable, T any](ns *stage, k Keyed[K, T], port int) {
 	writer := func(ic *inst) *actor.Writer[T] {
 		return ic.writer(ns, port, func(g *actor.OutputGroup) any {
 			n := g.Destinations()
-			return actor.NewWriter(g, func(r stream.Record[T]) int { return stream.KeyGroup(hash(key(r.Value)), n) })
+			return actor.NewWriter(g, func(r stream.Record[T]) int { return operator.KeyGroup(hash(key(r.Value)), n) })
 		}).(*actor.Writer[T])
 	}
 	outs.consumers = append(outs.consumers, func(ic *inst) push[T] { return writer(ic).WriteAll })
@@ -652,8 +650,8 @@ func Process[K comparable, T, O any](k Keyed[K, T], fn stream.KeyedProcess[K, T,
 	ns.newTask = func(ic *inst) (actor.Task, error) {
 		t := &processTask[K, T, O]{env: ic.env, name: ns.name, ic: ic, wm: wmOf(ic, ns)}
 		t.out = newOutBuffer(ic, pushOf[O](ic, ns))
-		emitter := stream.NewEmitter(t.out.add, func(tag string, v any, ts int64) { ic.side(ns, tag, v, ts) })
-		t.op = stream.NewProcessOperator(k.key, fn, emitter)
+		emitter := operator.NewEmitter(t.out.add, func(tag string, v any, ts int64) { ic.side(ns, tag, v, ts) })
+		t.op = operator.NewProcessOperator(k.key, fn, emitter)
 		if err := t.op.SetTTL(o.ttl); err != nil {
 			return nil, err
 		}
@@ -680,7 +678,7 @@ func aggregate[K comparable, T, A, R any](k Keyed[K, T], agg stream.Aggregator[T
 	ns.newTask = func(ic *inst) (actor.Task, error) {
 		t := &aggregateTask[K, T, A, R]{env: ic.env, name: ns.name, ic: ic, wm: wmOf(ic, ns), keys: keyCodecOf(k.keyCodec)}
 		t.out = newOutBuffer(ic, pushOf[stream.KV[K, R]](ic, ns))
-		t.op = stream.NewAggregateOperator(k.key, agg, ns.emitMode, t.out.add)
+		t.op = operator.NewAggregateOperator(k.key, agg, ns.emitMode, t.out.add)
 		if err := t.op.SetTTL(o.ttl); err != nil {
 			return nil, err
 		}
@@ -723,12 +721,12 @@ func Reduce[K comparable, T any](k Keyed[K, T], f func(acc, v T) T, opts ...Opti
 	if f == nil {
 		k.in.g().errorf("reduce after %q: reduce function is nil", k.in.Name())
 	}
-	return aggregate(k, stream.Reduce(f), "reduce", opts)
+	return aggregate(k, agg.Reduce(f), "reduce", opts)
 }
 
 // Count counts the records of each key and emits the running count per key.
 func Count[K comparable, T any](k Keyed[K, T], opts ...Option) Stream[stream.KV[K, int64]] {
-	return aggregate(k, stream.Count[T](), "count", opts)
+	return aggregate(k, agg.Count[T](), "count", opts)
 }
 
 // Timestamps sets every record's event time to ts(value) (Unix ms) and generates the
@@ -763,16 +761,16 @@ func Timestamps[T any](s Stream[T], ts func(T) int64, strategy stream.WatermarkS
 // arrives within Lateness). Records later than that go to the side output
 // stream.LateTag[T](), and are counted; take them with SideOutput, or they become dead
 // letters. Session windows need an aggregator that implements stream.Merger.
-func Window[K comparable, T, A, R any](k Keyed[K, T], w stream.Windows, agg stream.Aggregator[T, A, R], opts ...Option) Stream[stream.WindowResult[K, R]] {
+func Window[K comparable, T, A, R any](k Keyed[K, T], w stream.WindowAssigner, agg stream.Aggregator[T, A, R], opts ...Option) Stream[stream.WindowResult[K, R]] {
 	ns, o := keyedStageOpts[K, T, stream.WindowResult[K, R]](k, "window", opts)
 	ns.keyDesc += ", " + w.String()
 	if agg == nil {
 		ns.g.errorf("stage %q: aggregator is nil", ns.name)
 		return Stream[stream.WindowResult[K, R]]{st: ns}
 	}
-	wopts := stream.WindowOptions{Lateness: o.lateness, Changelog: o.changelog, Trigger: o.trigger}
+	wopts := operator.WindowOptions{Lateness: o.lateness, Changelog: o.changelog, Trigger: o.trigger}
 	// Build the operator once here so that a wrong window setup is a Build error.
-	if _, err := stream.NewWindowOperator(k.key, w, agg, wopts, nil, nil); err != nil {
+	if _, err := operator.NewWindowOperator(k.key, w, agg, wopts, nil, nil); err != nil {
 		ns.g.errorf("stage %q: %v", ns.name, err)
 		return Stream[stream.WindowResult[K, R]]{st: ns}
 	}
@@ -781,7 +779,7 @@ func Window[K comparable, T, A, R any](k Keyed[K, T], w stream.Windows, agg stre
 	ns.newTask = func(ic *inst) (actor.Task, error) {
 		t := &windowTask[K, T, A, R]{env: ic.env, name: ns.name, ic: ic, wm: wmOf(ic, ns)}
 		t.out = newOutBuffer(ic, pushOf[stream.WindowResult[K, R]](ic, ns))
-		op, err := stream.NewWindowOperator(k.key, w, agg, wopts, t.out.add, func(r stream.Record[T]) {
+		op, err := operator.NewWindowOperator(k.key, w, agg, wopts, t.out.add, func(r stream.Record[T]) {
 			ic.env.Metrics.Late.Add(1)
 			ic.side(ns, late, r.Value, r.Time)
 		})
@@ -800,13 +798,13 @@ func Window[K comparable, T, A, R any](k Keyed[K, T], w stream.Windows, agg stre
 // ProcessWindowFunction). It costs memory per record; prefer Window with an Aggregator when
 // the result can be computed incrementally. Options and late records are as for Window;
 // with Changelog, a re-firing's retraction is not passed to fn.
-func ProcessWindow[K comparable, T, O any](k Keyed[K, T], w stream.Windows, fn func(key K, win stream.Window, elems []T, emit func(O)), opts ...Option) Stream[O] {
+func ProcessWindow[K comparable, T, O any](k Keyed[K, T], w stream.WindowAssigner, fn func(key K, win stream.TimeWindow, elems []T, emit func(O)), opts ...Option) Stream[O] {
 	ns, o := keyedStageOpts[K, T, O](k, "processWindow", opts)
 	ns.keyDesc += ", " + w.String()
 	nilFunc(ns.g, ns, "window function", fn == nil)
-	agg := stream.Collecting[T]{}
-	wopts := stream.WindowOptions{Lateness: o.lateness, Changelog: o.changelog, Trigger: o.trigger}
-	if _, err := stream.NewWindowOperator(k.key, w, agg, wopts, nil, nil); err != nil {
+	agg := operator.Collecting[T]{}
+	wopts := operator.WindowOptions{Lateness: o.lateness, Changelog: o.changelog, Trigger: o.trigger}
+	if _, err := operator.NewWindowOperator(k.key, w, agg, wopts, nil, nil); err != nil {
 		ns.g.errorf("stage %q: %v", ns.name, err)
 		return Stream[O]{st: ns}
 	}
@@ -825,12 +823,12 @@ func ProcessWindow[K comparable, T, O any](k Keyed[K, T], w stream.Windows, fn f
 				}
 				ts = r.Time
 				callWindowFunc(ic.env, ns.name, r, func() {
-					fn(r.Value.Key, stream.Window{Start: r.Value.Start, End: r.Value.End}, r.Value.Value, emit)
+					fn(r.Value.Key, stream.TimeWindow{Start: r.Value.Start, End: r.Value.End}, r.Value.Value, emit)
 				})
 			}
 			out.flush()
 		})
-		op, err := stream.NewWindowOperator(k.key, w, agg, wopts, t.out.add, func(r stream.Record[T]) {
+		op, err := operator.NewWindowOperator(k.key, w, agg, wopts, t.out.add, func(r stream.Record[T]) {
 			ic.env.Metrics.Late.Add(1)
 			ic.side(ns, late, r.Value, r.Time)
 		})

@@ -200,7 +200,7 @@ func (s *storeSink) loadCheckpoint(ctx context.Context, id int64) (*actor.Checkp
 	if err != nil {
 		return nil, err
 	}
-	cp, err := DecodeCheckpoint(b)
+	cp, err := decodeCheckpoint(b)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint %d: %w: %w", id, errBadCheckpoint, err)
 	}
@@ -276,11 +276,11 @@ func (s *storeSink) prune(ctx context.Context) error {
 	return nil
 }
 
-// EncodeCheckpoint writes a checkpoint as a CheckpointStore holds it (inside the store's versioned, checksummed
+// encodeCheckpoint writes a checkpoint as a CheckpointStore holds it (inside the store's versioned, checksummed
 // frame): 'E', 'C', version 1, the id, the states by identity and the finished identities,
 // with uvarint lengths. Binary: JSON would write every state in base64 and double it in
 // its buffer, which large states feel.
-func EncodeCheckpoint(cp actor.Checkpoint) []byte {
+func encodeCheckpoint(cp actor.Checkpoint) []byte {
 	size := 32
 	for id, st := range cp.States {
 		size += len(id) + len(st) + 20
@@ -305,9 +305,9 @@ func EncodeCheckpoint(cp actor.Checkpoint) []byte {
 // decode, or its chain does not add up: recovery skips it for an older one.
 var errBadCheckpoint = errors.New("bad checkpoint")
 
-// DecodeCheckpoint decodes a checkpoint as a CheckpointStore holds it (its metadata), for
+// decodeCheckpoint decodes a checkpoint as a CheckpointStore holds it (its metadata), for
 // tools and tests: incremental snapshots stay as they are, not flattened.
-func DecodeCheckpoint(b []byte) (actor.Checkpoint, error) {
+func decodeCheckpoint(b []byte) (actor.Checkpoint, error) {
 	if len(b) < 3 || b[0] != 'E' || b[1] != 'C' || b[2] != 1 {
 		return actor.Checkpoint{}, errors.New("decode checkpoint: not an Eddy checkpoint of version 1")
 	}

@@ -181,7 +181,7 @@ func TestPruneKeepsChains(t *testing.T) {
 func TestCheckpointEncoding(t *testing.T) {
 	cp := actor.Checkpoint{ID: actor.FinalCheckpoint, States: map[string][]byte{"j/s/0": {1, 2}, "j/c/3": {}},
 		Finished: map[string]bool{"j/s/0": true}}
-	got, err := DecodeCheckpoint(EncodeCheckpoint(cp))
+	got, err := decodeCheckpoint(encodeCheckpoint(cp))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,12 +192,12 @@ func TestCheckpointEncoding(t *testing.T) {
 
 // A checkpoint's metadata comes from disk: bad bytes are an error, never a panic.
 func FuzzDecodeCheckpoint(f *testing.F) {
-	f.Add(EncodeCheckpoint(actor.Checkpoint{ID: 3, States: map[string][]byte{"a": {1}}, Finished: map[string]bool{"a": true}}))
+	f.Add(encodeCheckpoint(actor.Checkpoint{ID: 3, States: map[string][]byte{"a": {1}}, Finished: map[string]bool{"a": true}}))
 	f.Add([]byte("EC\x01"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		cp, err := DecodeCheckpoint(b)
+		cp, err := decodeCheckpoint(b)
 		if err == nil {
-			if again, err := DecodeCheckpoint(EncodeCheckpoint(cp)); err != nil || again.ID != cp.ID || len(again.States) != len(cp.States) {
+			if again, err := decodeCheckpoint(encodeCheckpoint(cp)); err != nil || again.ID != cp.ID || len(again.States) != len(cp.States) {
 				t.Fatalf("re-encoding %+v: %+v, %v", cp, again, err)
 			}
 		}

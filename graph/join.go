@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/eddyflow/eddy/actor"
+	"github.com/eddyflow/eddy/internal/operator"
 	"github.com/eddyflow/eddy/stream"
 )
 
@@ -21,7 +22,7 @@ func IntervalJoin[K comparable, A, B, O any](a Keyed[K, A], b Keyed[K, B], lower
 	}
 	ns.newTask = func(ic *inst) (actor.Task, error) {
 		t := newJoinTask[O](ic, ns)
-		op, err := stream.NewIntervalJoinOperator(a.key, b.key, lower, upper,
+		op, err := operator.NewIntervalJoinOperator(a.key, b.key, lower, upper,
 			func(x A, y B) (O, error) { return join(x, y), nil }, t.out.add,
 			func(r stream.Record[A]) { t.late(stream.LateTag[A]().Name(), r.Value, r.Time) },
 			func(r stream.Record[B]) { t.late(stream.LateRightTag[B]().Name(), r.Value, r.Time) })
@@ -49,36 +50,36 @@ func IntervalJoin[K comparable, A, B, O any](a Keyed[K, A], b Keyed[K, B], lower
 // WindowJoin co-groups a and b in event-time windows: when a key's window fires, join sees
 // every record of each side in it (either may be empty) and emits any number of results,
 // stamped with the window's end − 1. Lateness and the late side outputs are as for Window.
-func WindowJoin[K comparable, A, B, O any](a Keyed[K, A], b Keyed[K, B], w stream.Windows, join func(key K, win stream.Window, as []A, bs []B, emit func(O)), opts ...Option) Stream[O] {
+func WindowJoin[K comparable, A, B, O any](a Keyed[K, A], b Keyed[K, B], w stream.WindowAssigner, join func(key K, win stream.TimeWindow, as []A, bs []B, emit func(O)), opts ...Option) Stream[O] {
 	ns, o := keyedStage2[K, A, B, O](a, b, "windowJoin", opts)
 	nilFunc(ns.g, ns, "join function", join == nil)
 	ns.keyDesc += ", " + w.String()
-	key := func(e stream.Either[A, B]) K {
+	key := func(e operator.Either[A, B]) K {
 		if e.IsB {
 			return b.key(e.B)
 		}
 		return a.key(e.A)
 	}
-	wopts := stream.WindowOptions{Lateness: o.lateness, Changelog: o.changelog, Trigger: o.trigger}
-	agg := stream.CoGroupAgg[A, B]{}
-	if _, err := stream.NewWindowOperator(key, w, agg, wopts, nil, nil); err != nil {
+	wopts := operator.WindowOptions{Lateness: o.lateness, Changelog: o.changelog, Trigger: o.trigger}
+	agg := operator.CoGroupAgg[A, B]{}
+	if _, err := operator.NewWindowOperator(key, w, agg, wopts, nil, nil); err != nil {
 		ns.g.errorf("stage %q: %v", ns.name, err)
 		return Stream[O]{st: ns}
 	}
 	ns.newTask = func(ic *inst) (actor.Task, error) {
 		t := newJoinTask[O](ic, ns)
-		var cur stream.Record[stream.WindowResult[K, stream.CoGroup[A, B]]]
+		var cur stream.Record[stream.WindowResult[K, operator.CoGroup[A, B]]]
 		emit := func(v O) { t.out.add(stream.Record[O]{Value: v, Time: cur.Time}) }
-		op, err := stream.NewWindowOperator(key, w, agg, wopts,
-			func(r stream.Record[stream.WindowResult[K, stream.CoGroup[A, B]]]) {
+		op, err := operator.NewWindowOperator(key, w, agg, wopts,
+			func(r stream.Record[stream.WindowResult[K, operator.CoGroup[A, B]]]) {
 				if r.Kind == stream.Retract {
 					return // a co-group's results are not retractable one by one
 				}
 				cur = r
 				res := r.Value
-				join(res.Key, stream.Window{Start: res.Start, End: res.End}, res.Value.As, res.Value.Bs, emit)
+				join(res.Key, stream.TimeWindow{Start: res.Start, End: res.End}, res.Value.As, res.Value.Bs, emit)
 			},
-			func(r stream.Record[stream.Either[A, B]]) {
+			func(r stream.Record[operator.Either[A, B]]) {
 				if r.Value.IsB {
 					t.late(stream.LateRightTag[B]().Name(), r.Value.B, r.Time)
 				} else {
@@ -89,10 +90,10 @@ func WindowJoin[K comparable, A, B, O any](a Keyed[K, A], b Keyed[K, B], w strea
 			return nil, err
 		}
 		t.process[0] = inputOf(t, func(r stream.Record[A]) error {
-			return op.Process(stream.Record[stream.Either[A, B]]{Value: stream.Either[A, B]{A: r.Value}, Time: r.Time, Kind: r.Kind})
+			return op.Process(stream.Record[operator.Either[A, B]]{Value: operator.Either[A, B]{A: r.Value}, Time: r.Time, Kind: r.Kind})
 		})
 		t.process[1] = inputOf(t, func(r stream.Record[B]) error {
-			return op.Process(stream.Record[stream.Either[A, B]]{Value: stream.Either[A, B]{B: r.Value, IsB: true}, Time: r.Time, Kind: r.Kind})
+			return op.Process(stream.Record[operator.Either[A, B]]{Value: operator.Either[A, B]{B: r.Value, IsB: true}, Time: r.Time, Kind: r.Kind})
 		})
 		t.advance = func(w int64) error { op.Advance(w); return nil }
 		t.reset = op.Reset
@@ -122,7 +123,7 @@ func JoinTable[K comparable, T, V, O any](s Keyed[K, T], table Keyed[K, V], join
 	nilFunc(ns.g, ns, "join function", join == nil)
 	ns.newTask = func(ic *inst) (actor.Task, error) {
 		t := newJoinTask[O](ic, ns)
-		op := stream.NewTableJoinOperator(s.key, table.key, func(x T, v V, found bool) (O, bool, error) {
+		op := operator.NewTableJoinOperator(s.key, table.key, func(x T, v V, found bool) (O, bool, error) {
 			o, ok := join(x, v, found)
 			return o, ok, nil
 		}, t.out.add)
@@ -151,7 +152,7 @@ func TemporalJoin[K comparable, T, V, O any](s Keyed[K, T], table Keyed[K, V], j
 	nilFunc(ns.g, ns, "join function", join == nil)
 	ns.newTask = func(ic *inst) (actor.Task, error) {
 		t := newJoinTask[O](ic, ns)
-		op := stream.NewTemporalJoinOperator(s.key, table.key, func(x T, v V, found bool) (O, bool, error) {
+		op := operator.NewTemporalJoinOperator(s.key, table.key, func(x T, v V, found bool) (O, bool, error) {
 			o, ok := join(x, v, found)
 			return o, ok, nil
 		}, t.out.add)

@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -62,30 +63,63 @@ func StateTTL(ttl stream.TTL) Option { return optFunc(func(o *stageOpts) { o.ttl
 // JobOption configures how a graph runs.
 type JobOption func(*actor.Config)
 
-// Parallelism sets how many splits sources are read with (default GOMAXPROCS).
-func Parallelism(n int) JobOption { return func(c *actor.Config) { c.Parallelism = n } }
-
-// MaxKeyGroups sets the number of key groups (default 128).
-func MaxKeyGroups(n int) JobOption { return func(c *actor.Config) { c.MaxKeyGroups = n } }
-
-// BatchSize sets how many records go in one batch between actors (default 512).
-func BatchSize(n int) JobOption { return func(c *actor.Config) { c.BatchSize = n } }
-
-// Linger sets how long a partly filled batch may wait (default 5ms).
-func Linger(d time.Duration) JobOption { return func(c *actor.Config) { c.Linger = d } }
-
-// IdleTimeout lets an input that has sent nothing for d stop holding back the watermark of
-// the stages it feeds (default 0: never).
-func IdleTimeout(d time.Duration) JobOption { return func(c *actor.Config) { c.IdleTimeout = d } }
-
-// WatermarkInterval sets how often, at most, an instance sends its watermark on to
-// receivers it has no records for (default 50ms).
-func WatermarkInterval(d time.Duration) JobOption {
-	return func(c *actor.Config) { c.WatermarkInterval = d }
+// Parallelism sets how many splits sources are read with (default GOMAXPROCS). n < 1 is an
+// error from Build.
+func Parallelism(n int) JobOption {
+	return func(c *actor.Config) { c.Parallelism = atLeastOne(c, "parallelism", n) }
 }
 
-// Credits sets how many batches may be in flight per channel (default 4).
-func Credits(n int) JobOption { return func(c *actor.Config) { c.Credits = n } }
+// MaxKeyGroups sets the number of key groups (default 128). n < 1 is an error from Build.
+func MaxKeyGroups(n int) JobOption {
+	return func(c *actor.Config) { c.MaxKeyGroups = atLeastOne(c, "max key groups", n) }
+}
+
+// BatchSize sets how many records go in one batch between actors (default 512). n < 1 is an
+// error from Build.
+func BatchSize(n int) JobOption {
+	return func(c *actor.Config) { c.BatchSize = atLeastOne(c, "batch size", n) }
+}
+
+// Linger sets how long a partly filled batch may wait (default 5ms). d ≤ 0 is an error from
+// Build.
+func Linger(d time.Duration) JobOption {
+	return func(c *actor.Config) { c.Linger = positive(c, "linger", d) }
+}
+
+// IdleTimeout lets an input that has sent nothing for d stop holding back the watermark of
+// the stages it feeds (default: never). d ≤ 0 is an error from Build.
+func IdleTimeout(d time.Duration) JobOption {
+	return func(c *actor.Config) { c.IdleTimeout = positive(c, "idle timeout", d) }
+}
+
+// WatermarkInterval sets how often, at most, an instance sends its watermark on to
+// receivers it has no records for (default 50ms). d ≤ 0 is an error from Build.
+func WatermarkInterval(d time.Duration) JobOption {
+	return func(c *actor.Config) { c.WatermarkInterval = positive(c, "watermark interval", d) }
+}
+
+// Credits sets how many batches may be in flight per channel (default 4). n < 1 is an error
+// from Build.
+func Credits(n int) JobOption {
+	return func(c *actor.Config) { c.Credits = atLeastOne(c, "credits", n) }
+}
+
+// atLeastOne returns n, and records for Build that an option was given a count below 1: an
+// explicit 0 is a mistake, not a request for the default.
+func atLeastOne(c *actor.Config, name string, n int) int {
+	if n < 1 {
+		c.OptionErrors = append(c.OptionErrors, fmt.Errorf("%s %d: want at least 1", name, n))
+	}
+	return max(n, 0)
+}
+
+// positive returns d, and records for Build that an option was given a duration ≤ 0.
+func positive(c *actor.Config, name string, d time.Duration) time.Duration {
+	if d <= 0 {
+		c.OptionErrors = append(c.OptionErrors, fmt.Errorf("%s %v: want more than 0", name, d))
+	}
+	return max(d, 0)
+}
 
 // Clock sets the processing-time clock (tests pass a stream.ManualClock).
 func Clock(clock stream.Clock) JobOption { return func(c *actor.Config) { c.Clock = clock } }

@@ -20,7 +20,7 @@ func TestRebalance(t *testing.T) {
 	g := graph.New("rebalance")
 	src := graph.From(g, stream.Channel(ch), graph.Name("src"))
 	spread := graph.Rebalance(src, graph.Name("spread"))
-	out := stream.NewCollect[int64]()
+	out := stream.NewCollectSink[int64]()
 	graph.Map(spread, func(v int64) int64 { return v * 2 }, graph.Name("double")).To(out)
 	job := run(t, g, graph.Parallelism(3), graph.BatchSize(100))
 
@@ -68,14 +68,14 @@ func TestRebalanceNeedsCodec(t *testing.T) {
 	type click struct{ User string }
 	g := graph.New("rebalance")
 	src := graph.From(g, stream.Slice([]click{{"a"}}))
-	graph.Rebalance(src, graph.Name("spread")).To(stream.NewCollect[click]())
+	graph.Rebalance(src, graph.Name("spread")).To(stream.NewCollectSink[click]())
 	_, err := g.Build()
 	if err == nil || !strings.Contains(err.Error(), `"spread"`) || !strings.Contains(err.Error(), "Rebalance") || !strings.Contains(err.Error(), "Codec") {
 		t.Fatalf("Build() = %v, want an error about the missing codec at spread", err)
 	}
 	g2 := graph.New("rebalance")
 	src2 := graph.From(g2, stream.Slice([]click{{"a"}}))
-	graph.Rebalance(src2, graph.WithCodec(stream.JSON[click]())).To(stream.NewCollect[click]())
+	graph.Rebalance(src2, graph.WithCodec(stream.JSON[click]())).To(stream.NewCollectSink[click]())
 	if _, err := g2.Build(); err != nil {
 		t.Fatalf("with a codec: %v", err)
 	}

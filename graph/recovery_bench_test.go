@@ -38,7 +38,7 @@ func benchmarkRecovery(b *testing.B, db *persistence.BadgerDB) {
 		g := graph.New("recovery")
 		src := graph.From(g, stream.Generate(n, func(i int64) int64 { return i % keys }), graph.Name("src"))
 		graph.Count(graph.KeyBy(src, func(k int64) int64 { return k })).
-			To(stream.Func(func([]stream.Record[stream.KV[int64, int64]]) error { return nil }))
+			To(stream.FuncSink(func([]stream.Record[stream.KV[int64, int64]]) error { return nil }))
 		opts := []graph.JobOption{graph.Parallelism(1), graph.Checkpoints(store, time.Hour), quiet}
 		if db != nil {
 			opts = append(opts, graph.BadgerState(db))

@@ -16,6 +16,7 @@ import (
 	"github.com/eddyflow/eddy/actor"
 	"github.com/eddyflow/eddy/graph"
 	"github.com/eddyflow/eddy/stream"
+	"github.com/eddyflow/eddy/stream/agg"
 )
 
 func count(n int64) stream.Source[int64] {
@@ -36,7 +37,7 @@ func TestRunMapFilterFlatMap(t *testing.T) {
 		emit(strconv.FormatInt(v, 10))
 		emit(strconv.FormatInt(-v, 10))
 	})
-	out := stream.NewCollect[string]()
+	out := stream.NewCollectSink[string]()
 	pairs.To(out)
 	job := run(t, g, graph.Parallelism(3))
 
@@ -66,7 +67,7 @@ func TestRunTryMapDeadLetters(t *testing.T) {
 		}
 		return v, nil
 	}, graph.Name("parse"))
-	out := stream.NewCollect[int64]()
+	out := stream.NewCollectSink[int64]()
 	parsed.To(out)
 	var dl letters
 	job := run(t, g, graph.Parallelism(2), dl.option())
@@ -105,7 +106,7 @@ func TestRunPanicInMap(t *testing.T) {
 		}
 		return v
 	}, graph.Name("explode"))
-	out := stream.NewCollect[int64]()
+	out := stream.NewCollectSink[int64]()
 	m.Filter(func(int64) bool { return true }, graph.Name("after")).To(out)
 	var dl letters
 	job := run(t, g, graph.Parallelism(2), dl.option())
@@ -131,14 +132,14 @@ func TestRunPanicInMap(t *testing.T) {
 func TestRunPanicInProcess(t *testing.T) {
 	g := graph.New("panic")
 	p := graph.Process(graph.KeyBy(graph.From(g, count(50), graph.Name("src")), func(v int64) int64 { return v % 5 }),
-		stream.KeyedProcess[int64, int64, int64]{OnRecord: func(_ *stream.Context[int64], v int64, out *stream.Emitter[int64]) error {
+		stream.KeyedProcess[int64, int64, int64]{OnRecord: func(_ stream.Context[int64], v int64, out stream.Emitter[int64]) error {
 			if v == 7 {
 				panic(fmt.Sprintf("cannot take %d", v))
 			}
 			out.Emit(v)
 			return nil
 		}}, graph.Name("proc"))
-	out := stream.NewCollect[int64]()
+	out := stream.NewCollectSink[int64]()
 	p.To(out)
 	var dl letters
 	job := run(t, g, graph.Parallelism(2), graph.MaxKeyGroups(4), dl.option())
@@ -159,13 +160,13 @@ func TestRunPartitionAndBroadcast(t *testing.T) {
 	g := graph.New("fanout")
 	src := graph.From(g, count(100), graph.Name("src"))
 	parts := graph.Partition(src, 3, func(v int64) int { return int(v % 4) }, graph.Name("split"))
-	outs := make([]*stream.Collect[int64], 3)
+	outs := make([]*stream.CollectSink[int64], 3)
 	for i, p := range parts {
-		outs[i] = stream.NewCollect[int64]()
+		outs[i] = stream.NewCollectSink[int64]()
 		p.To(outs[i])
 	}
 	copies := graph.Broadcast(src, 2, graph.Name("copy"))
-	all := []*stream.Collect[int64]{stream.NewCollect[int64](), stream.NewCollect[int64]()}
+	all := []*stream.CollectSink[int64]{stream.NewCollectSink[int64](), stream.NewCollectSink[int64]()}
 	copies[0].To(all[0])
 	copies[1].To(all[1])
 	var dl letters
@@ -213,7 +214,7 @@ func TestRunMerge(t *testing.T) {
 	g := graph.New("merge")
 	a := graph.From(g, stream.Generate(500, func(i int64) int64 { return i }), graph.Name("a"))
 	b := graph.From(g, stream.Generate(500, func(i int64) int64 { return 500 + i }), graph.Name("b"))
-	out := stream.NewCollect[int64]()
+	out := stream.NewCollectSink[int64]()
 	graph.Merge(a, b).To(out)
 	job := run(t, g, graph.Parallelism(2))
 	if got := sorted(out.Values()); !slices.Equal(got, sortedCount(1000)) {
@@ -229,7 +230,7 @@ func TestRunMergeJunctionIntoKeyBy(t *testing.T) {
 	j := graph.NewMerge[int64](g, graph.Name("both"))
 	j.Add(graph.From(g, count(300), graph.Name("a")))
 	j.Add(graph.From(g, count(200), graph.Name("b")))
-	out := stream.NewCollect[stream.KV[int64, int64]]()
+	out := stream.NewCollectSink[stream.KV[int64, int64]]()
 	graph.Count(graph.KeyBy(j.Out(), func(v int64) int64 { return v % 2 })).To(out)
 	run(t, g, graph.Parallelism(2), graph.MaxKeyGroups(4))
 	if got := lastPerKey(t, out.Records()); got[0] != 250 || got[1] != 250 || len(got) != 2 {
@@ -241,7 +242,7 @@ func TestRunCoMap(t *testing.T) {
 	g := graph.New("comap")
 	nums := graph.From(g, count(50), graph.Name("nums"))
 	words := graph.From(g, stream.Slice([]string{"x", "y", "z"}), graph.Name("words"))
-	out := stream.NewCollect[string]()
+	out := stream.NewCollectSink[string]()
 	graph.CoMap(graph.Connect(nums, words),
 		func(v int64) string { return "n" + strconv.FormatInt(v, 10) },
 		func(w string) string { return "w" + w }).To(out)
@@ -266,7 +267,7 @@ func TestRunKeyByCount(t *testing.T) {
 				g := graph.New("count")
 				src := graph.From(g, count(records), graph.Name("src"))
 				counts := graph.Count(graph.KeyBy(src, func(v int64) int64 { return v % keys }), graph.Name("count"))
-				out := stream.NewCollect[stream.KV[int64, int64]]()
+				out := stream.NewCollectSink[stream.KV[int64, int64]]()
 				counts.To(out)
 				job := run(t, g, graph.Parallelism(p), graph.BatchSize(batch))
 
@@ -294,17 +295,17 @@ func TestRunReduceAndSum(t *testing.T) {
 	g := graph.New("reduce")
 	src := graph.From(g, count(1000), graph.Name("src"))
 	byDigit := func(v int64) int64 { return v % 10 }
-	reduced := stream.NewCollect[stream.KV[int64, int64]]()
+	reduced := stream.NewCollectSink[stream.KV[int64, int64]]()
 	graph.Reduce(graph.KeyBy(src, byDigit), func(acc, v int64) int64 { return acc + v }, graph.Name("reduce")).To(reduced)
-	summed := stream.NewCollect[stream.KV[int64, int64]]()
-	graph.Aggregate(graph.KeyBy(src, byDigit), stream.Sum[int64](), graph.Name("sum")).To(summed)
+	summed := stream.NewCollectSink[stream.KV[int64, int64]]()
+	graph.Aggregate(graph.KeyBy(src, byDigit), agg.Sum[int64](), graph.Name("sum")).To(summed)
 	run(t, g, graph.Parallelism(2), graph.BatchSize(16))
 
 	want := map[int64]int64{}
 	for i := int64(0); i < 1000; i++ {
 		want[i%10] += i
 	}
-	for name, out := range map[string]*stream.Collect[stream.KV[int64, int64]]{"reduce": reduced, "sum": summed} {
+	for name, out := range map[string]*stream.CollectSink[stream.KV[int64, int64]]{"reduce": reduced, "sum": summed} {
 		got := lastPerKey(t, out.Records())
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("%s: got %v, want %v", name, got, want)
@@ -342,7 +343,7 @@ func TestRunEmitModes(t *testing.T) {
 		t.Run(tt.mode.String(), func(t *testing.T) {
 			g := graph.New("emit")
 			src := graph.From(g, count(records), graph.Name("src"))
-			out := stream.NewCollect[stream.KV[int64, int64]]()
+			out := stream.NewCollectSink[stream.KV[int64, int64]]()
 			graph.Count(graph.KeyBy(src, func(v int64) int64 { return v % keys }), graph.Emit(tt.mode)).To(out)
 			run(t, g, graph.Parallelism(2), graph.BatchSize(64))
 
@@ -385,11 +386,11 @@ func TestRunProcessState(t *testing.T) {
 	for i := range 1000 {
 		events = append(events, event{User: fmt.Sprintf("u%d", i%7), Amount: i%9 - 1})
 	}
-	total := stream.NewValue[int]("total")
-	parity := stream.NewMap[string, int]("parity")
-	history := stream.NewList[int]("history")
+	total := stream.NewValueState[int]("total")
+	parity := stream.NewMapState[string, int]("parity")
+	history := stream.NewListState[int]("history")
 	invalid := stream.NewTag[event]("invalid")
-	fn := stream.KeyedProcess[string, event, summary]{OnRecord: func(ctx *stream.Context[string], e event, out *stream.Emitter[summary]) error {
+	fn := stream.KeyedProcess[string, event, summary]{OnRecord: func(ctx stream.Context[string], e event, out stream.Emitter[summary]) error {
 		if e.Amount < 0 {
 			invalid.Emit(out, e)
 			return nil
@@ -418,9 +419,9 @@ func TestRunProcessState(t *testing.T) {
 	src := graph.From(g, stream.Slice(events), graph.Name("events"))
 	keyed := graph.KeyBy(src, func(e event) string { return e.User }, graph.WithCodec(stream.JSON[event]()))
 	sums := graph.Process(keyed, fn, graph.Name("tally"))
-	out := stream.NewCollect[summary]()
+	out := stream.NewCollectSink[summary]()
 	sums.To(out)
-	bad := stream.NewCollect[event]()
+	bad := stream.NewCollectSink[event]()
 	graph.SideOutput(sums, invalid).To(bad)
 	job := run(t, g, graph.Parallelism(2), graph.MaxKeyGroups(16))
 
@@ -479,7 +480,7 @@ func TestRunSideOutputWithoutConsumer(t *testing.T) {
 	g := graph.New("side")
 	src := graph.From(g, count(100), graph.Name("src"))
 	p := graph.Process(graph.KeyBy(src, func(v int64) int64 { return v % 3 }), stream.KeyedProcess[int64, int64, int64]{
-		OnRecord: func(_ *stream.Context[int64], v int64, out *stream.Emitter[int64]) error {
+		OnRecord: func(_ stream.Context[int64], v int64, out stream.Emitter[int64]) error {
 			if v%10 == 0 {
 				orphan.Emit(out, v)
 				return nil
@@ -487,7 +488,7 @@ func TestRunSideOutputWithoutConsumer(t *testing.T) {
 			out.Emit(v)
 			return nil
 		}}, graph.Name("proc"))
-	out := stream.NewCollect[int64]()
+	out := stream.NewCollectSink[int64]()
 	p.To(out)
 	var dl letters
 	job := run(t, g, graph.Parallelism(2), graph.MaxKeyGroups(8), dl.option())
@@ -518,7 +519,7 @@ func TestRunFailJob(t *testing.T) {
 		}
 		return v, nil
 	}, graph.Name("parse"))
-	parsed.To(stream.NewCollect[int64]())
+	parsed.To(stream.NewCollectSink[int64]())
 	var dl letters
 	job := build(t, g, graph.Parallelism(1), graph.OnError(actor.FailJob), dl.option())
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
@@ -553,11 +554,11 @@ func TestRunRestartStage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.policy.String(), func(t *testing.T) {
-			seen := stream.NewValue[int64]("seen")
+			seen := stream.NewValueState[int64]("seen")
 			g := graph.New("restart")
 			src := graph.From(g, count(100), graph.Name("src"))
 			p := graph.Process(graph.KeyBy(src, func(int64) string { return "one key" }), stream.KeyedProcess[string, int64, int64]{
-				OnRecord: func(ctx *stream.Context[string], v int64, out *stream.Emitter[int64]) error {
+				OnRecord: func(ctx stream.Context[string], v int64, out stream.Emitter[int64]) error {
 					if v == 60 {
 						return errors.New("cannot count 60")
 					}
@@ -566,7 +567,7 @@ func TestRunRestartStage(t *testing.T) {
 					out.Emit(n + 1)
 					return nil
 				}}, graph.Name("tally"))
-			out := stream.NewCollect[int64]()
+			out := stream.NewCollectSink[int64]()
 			p.To(out)
 			var dl letters
 			job := run(t, g, graph.Parallelism(1), graph.OnError(tt.policy), dl.option())
@@ -594,7 +595,7 @@ func TestRunCancelUnbounded(t *testing.T) {
 			defer goleak.VerifyNone(t)
 			feed := make(chan int64) // never closed
 			g := graph.New("unbounded")
-			out := stream.NewCollect[stream.KV[int64, int64]]()
+			out := stream.NewCollectSink[stream.KV[int64, int64]]()
 			src := graph.From(g, stream.Channel(feed), graph.Name("feed"))
 			graph.Count(graph.KeyBy(src, func(v int64) int64 { return v % 4 })).To(out)
 			job := build(t, g, graph.MaxKeyGroups(8))
@@ -647,7 +648,7 @@ func TestRunCancelUnbounded(t *testing.T) {
 
 func TestRunOnce(t *testing.T) {
 	g := graph.New("once")
-	out := stream.NewCollect[int64]()
+	out := stream.NewCollectSink[int64]()
 	graph.From(g, count(10)).To(out)
 	job := run(t, g)
 	err := job.Run(context.Background())
@@ -661,7 +662,7 @@ func TestRunOnce(t *testing.T) {
 
 func TestRunGraphRun(t *testing.T) {
 	g := graph.New("graph-run")
-	out := stream.NewCollect[int64]()
+	out := stream.NewCollectSink[int64]()
 	graph.From(g, count(10)).To(out)
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
@@ -685,7 +686,7 @@ func TestRunJSONCodecKeyBy(t *testing.T) {
 	g := graph.New("json")
 	src := graph.From(g, stream.Slice(cs), graph.Name("clicks")).WithCodec(stream.JSON[click]())
 	perUser := graph.Aggregate(graph.KeyBy(src, byUser), clickSum{}, graph.Name("per-user"))
-	out := stream.NewCollect[stream.KV[string, int]]()
+	out := stream.NewCollectSink[stream.KV[string, int]]()
 	perUser.To(out)
 	run(t, g, graph.Parallelism(3), graph.MaxKeyGroups(32))
 
@@ -709,9 +710,9 @@ func (clickSum) Result(acc int) int       { return acc }
 // perKeyTimer counts records per key and emits the count when the key's timer fires, d
 // after the key's first record.
 func perKeyTimer(d time.Duration) stream.KeyedProcess[int64, int64, stream.KV[int64, int64]] {
-	seen := stream.NewValue[int64]("seen")
+	seen := stream.NewValueState[int64]("seen")
 	return stream.KeyedProcess[int64, int64, stream.KV[int64, int64]]{
-		OnRecord: func(ctx *stream.Context[int64], _ int64, _ *stream.Emitter[stream.KV[int64, int64]]) error {
+		OnRecord: func(ctx stream.Context[int64], _ int64, _ stream.Emitter[stream.KV[int64, int64]]) error {
 			n, ok := seen.Get(ctx)
 			if !ok {
 				ctx.RegisterTimer(ctx.Now().Add(d))
@@ -719,7 +720,7 @@ func perKeyTimer(d time.Duration) stream.KeyedProcess[int64, int64, stream.KV[in
 			seen.Set(ctx, n+1)
 			return nil
 		},
-		OnTimer: func(ctx *stream.Context[int64], _ time.Time, out *stream.Emitter[stream.KV[int64, int64]]) error {
+		OnTimer: func(ctx stream.Context[int64], _ time.Time, out stream.Emitter[stream.KV[int64, int64]]) error {
 			n, _ := seen.Get(ctx)
 			out.Emit(stream.KV[int64, int64]{Key: ctx.Key(), Value: n})
 			return nil
@@ -732,7 +733,7 @@ func perKeyTimer(d time.Duration) stream.KeyedProcess[int64, int64, stream.KV[in
 func TestRunTimersAtEnd(t *testing.T) {
 	g := graph.New("timers")
 	src := graph.From(g, count(1000), graph.Name("src"))
-	out := stream.NewCollect[stream.KV[int64, int64]]()
+	out := stream.NewCollectSink[stream.KV[int64, int64]]()
 	graph.Process(graph.KeyBy(src, func(v int64) int64 { return v % 10 }), perKeyTimer(time.Hour), graph.Name("proc")).To(out)
 	run(t, g, graph.Parallelism(2), graph.MaxKeyGroups(8))
 	got := lastPerKey(t, out.Records())
@@ -753,7 +754,7 @@ func TestRunTimerOutputReachesSink(t *testing.T) {
 	feed := make(chan int64)
 	g := graph.New("timers")
 	src := graph.From(g, stream.Channel(feed), graph.Name("feed"))
-	out := stream.NewCollect[stream.KV[int64, int64]]()
+	out := stream.NewCollectSink[stream.KV[int64, int64]]()
 	graph.Process(graph.KeyBy(src, func(v int64) int64 { return v % 3 }), perKeyTimer(20*time.Millisecond), graph.Name("proc")).To(out)
 	job := build(t, g, graph.MaxKeyGroups(8))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -782,7 +783,7 @@ func TestRunKeyedAfterKeyed(t *testing.T) {
 	words := graph.From(g, stream.Generate(6000, func(i int64) string { return fmt.Sprintf("w%d", i%(1+i%60)) }), graph.Name("words"))
 	perWord := graph.Count(graph.KeyBy(words, func(w string) string { return w }), graph.Name("per-word"), graph.Emit(stream.EmitAtEnd))
 	byCount := graph.Count(graph.KeyBy(perWord, func(kv stream.KV[string, int64]) int64 { return kv.Value }, graph.WithCodec(stream.JSON[stream.KV[string, int64]]())), graph.Name("per-count"))
-	out := stream.NewCollect[stream.KV[int64, int64]]()
+	out := stream.NewCollectSink[stream.KV[int64, int64]]()
 	byCount.To(out)
 	run(t, g, graph.Parallelism(3), graph.MaxKeyGroups(16), graph.BatchSize(32))
 
@@ -808,9 +809,9 @@ func TestRunDiamond(t *testing.T) {
 	left := graph.Map(b[0], func(v int64) int64 { return v })
 	right := graph.Map(b[1], func(v int64) int64 { return v + 1000 })
 	both := graph.Merge(left, right)
-	out := stream.NewCollect[int64]()
+	out := stream.NewCollectSink[int64]()
 	both.To(out)
-	counts := stream.NewCollect[stream.KV[int64, int64]]()
+	counts := stream.NewCollectSink[stream.KV[int64, int64]]()
 	graph.Count(graph.KeyBy(both, func(v int64) int64 { return v / 1000 })).To(counts)
 	run(t, g, graph.Parallelism(2))
 	var want []int64
@@ -830,7 +831,7 @@ func TestRunDiamond(t *testing.T) {
 func TestRunSinkError(t *testing.T) {
 	g := graph.New("sink-error")
 	var written atomic.Int64
-	sink := stream.Func(func(recs []stream.Record[int64]) error {
+	sink := stream.FuncSink(func(recs []stream.Record[int64]) error {
 		for _, r := range recs {
 			if r.Value == 13 {
 				return errors.New("unlucky batch")
@@ -863,7 +864,7 @@ func TestRunCancelUnderLoad(t *testing.T) {
 	feed := make(chan int64)
 	g := graph.New("load")
 	src := graph.From(g, stream.Channel(feed), graph.Name("feed"))
-	slow := stream.Func(func([]stream.Record[stream.KV[int64, int64]]) error {
+	slow := stream.FuncSink(func([]stream.Record[stream.KV[int64, int64]]) error {
 		time.Sleep(100 * time.Microsecond)
 		return nil
 	})
@@ -898,7 +899,7 @@ func TestRunCancelUnderLoad(t *testing.T) {
 
 func TestRunCancelledBeforeStart(t *testing.T) {
 	g := graph.New("early")
-	out := stream.NewCollect[int64]()
+	out := stream.NewCollectSink[int64]()
 	graph.From(g, count(10)).To(out)
 	job := build(t, g)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -916,7 +917,7 @@ func TestRunCancelledBeforeStart(t *testing.T) {
 func TestRunTwoJobsFromOneGraph(t *testing.T) {
 	g := graph.New("twice")
 	var n atomic.Int64
-	graph.From(g, count(1000), graph.Name("src")).To(stream.Func(func(recs []stream.Record[int64]) error {
+	graph.From(g, count(1000), graph.Name("src")).To(stream.FuncSink(func(recs []stream.Record[int64]) error {
 		n.Add(int64(len(recs)))
 		return nil
 	}))

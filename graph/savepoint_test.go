@@ -33,7 +33,7 @@ func TestSavepointRestore(t *testing.T) {
 			}
 			return i
 		})
-		graph.Count(graph.KeyBy(slow, key)).To(stream.Func(func(recs []stream.Record[stream.KV[int64, int64]]) error {
+		graph.Count(graph.KeyBy(slow, key)).To(stream.FuncSink(func(recs []stream.Record[stream.KV[int64, int64]]) error {
 			c.mu.Lock()
 			defer c.mu.Unlock()
 			for _, r := range recs {

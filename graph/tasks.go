@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/eddyflow/eddy/actor"
+	"github.com/eddyflow/eddy/internal/operator"
 	"github.com/eddyflow/eddy/persistence"
 	"github.com/eddyflow/eddy/stream"
 )
@@ -317,7 +318,7 @@ type sourceTask[T any] struct {
 	env      *actor.Env
 	name     string
 	split    stream.Split[T]
-	appender stream.Appender[T]
+	appender appender[T]
 	ic       *inst
 	push     push[T]
 	wm       func(int64)
@@ -380,7 +381,7 @@ func (t *sourceTask[T]) read(ctx context.Context, max int) (n int, err error) {
 }
 
 // sourceSnapshot is a source split's part of a checkpoint: how many records it has handed
-// on, and where to rewind to when the split can (stream.Replayable).
+// on, and where to rewind to when the split can (replayable).
 type sourceSnapshot struct {
 	Emitted int64  `json:"emitted"`
 	Offset  []byte `json:"offset,omitempty"`
@@ -389,7 +390,7 @@ type sourceSnapshot struct {
 // Snapshot records the split's position at a checkpoint barrier.
 func (t *sourceTask[T]) Snapshot(int64) ([]byte, error) {
 	s := sourceSnapshot{Emitted: t.emitted}
-	if r, ok := t.split.(stream.Replayable); ok {
+	if r, ok := t.split.(replayable); ok {
 		off, err := r.Offset()
 		if err != nil {
 			return nil, fmt.Errorf("offset of source split %s: %w", t.env.ID, err)
@@ -412,9 +413,9 @@ func (t *sourceTask[T]) Restore(state []byte) error {
 		}
 		return nil
 	}
-	r, ok := t.split.(stream.Replayable)
+	r, ok := t.split.(replayable)
 	if !ok {
-		return fmt.Errorf("source split %s cannot rewind: it is not stream.Replayable", t.env.ID)
+		return fmt.Errorf("source split %s cannot rewind: it is not replayable", t.env.ID)
 	}
 	return r.Seek(s.Offset)
 }
@@ -428,7 +429,7 @@ type aggregateTask[K comparable, T, A, R any] struct {
 	env  *actor.Env
 	name string
 	ic   *inst
-	op   *stream.AggregateOperator[K, T, A, R]
+	op   *operator.AggregateOperator[K, T, A, R]
 	out  *outBuffer[stream.KV[K, R]]
 	wm   func(int64)
 	ttl  stream.TTL
@@ -617,7 +618,7 @@ type processTask[K comparable, T, O any] struct {
 	env    *actor.Env
 	name   string
 	ic     *inst
-	op     *stream.ProcessOperator[K, T, O]
+	op     *operator.ProcessOperator[K, T, O]
 	out    *outBuffer[O]
 	now    time.Time
 	handle func(stream.Record[T]) error
@@ -806,7 +807,7 @@ type windowTask[K comparable, T, A, R any] struct {
 	env  *actor.Env
 	name string
 	ic   *inst
-	op   *stream.WindowOperator[K, T, A, R]
+	op   *operator.WindowOperator[K, T, A, R]
 	out  *outBuffer[stream.WindowResult[K, R]]
 	wm   func(int64)
 }
@@ -916,4 +917,20 @@ func cutUvarintBytes(b []byte) (field, rest []byte, err error) {
 		return nil, nil, fmt.Errorf("bad length at %d bytes before the end", len(b))
 	}
 	return b[w : w+int(n)], b[w+int(n):], nil
+}
+
+// replayable is a split that can rewind (see stream.Split): one that can take part in
+// checkpoints.
+type replayable interface {
+	Offset() ([]byte, error)
+	Seek(offset []byte) error
+}
+
+// appender is a split that appends records to a slice directly: the fast path for generated
+// and in-memory sources, with no call per record into the reader. Append appends at most max
+// records to dst and returns the extended slice; like Read it returns io.EOF at the end. A
+// panic in a user function it calls is recovered and returned as a *stream.PanicError, with
+// what was appended before it in the returned slice.
+type appender[T any] interface {
+	Append(ctx context.Context, dst []stream.Record[T], max int) ([]stream.Record[T], error)
 }

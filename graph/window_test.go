@@ -9,6 +9,7 @@ import (
 
 	"github.com/eddyflow/eddy/graph"
 	"github.com/eddyflow/eddy/stream"
+	"github.com/eddyflow/eddy/stream/agg"
 )
 
 type tick struct {
@@ -89,7 +90,7 @@ func TestWindowResultsIndependentOfParallelismAndBatchSize(t *testing.T) {
 	}
 	modes := []struct {
 		name        string
-		windows     stream.Windows
+		windows     stream.WindowAssigner
 		size, slide int64
 	}{
 		{"tumbling", stream.Tumbling(5 * time.Second), 5000, 5000},
@@ -108,7 +109,7 @@ func TestWindowResultsIndependentOfParallelismAndBatchSize(t *testing.T) {
 						m.windows, countSum{}, graph.Lateness(time.Hour), graph.Name("w"))
 					var mu sync.Mutex
 					got := map[winKey]cs{}
-					res.To(stream.Func(func(recs []stream.Record[stream.WindowResult[string, cs]]) error {
+					res.To(stream.FuncSink(func(recs []stream.Record[stream.WindowResult[string, cs]]) error {
 						mu.Lock()
 						defer mu.Unlock()
 						for _, r := range recs {
@@ -116,7 +117,7 @@ func TestWindowResultsIndependentOfParallelismAndBatchSize(t *testing.T) {
 						}
 						return nil
 					}))
-					late := stream.NewCollect[tick]()
+					late := stream.NewCollectSink[tick]()
 					graph.SideOutput(res, stream.LateTag[tick]()).To(late)
 					job := run(t, g, graph.Parallelism(p), graph.BatchSize(batch))
 					if late.Len() != 0 {
@@ -165,13 +166,13 @@ func TestWindowsAfterWindows(t *testing.T) {
 		stream.Tumbling(5*time.Second), countSum{})
 	type wc = stream.WindowResult[string, cs]
 	top := graph.Window(graph.KeyBy(perKey, func(r wc) int64 { return r.Start }, graph.WithCodec(stream.JSON[wc]())),
-		stream.Tumbling(5*time.Second), stream.Reduce(func(a, b wc) wc {
+		stream.Tumbling(5*time.Second), agg.Reduce(func(a, b wc) wc {
 			if b.Value.Count > a.Value.Count {
 				return b
 			}
 			return a
 		}), graph.Name("top"))
-	out := stream.NewCollect[stream.WindowResult[int64, wc]]()
+	out := stream.NewCollectSink[stream.WindowResult[int64, wc]]()
 	top.To(out)
 	run(t, g, graph.Parallelism(2))
 	got := map[int64]int{}
@@ -204,8 +205,8 @@ func TestJoinOfOneSourcesBranches(t *testing.T) {
 	odd := src.Filter(func(t tick) bool { return t.Value == 1 })
 	byKey := func(t tick) string { return t.Key }
 	joined := graph.WindowJoin(graph.KeyBy(even, byKey, graph.WithCodec(stream.JSON[tick]())), graph.KeyBy(odd, byKey, graph.WithCodec(stream.JSON[tick]())),
-		stream.Tumbling(time.Second), func(k string, w stream.Window, as, bs []tick, emit func(int)) { emit(len(as) + len(bs)) })
-	out := stream.NewCollect[int]()
+		stream.Tumbling(time.Second), func(k string, w stream.TimeWindow, as, bs []tick, emit func(int)) { emit(len(as) + len(bs)) })
+	out := stream.NewCollectSink[int]()
 	joined.To(out)
 	run(t, g, graph.Parallelism(2))
 	total := 0

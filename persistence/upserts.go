@@ -12,8 +12,8 @@ import (
 // kindUpsert marks the rows of an UpsertTable: name, NUL, 'u', then the key's codec bytes.
 const kindUpsert byte = 'u'
 
-// UpsertTable is a table of keyed results in a Badger database: a stream.UpsertSink for
-// jobs (stream.Upserts(table) is a sink of KV records) and a table to read for everyone
+// UpsertTable is a table of keyed results in a Badger database: a stream.UpsertStore for
+// jobs (stream.UpsertSink(table) is a sink of KV records) and a table to read for everyone
 // else. Rows are framed (version, length, CRC-32C) like every other stored value.
 type UpsertTable[K comparable, V any] struct {
 	d      *BadgerDB
@@ -22,7 +22,7 @@ type UpsertTable[K comparable, V any] struct {
 	values stream.Codec[V]
 }
 
-var _ stream.UpsertSink[string, int] = (*UpsertTable[string, int])(nil)
+var _ stream.UpsertStore[string, int] = (*UpsertTable[string, int])(nil)
 
 // NewUpsertTable returns the table name in d, whose keys and values keys and values encode.
 func NewUpsertTable[K comparable, V any](d *BadgerDB, name string, keys stream.Codec[K], values stream.Codec[V]) *UpsertTable[K, V] {
@@ -37,7 +37,7 @@ func (t *UpsertTable[K, V]) key(k K) ([]byte, error) {
 	return b, nil
 }
 
-// WriteUpserts implements stream.UpsertSink: the batch goes in one write batch, in order.
+// WriteUpserts implements stream.UpsertStore: the batch goes in one write batch, in order.
 func (t *UpsertTable[K, V]) WriteUpserts(batch []stream.Upsert[K, V]) error {
 	if err := t.d.begin(); err != nil {
 		return err
@@ -142,5 +142,5 @@ func (t *UpsertTable[K, V]) All(f func(K, V) error) error {
 	})
 }
 
-// Close implements stream.UpsertSink; the database stays open (its owner closes it).
+// Close implements stream.UpsertStore; the database stays open (its owner closes it).
 func (t *UpsertTable[K, V]) Close() error { return nil }

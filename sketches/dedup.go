@@ -124,15 +124,15 @@ func Dedup[T any](s graph.Stream[T], id func(T) string, cfg DedupConfig, opts ..
 		return graph.Stream[T]{}, fmt.Errorf("dedup: %w", err)
 	}
 	buckets := uint64(cfg.Buckets)
-	state := stream.NewValue[*dedupBucket]("dedup")
+	state := stream.NewValueState[*dedupBucket]("dedup")
 	keyed := graph.KeyBy(s, func(v T) int { return int(xxhash.Sum64String(id(v)) % buckets) }, opts...)
-	now := func(ctx *stream.Context[int]) int64 {
+	now := func(ctx stream.Context[int]) int64 {
 		if cfg.EventTime {
 			return ctx.Timestamp()
 		}
 		return ctx.Now().UnixMilli()
 	}
-	schedule := func(ctx *stream.Context[int], b *dedupBucket, at int64) {
+	schedule := func(ctx stream.Context[int], b *dedupBucket, at int64) {
 		b.sweepAt = at
 		if cfg.EventTime {
 			ctx.RegisterEventTimer(at)
@@ -141,7 +141,7 @@ func Dedup[T any](s graph.Stream[T], id func(T) string, cfg DedupConfig, opts ..
 		}
 	}
 	// sweepBucket forgets the exact ids last seen D or more before now.
-	sweepBucket := func(ctx *stream.Context[int], now int64) {
+	sweepBucket := func(ctx stream.Context[int], now int64) {
 		b, ok := state.Get(ctx)
 		if !ok || b.last == nil {
 			return
@@ -161,7 +161,7 @@ func Dedup[T any](s graph.Stream[T], id func(T) string, cfg DedupConfig, opts ..
 		}
 	}
 	fn := stream.KeyedProcess[int, T, T]{
-		OnRecord: func(ctx *stream.Context[int], v T, out *stream.Emitter[T]) error {
+		OnRecord: func(ctx stream.Context[int], v T, out stream.Emitter[T]) error {
 			b, ok := state.Get(ctx)
 			if !ok {
 				seen, err := NewRotatingBloom(rbc)
@@ -204,11 +204,11 @@ func Dedup[T any](s graph.Stream[T], id func(T) string, cfg DedupConfig, opts ..
 			}
 			return nil
 		},
-		OnTimer: func(ctx *stream.Context[int], at time.Time, _ *stream.Emitter[T]) error {
+		OnTimer: func(ctx stream.Context[int], at time.Time, _ stream.Emitter[T]) error {
 			sweepBucket(ctx, at.UnixMilli())
 			return nil
 		},
-		OnEventTimer: func(ctx *stream.Context[int], ts int64, _ *stream.Emitter[T]) error {
+		OnEventTimer: func(ctx stream.Context[int], ts int64, _ stream.Emitter[T]) error {
 			sweepBucket(ctx, ts)
 			return nil
 		},

@@ -92,7 +92,7 @@ func ExampleApproxDistinct() {
 		fmt.Println(err)
 		return
 	}
-	out := stream.NewCollect[stream.WindowResult[string, uint64]]()
+	out := stream.NewCollectSink[stream.WindowResult[string, uint64]]()
 	graph.Window(perPage, stream.Tumbling(time.Minute), distinct).To(out)
 	if err := g.Run(context.Background(), graph.Parallelism(2), graph.Logger(slog.New(slog.DiscardHandler))); err != nil {
 		fmt.Println(err)
@@ -120,7 +120,7 @@ func ExampleDedup() {
 		fmt.Println(err)
 		return
 	}
-	out := stream.NewCollect[order]()
+	out := stream.NewCollectSink[order]()
 	unique.To(out)
 	if err := g.Run(context.Background(), graph.Parallelism(1), graph.Logger(slog.New(slog.DiscardHandler))); err != nil {
 		fmt.Println(err)

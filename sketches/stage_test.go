@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/eddyflow/eddy/graph"
+	"github.com/eddyflow/eddy/internal/operator"
 	"github.com/eddyflow/eddy/stream"
 )
 
@@ -36,19 +37,19 @@ func TestAggregatorsInSessionWindows(t *testing.T) {
 	freq, _ := ApproxFrequency(func(e event) string { return e.Item }, CountMinConfig{})
 
 	var dres []uint64
-	dop, err := stream.NewWindowOperator(key, stream.Session(50*time.Millisecond), distinct, stream.WindowOptions{},
+	dop, err := operator.NewWindowOperator(key, stream.Session(50*time.Millisecond), distinct, operator.WindowOptions{},
 		func(r stream.Record[stream.WindowResult[string, uint64]]) { dres = append(dres, r.Value.Value) }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var tres [][]Item
-	top3, _ := stream.NewWindowOperator(key, stream.Session(50*time.Millisecond), top, stream.WindowOptions{},
+	top3, _ := operator.NewWindowOperator(key, stream.Session(50*time.Millisecond), top, operator.WindowOptions{},
 		func(r stream.Record[stream.WindowResult[string, []Item]]) { tres = append(tres, r.Value.Value) }, nil)
 	var qres [][]float64
-	qop, _ := stream.NewWindowOperator(key, stream.Session(50*time.Millisecond), quant, stream.WindowOptions{},
+	qop, _ := operator.NewWindowOperator(key, stream.Session(50*time.Millisecond), quant, operator.WindowOptions{},
 		func(r stream.Record[stream.WindowResult[string, []float64]]) { qres = append(qres, r.Value.Value) }, nil)
 	var fres []*CountMin
-	fop, _ := stream.NewWindowOperator(key, stream.Session(50*time.Millisecond), freq, stream.WindowOptions{},
+	fop, _ := operator.NewWindowOperator(key, stream.Session(50*time.Millisecond), freq, operator.WindowOptions{},
 		func(r stream.Record[stream.WindowResult[string, *CountMin]]) { fres = append(fres, r.Value.Value) }, nil)
 	for _, e := range evs {
 		r := stream.Record[event]{Value: e, Time: e.At}
@@ -133,7 +134,7 @@ func runDedup(t *testing.T, in []event, cfg DedupConfig, opts ...graph.JobOption
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := stream.NewCollect[event]()
+	got := stream.NewCollectSink[event]()
 	out.To(got)
 	opts = append([]graph.JobOption{graph.Parallelism(2), graph.Logger(slog.New(slog.DiscardHandler))}, opts...)
 	if err := g.Run(context.Background(), opts...); err != nil {

@@ -9,5 +9,5 @@
 //
 //	g := graph.New("numbers")
 //	nums := graph.From(g, stream.Slice([]int{1, 2, 3}))
-//	graph.To(nums, stream.Stdout[int]())
+//	graph.To(nums, stream.StdoutSink[int]())
 package stream

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/eddyflow/eddy/graph"
 	"github.com/eddyflow/eddy/stream"
 )
 
@@ -44,45 +45,8 @@ func readAll[T any](src stream.Source[T], splits, max int, batch func([]stream.R
 	return nil
 }
 
-// Counting numbers by their remainder modulo 3, with a running count sent once per batch for
-// the keys the batch changed.
-func ExampleNewAggregateOperator() {
-	nums := stream.Generate(12, func(i int64) int64 { return i })
-	counts := stream.NewAggregateOperator(
-		func(n int64) int64 { return n % 3 },
-		stream.Count[int64](),
-		stream.EmitPerBatch,
-		func(r stream.Record[stream.KV[int64, int64]]) {
-			fmt.Printf("  %d: %d\n", r.Value.Key, r.Value.Value)
-		})
-	err := readAll(nums, 1, 5, func(batch []stream.Record[int64]) {
-		fmt.Printf("batch of %d\n", len(batch))
-		for _, r := range batch {
-			if err := counts.Process(r); err != nil {
-				fmt.Println(err)
-			}
-		}
-		counts.EndBatch()
-	})
-	if err != nil {
-		fmt.Println(err)
-	}
-	// Output:
-	// batch of 5
-	//   0: 2
-	//   1: 2
-	//   2: 1
-	// batch of 5
-	//   2: 3
-	//   0: 4
-	//   1: 3
-	// batch of 2
-	//   1: 4
-	//   2: 4
-}
-
-func ExampleCollect() {
-	sink := stream.NewCollect[string]()
+func ExampleCollectSink() {
+	sink := stream.NewCollectSink[string]()
 	src := stream.Slice([]string{"a", "b", "c", "d", "e"})
 	// Two splits, read in batches of two: five batches.
 	if err := readAll(src, 2, 2, func(batch []stream.Record[string]) {
@@ -100,12 +64,12 @@ func ExampleCollect() {
 	// [a b c d e] 5 true
 }
 
-func ExampleStdout() {
+func ExampleStdoutSink() {
 	type reading struct {
 		Sensor string  `json:"sensor"`
 		Temp   float64 `json:"temp"`
 	}
-	sink := stream.Stdout[reading]()
+	sink := stream.StdoutSink[reading]()
 	if err := sink.WriteBatch([]stream.Record[reading]{
 		{Value: reading{"kitchen", 21.5}},
 		{Value: reading{"cellar", 12}},
@@ -135,4 +99,18 @@ func ExampleLinesFrom() {
 	// "second"
 	// ""
 	// "last line, no newline"
+}
+
+// The smallest use: a source and a sink handed to the graph package.
+func Example() {
+	g := graph.New("numbers")
+	nums := graph.From(g, stream.Slice([]int{1, 2, 3}))
+	graph.Map(nums, func(n int) int { return n * n }).To(stream.StdoutSink[int]())
+	if err := g.Run(context.Background(), graph.Parallelism(1)); err != nil {
+		fmt.Println(err)
+	}
+	// Output:
+	// 1
+	// 4
+	// 9
 }

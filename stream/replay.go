@@ -7,28 +7,9 @@ import (
 	"io"
 )
 
-// Replayable is implemented by splits that can rewind: the runtime records the offset at a
-// checkpoint barrier and, on recovery, seeks the new split there before the first Read.
-//
-// The splits of Lines, JSONL, Slice and Generate are replayable; those of Channel and
-// LinesFrom are not (what they read cannot be read again). Like the other methods of a
-// split, Offset and Seek are called from one goroutine at a time.
-//
-// Offsets are opaque to the runtime, which stores them as they are. Those of this package are
-// 18 bytes: a version byte (1), a kind byte ('L' for a line position in a file, 'R' for an
-// index in a range), then two big-endian int64:
-//
-//   - line splits (Lines, JSONL): the byte offset of the next line, then its 1-based line
-//     number, so that dead letters keep their line numbers after a Seek. An offset of Lines
-//     and one of JSONL over the same file mean the same position.
-//   - range splits (Slice, Generate): the next index, then the end of the split's range, which
-//     Seek checks against its own.
-type Replayable interface {
-	// Offset returns the position after the last record handed out, opaque bytes the split
-	// understands (versioned: a leading version byte).
+// replayable is what the runtime asks of a split that takes part in checkpoints (see Split).
+type replayable interface {
 	Offset() ([]byte, error)
-	// Seek moves to an offset that Offset returned (of the same source); a bad or foreign
-	// offset is an error, never a panic.
 	Seek(offset []byte) error
 }
 
@@ -44,9 +25,9 @@ const (
 
 // Compile-time checks: these splits rewind, and the channel split does not.
 var (
-	_ Replayable = (*fileLineSplit)(nil)
-	_ Replayable = (*jsonlSplit[int])(nil)
-	_ Replayable = (*rangeSplit[int])(nil)
+	_ replayable = (*fileLineSplit)(nil)
+	_ replayable = (*jsonlSplit[int])(nil)
+	_ replayable = (*rangeSplit[int])(nil)
 )
 
 // encodeOffset makes an offset of the given kind from two int64.

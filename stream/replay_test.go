@@ -40,9 +40,9 @@ func firstSplit[T any](t *testing.T, src Source[T]) Split[T] {
 
 func offsetOf(t *testing.T, s any) []byte {
 	t.Helper()
-	r, ok := s.(Replayable)
+	r, ok := s.(replayable)
 	if !ok {
-		t.Fatalf("%T is not Replayable", s)
+		t.Fatalf("%T cannot rewind", s)
 	}
 	off, err := r.Offset()
 	if err != nil {
@@ -80,7 +80,7 @@ func TestLinesReplay(t *testing.T) {
 			}
 
 			fresh := firstSplit(t, Lines(path))
-			if err := fresh.(Replayable).Seek(off); err != nil {
+			if err := fresh.(replayable).Seek(off); err != nil {
 				t.Fatalf("%s k %d: Seek: %v", name, k, err)
 			}
 			if again := offsetOf(t, fresh); !bytes.Equal(again, off) {
@@ -107,7 +107,7 @@ func TestJSONLReplayKeepsLineNumbers(t *testing.T) {
 		rest := readSplit(t, s, 1)
 
 		fresh := firstSplit(t, JSONL[replayValue](path))
-		if err := fresh.(Replayable).Seek(off); err != nil {
+		if err := fresh.(replayable).Seek(off); err != nil {
 			t.Fatalf("k %d: Seek: %v", k, err)
 		}
 		replay := readSplit(t, fresh, 1)
@@ -137,14 +137,14 @@ func TestLineSeekRewinds(t *testing.T) {
 	if n, err := s.Read(context.Background(), 1, out); n != 0 || !errors.Is(err, io.EOF) {
 		t.Fatalf("Read at the end = %d, %v", n, err)
 	}
-	if err := s.(Replayable).Seek(start); err != nil {
+	if err := s.(replayable).Seek(start); err != nil {
 		t.Fatal(err)
 	}
 	if got := readSplit(t, s, 10).values(); !slices.Equal(got, []string{"a", "b", "c"}) {
 		t.Errorf("after rewinding: %q", got)
 	}
 	// Closed: Seek is an error, not a panic.
-	if err := s.(Replayable).Seek(start); err == nil {
+	if err := s.(replayable).Seek(start); err == nil {
 		t.Error("Seek after Close: no error")
 	}
 }
@@ -166,7 +166,7 @@ func TestRangeReplay(t *testing.T) {
 				readN(t, s, k, out)
 				off := offsetOf(t, s)
 				rest := readSplit(t, s, 7).values()
-				if err := fresh[i].(Replayable).Seek(off); err != nil {
+				if err := fresh[i].(replayable).Seek(off); err != nil {
 					t.Fatalf("n %d split %d k %d: Seek: %v", n, i, k, err)
 				}
 				if got := readSplit(t, fresh[i], 7).values(); !slices.Equal(got, rest) {
@@ -177,12 +177,14 @@ func TestRangeReplay(t *testing.T) {
 	}
 	// The appender path moves the offset too.
 	s := firstSplit(t, Slice([]string{"a", "b", "c"}))
-	recs, err := s.(Appender[string]).Append(context.Background(), nil, 2)
+	recs, err := s.(interface {
+		Append(context.Context, []Record[string], int) ([]Record[string], error)
+	}).Append(context.Background(), nil, 2)
 	if err != nil || len(recs) != 2 {
 		t.Fatalf("Append = %v, %v", recs, err)
 	}
 	fresh := firstSplit(t, Slice([]string{"a", "b", "c"}))
-	if err := fresh.(Replayable).Seek(offsetOf(t, s)); err != nil {
+	if err := fresh.(replayable).Seek(offsetOf(t, s)); err != nil {
 		t.Fatal(err)
 	}
 	if got := readSplit(t, fresh, 5).values(); !slices.Equal(got, []string{"c"}) {
@@ -191,11 +193,11 @@ func TestRangeReplay(t *testing.T) {
 }
 
 func TestNotReplayable(t *testing.T) {
-	if _, ok := firstSplit(t, Channel(make(chan int))).(Replayable); ok {
-		t.Error("a Channel split is Replayable")
+	if _, ok := firstSplit(t, Channel(make(chan int))).(replayable); ok {
+		t.Error("a Channel split is replayable")
 	}
-	if _, ok := firstSplit(t, LinesFrom("r", strings.NewReader("a\n"))).(Replayable); ok {
-		t.Error("a LinesFrom split is Replayable")
+	if _, ok := firstSplit(t, LinesFrom("r", strings.NewReader("a\n"))).(replayable); ok {
+		t.Error("a LinesFrom split is replayable")
 	}
 }
 
@@ -231,7 +233,7 @@ func TestSeekBadOffsets(t *testing.T) {
 			name string
 			s    Split[string]
 		}{{"lines", firstSplit(t, Lines(path))}, {"jsonl", firstSplit(t, JSONL[string](path))}} {
-			if err := src.s.(Replayable).Seek(tt.off); err == nil {
+			if err := src.s.(replayable).Seek(tt.off); err == nil {
 				t.Errorf("%s: Seek(%s) = nil, want an error", src.name, tt.name)
 			}
 			// A failed Seek leaves the split where it was.
@@ -244,7 +246,7 @@ func TestSeekBadOffsets(t *testing.T) {
 	// Good ones, for contrast: a line start, the end of a file without a final newline.
 	for _, off := range [][]byte{lineOffset(0, 1), good, lineOffset(6, 3), lineOffset(8, 4)} {
 		s := firstSplit(t, Lines(path))
-		if err := s.(Replayable).Seek(off); err != nil {
+		if err := s.(replayable).Seek(off); err != nil {
 			t.Errorf("Seek(%x): %v", off, err)
 		}
 		_ = s.Close()
@@ -263,7 +265,7 @@ func TestSeekBadOffsets(t *testing.T) {
 	}
 	for _, tt := range rangeTests {
 		s := firstSplit(t, Slice([]int{0, 1, 2, 3, 4}))
-		if err := s.(Replayable).Seek(tt.off); err == nil {
+		if err := s.(replayable).Seek(tt.off); err == nil {
 			t.Errorf("range: Seek(%s) = nil, want an error", tt.name)
 		}
 	}
@@ -286,7 +288,7 @@ func FuzzSeekOffset(f *testing.F) {
 		lines := firstSplit(t, Lines(path))
 		jsonl := firstSplit(t, JSONL[replayValue](path))
 		rng := firstSplit(t, Generate(10, func(i int64) int64 { return i }))
-		if err := lines.(Replayable).Seek(off); err == nil {
+		if err := lines.(replayable).Seek(off); err == nil {
 			if got := offsetOf(t, lines); !bytes.Equal(got, off) {
 				t.Errorf("Offset after Seek(%x) = %x", off, got)
 			}
@@ -294,12 +296,12 @@ func FuzzSeekOffset(f *testing.F) {
 		} else {
 			_ = lines.Close()
 		}
-		if err := jsonl.(Replayable).Seek(off); err == nil {
+		if err := jsonl.(replayable).Seek(off); err == nil {
 			readSplit(t, jsonl, 3)
 		} else {
 			_ = jsonl.Close()
 		}
-		if err := rng.(Replayable).Seek(off); err == nil {
+		if err := rng.(replayable).Seek(off); err == nil {
 			if got := offsetOf(t, rng); !bytes.Equal(got, off) {
 				t.Errorf("range Offset after Seek(%x) = %x", off, got)
 			}

@@ -54,7 +54,7 @@ func TestJSONLWriterBytes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			s := JSONLWriter[any](&buf)
+			s := JSONLWriterSink[any](&buf)
 			err := tt.write(s)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("write error %v, want error %v", err, tt.wantErr)
@@ -71,7 +71,7 @@ func TestJSONLWriterBytes(t *testing.T) {
 
 func TestJSONLWriterAfterClose(t *testing.T) {
 	var buf bytes.Buffer
-	s := JSONLWriter[int](&buf)
+	s := JSONLWriterSink[int](&buf)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func (w errWriter) Write([]byte) (int, error) { return 0, w.err }
 
 func TestJSONLWriterWriteError(t *testing.T) {
 	boom := errors.New("disk full")
-	s := JSONLWriter[int](errWriter{boom})
+	s := JSONLWriterSink[int](errWriter{boom})
 	if err := s.WriteBatch([]Record[int]{{Value: 1}}); !errors.Is(err, boom) {
 		t.Errorf("WriteBatch = %v, want the writer's error", err)
 	}
@@ -151,7 +151,7 @@ func TestConcurrentWriteBatch(t *testing.T) {
 	const n = writers * batches * per
 
 	t.Run("collect", func(t *testing.T) {
-		c := NewCollect[int]()
+		c := NewCollectSink[int]()
 		writeConcurrently(t, c, writers, batches, per)
 		checkBatchesWhole(t, c.Values(), n, per)
 		if c.Len() != n || len(c.Records()) != n {
@@ -160,7 +160,7 @@ func TestConcurrentWriteBatch(t *testing.T) {
 	})
 	t.Run("jsonl writer", func(t *testing.T) {
 		var buf bytes.Buffer
-		s := JSONLWriter[int](&buf)
+		s := JSONLWriterSink[int](&buf)
 		writeConcurrently(t, s, writers, batches, per)
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
@@ -169,7 +169,7 @@ func TestConcurrentWriteBatch(t *testing.T) {
 	})
 	t.Run("func", func(t *testing.T) {
 		var vs []int // not locked: Func serialises calls
-		s := Func(func(recs []Record[int]) error {
+		s := FuncSink(func(recs []Record[int]) error {
 			for _, r := range recs {
 				vs = append(vs, r.Value)
 			}
@@ -205,7 +205,7 @@ func TestJSONLFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte("old content that must go\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s, err := JSONLFile[event](path)
+	s, err := JSONLFileSink[event](path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,9 +232,9 @@ func TestJSONLFile(t *testing.T) {
 
 func TestJSONLFileCreateError(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "no-such-dir", "out.jsonl")
-	_, err := JSONLFile[int](path)
+	_, err := JSONLFileSink[int](path)
 	if err == nil {
-		t.Fatal("JSONLFile in a missing directory: no error")
+		t.Fatal("JSONLFileSink in a missing directory: no error")
 	}
 	if !strings.Contains(err.Error(), path) || !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("error %q: want it to name the path and wrap os.ErrNotExist", err)
@@ -244,7 +244,7 @@ func TestJSONLFileCreateError(t *testing.T) {
 func TestFuncSink(t *testing.T) {
 	boom := errors.New("boom")
 	var got []string
-	s := Func(func(recs []Record[string]) error {
+	s := FuncSink(func(recs []Record[string]) error {
 		for _, r := range recs {
 			if r.Value == "bad" {
 				return boom
@@ -265,15 +265,15 @@ func TestFuncSink(t *testing.T) {
 	if !slices.Equal(got, []string{"a", "b"}) {
 		t.Errorf("f saw %q", got)
 	}
-	if err := Func[int](nil).WriteBatch(nil); err == nil {
-		t.Error("Func(nil).WriteBatch: no error")
+	if err := FuncSink[int](nil).WriteBatch(nil); err == nil {
+		t.Error("FuncSink(nil).WriteBatch: no error")
 	}
 }
 
 func TestCollect(t *testing.T) {
-	var c Collect[string] // the zero value is ready
+	var c CollectSink[string] // the zero value is ready
 	if c.Len() != 0 || len(c.Values()) != 0 || c.Closed() {
-		t.Fatal("zero Collect is not empty and open")
+		t.Fatal("zero CollectSink is not empty and open")
 	}
 	batch := []Record[string]{{Value: "a", Time: 1}, {Value: "b", Kind: Retract}}
 	if err := c.WriteBatch(batch); err != nil {
@@ -319,7 +319,7 @@ func (u *upsertLog) Close() error { return nil }
 // A changelog's retraction becomes a delete, an insert a put, in order.
 func TestUpserts(t *testing.T) {
 	log := &upsertLog{}
-	s := Upserts[string, int](log)
+	s := UpsertSink[string, int](log)
 	recs := []Record[KV[string, int]]{{Value: KV[string, int]{"a", 1}}, {Value: KV[string, int]{"a", 1}, Kind: Retract}, {Value: KV[string, int]{"b", 2}}}
 	if err := s.WriteBatch(recs); err != nil {
 		t.Fatal(err)

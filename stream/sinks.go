@@ -11,11 +11,11 @@ import (
 )
 
 // Stdout is a sink that writes each record's value to standard output as one line of JSON.
-// It is JSONLWriter over os.Stdout: a batch goes out in one write, so the output of
+// It is JSONLWriterSink over os.Stdout: a batch goes out in one write, so the output of
 // concurrent writers interleaves only between batches. Close does not close os.Stdout.
-func Stdout[T any]() Sink[T] { return JSONLWriter[T](os.Stdout) }
+func StdoutSink[T any]() Sink[T] { return JSONLWriterSink[T](os.Stdout) }
 
-// JSONLWriter is a sink that writes each record's value to w as one line of JSON (encoding/json,
+// JSONLWriterSink is a sink that writes each record's value to w as one line of JSON (encoding/json,
 // without HTML escaping). It is safe for concurrent use.
 //
 // A batch is encoded whole into a buffer, then written to w in one Write when the batch ends,
@@ -23,13 +23,13 @@ func Stdout[T any]() Sink[T] { return JSONLWriter[T](os.Stdout) }
 // float, a channel) writes nothing, and the error names the record: every record of a failed
 // batch is unwritten, so none is written twice if the batch goes to the dead-letter output.
 // Close writes nothing more and does not close w.
-func JSONLWriter[T any](w io.Writer) Sink[T] {
+func JSONLWriterSink[T any](w io.Writer) Sink[T] {
 	return newJSONLSink[T](w, nil, "jsonl writer")
 }
 
-// JSONLFile is a sink that writes JSON lines, as JSONLWriter does, to the file at path, which
+// JSONLFileSink is a sink that writes JSON lines, as JSONLWriterSink does, to the file at path, which
 // it creates or truncates. Close closes the file.
-func JSONLFile[T any](path string) (Sink[T], error) {
+func JSONLFileSink[T any](path string) (Sink[T], error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return nil, fmt.Errorf("create jsonl sink file: %w", err)
@@ -108,7 +108,7 @@ func (s *jsonlSink[T]) Close() error {
 // Func is a sink that calls f with every batch. Calls are serialised, so f need not be safe
 // for concurrent use; like any sink, f must not keep recs after it returns. Close does
 // nothing.
-func Func[T any](f func(recs []Record[T]) error) Sink[T] { return &funcSink[T]{f: f} }
+func FuncSink[T any](f func(recs []Record[T]) error) Sink[T] { return &funcSink[T]{f: f} }
 
 type funcSink[T any] struct {
 	// mu serialises calls of f.
@@ -127,22 +127,22 @@ func (s *funcSink[T]) WriteBatch(recs []Record[T]) error {
 
 func (s *funcSink[T]) Close() error { return nil }
 
-// Collect is a sink that keeps every record it is given, in arrival order: the sink of tests.
+// CollectSink is a sink that keeps every record it is given, in arrival order: the sink of tests.
 // It is safe for concurrent use; the zero value is ready to use. It copies the records, not
 // what their values point to.
-type Collect[T any] struct {
+type CollectSink[T any] struct {
 	// mu guards recs and closed.
 	mu     sync.Mutex
 	recs   []Record[T]
 	closed bool
 }
 
-// NewCollect returns an empty collecting sink.
-func NewCollect[T any]() *Collect[T] { return &Collect[T]{} }
+// NewCollectSink returns an empty collecting sink.
+func NewCollectSink[T any]() *CollectSink[T] { return &CollectSink[T]{} }
 
 // WriteBatch keeps recs. A write after Close is an error, which helps tests catch runtimes
 // that write to a closed sink.
-func (c *Collect[T]) WriteBatch(recs []Record[T]) error {
+func (c *CollectSink[T]) WriteBatch(recs []Record[T]) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -153,7 +153,7 @@ func (c *Collect[T]) WriteBatch(recs []Record[T]) error {
 }
 
 // Close marks the sink closed.
-func (c *Collect[T]) Close() error {
+func (c *CollectSink[T]) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closed = true
@@ -161,14 +161,14 @@ func (c *Collect[T]) Close() error {
 }
 
 // Records returns a copy of the records kept so far, in arrival order.
-func (c *Collect[T]) Records() []Record[T] {
+func (c *CollectSink[T]) Records() []Record[T] {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]Record[T](nil), c.recs...)
 }
 
 // Values returns the values of the records kept so far, in arrival order.
-func (c *Collect[T]) Values() []T {
+func (c *CollectSink[T]) Values() []T {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	vs := make([]T, len(c.recs))
@@ -179,14 +179,14 @@ func (c *Collect[T]) Values() []T {
 }
 
 // Len returns how many records were kept.
-func (c *Collect[T]) Len() int {
+func (c *CollectSink[T]) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.recs)
 }
 
 // Closed reports whether Close was called.
-func (c *Collect[T]) Closed() bool {
+func (c *CollectSink[T]) Closed() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.closed

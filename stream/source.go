@@ -19,6 +19,27 @@ type Source[T any] interface {
 
 // Split is one independently readable part of a source. Its methods are called from one
 // goroutine at a time.
+//
+// A split that can rewind also has the two methods
+//
+//	// Offset returns the position after the last record handed out: opaque bytes the
+//	// split understands, versioned by a leading byte.
+//	Offset() ([]byte, error)
+//	// Seek moves to an offset Offset returned (of the same source); a bad or foreign
+//	// offset is an error, never a panic.
+//	Seek(offset []byte) error
+//
+// and can take part in checkpoints: the runtime records the offset at a checkpoint barrier
+// and, on recovery, seeks a new split there before the first Read. A job with checkpoints
+// refuses, when it is built, a source whose splits cannot rewind. The splits of Lines, JSONL,
+// Slice and Generate rewind; those of Channel and LinesFrom do not (what they read cannot be
+// read again).
+//
+// Offsets of this package are 18 bytes: a version byte (1), a kind byte ('L' for a line
+// position in a file, 'R' for an index in a range), then two big-endian int64: for line
+// splits (Lines, JSONL) the byte offset of the next line, then its 1-based line number, so
+// that dead letters keep their line numbers after a Seek; for range splits (Slice,
+// Generate) the next index, then the end of the split's range, which Seek checks.
 type Split[T any] interface {
 	// Read hands at most max records to out and returns how many it handed. It returns
 	// io.EOF once the split is exhausted (possibly together with n > 0). When no data is
@@ -27,15 +48,6 @@ type Split[T any] interface {
 	Read(ctx context.Context, max int, out Output[T]) (n int, err error)
 	// Close releases what the split holds. It is called once, after the last Read.
 	Close() error
-}
-
-// Appender is implemented by splits that can append records to a slice directly: the fast
-// path for generated and in-memory sources, with no call per record into the reader. Append
-// appends at most max records to dst and returns the extended slice; like Read it returns
-// io.EOF at the end. A panic in a user function it calls is recovered and returned as a
-// *PanicError, with what was appended before it in the returned slice.
-type Appender[T any] interface {
-	Append(ctx context.Context, dst []Record[T], max int) ([]Record[T], error)
 }
 
 // PanicError reports a panic in a user function called by a source.

@@ -1,157 +1,117 @@
 package stream
 
-import (
-	"container/heap"
-	"fmt"
-	"time"
-)
+import "fmt"
 
-// KeyedState is the per-key state of one key group. The user reaches it through state
-// handles (Value, Map, List) declared once and read with the Context of the current key; the
-// runtime keeps one KeyedState per key group.
-type KeyedState[K comparable] struct {
-	keys map[K]map[string]any
+// StateScope is the named state of the key being handled, as a keyed stage keeps it. The
+// state handles (ValueState, MapState, ListState) read and write through it, and a Context
+// is one; user code goes through the handles, which give each slot its type.
+type StateScope interface {
+	// StateSlot returns the current key's slot called name and whether it is set. A slot
+	// restored from a checkpoint and not read since holds an EncodedState.
+	StateSlot(name string) (any, bool)
+	// SetStateSlot sets the current key's slot called name.
+	SetStateSlot(name string, v any)
+	// ClearStateSlot removes the current key's slot called name.
+	ClearStateSlot(name string)
 }
 
-func (s *KeyedState[K]) slot(key K, name string) (any, bool) {
-	v, ok := s.keys[key][name]
-	return v, ok
-}
-
-func (s *KeyedState[K]) set(key K, name string, v any) {
-	if s.keys == nil {
-		s.keys = make(map[K]map[string]any)
-	}
-	m := s.keys[key]
-	if m == nil {
-		m = make(map[string]any, 1)
-		s.keys[key] = m
-	}
-	m[name] = v
-}
-
-// clear removes one named state of key, and the key itself when it holds no more state, so
-// that state of keys that are gone does not stay behind.
-func (s *KeyedState[K]) clear(key K, name string) {
-	m := s.keys[key]
-	delete(m, name)
-	if len(m) == 0 {
-		delete(s.keys, key)
-	}
-}
-
-// drop removes every named state of key.
-func (s *KeyedState[K]) drop(key K) { delete(s.keys, key) }
-
-// Get returns every named state of key (a copy of the map, not of the values), for tests
-// and inspection.
-func (s *KeyedState[K]) Get(key K) map[string]any {
-	m := s.keys[key]
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
-
-// Len returns how many keys hold state.
-func (s *KeyedState[K]) Len() int { return len(s.keys) }
-
-// Clear drops all state.
-func (s *KeyedState[K]) Clear() { s.keys = nil }
-
-// stateScope is what state handles need of a Context: the key it is for.
-type stateScope interface {
-	scopeSlot(name string) (any, bool)
-	scopeSet(name string, v any)
-	scopeClear(name string)
-}
-
-// Value is a single value of type T per key.
-type Value[T any] struct{ name string }
-
-// NewValue declares a per-key value state named name. Names are unique within a stage.
-func NewValue[T any](name string) Value[T] { return Value[T]{name: name} }
-
-// Get returns the current key's value and whether it was set.
-func (v Value[T]) Get(c stateScope) (T, bool) { return typedSlot[T](c, v.name) }
-
-// restoredState is a state value loaded from a snapshot and not yet read: it is decoded
-// with the type of the handle that first reads it.
-type restoredState []byte
+// EncodedState is a state value restored from a checkpoint and not yet read: the handle that
+// first reads it decodes it (DecodeState) with its own type, since the checkpoint does not
+// know the types of the values it holds.
+type EncodedState []byte
 
 // typedSlot returns the current key's state called name as a V, decoding it on its first
-// read after a restore. A value that does not decode is a panic, which the stage reports as
-// the record's dead letter: state is never silently reset.
-func typedSlot[V any](c stateScope, name string) (V, bool) {
-	x, ok := c.scopeSlot(name)
+// read after a restore. A value that does not decode is a panic with a *StateError, which
+// fails the job: state is never silently reset.
+func typedSlot[V any](c StateScope, name string) (V, bool) {
+	x, ok := c.StateSlot(name)
 	if !ok {
 		var zero V
 		return zero, false
 	}
-	if raw, isRaw := x.(restoredState); isRaw {
+	if raw, isRaw := x.(EncodedState); isRaw {
 		v, err := DecodeState[V](raw)
 		if err != nil {
-			panic(fmt.Sprintf("state %q: %v", name, err))
+			panic(&StateError{Op: fmt.Sprintf("decode state %q", name), Err: err})
 		}
-		c.scopeSet(name, v)
+		c.SetStateSlot(name, v)
 		return v, true
 	}
 	v, _ := x.(V) // a nil interface value comes back as V's zero value
 	return v, true
 }
 
+// StateError is a failure of keyed state itself (a store that cannot be read or written, a
+// restored value that does not decode), as opposed to a failure of a user function. It
+// always fails the job, whatever the error policy: going on would go on from wrong state.
+type StateError struct {
+	// Op says what was being done.
+	Op  string
+	Err error
+}
+
+func (e *StateError) Error() string { return e.Op + ": " + e.Err.Error() }
+func (e *StateError) Unwrap() error { return e.Err }
+
+// ValueState is a single value of type T per key (Flink's ValueState).
+type ValueState[T any] struct{ name string }
+
+// NewValueState declares a per-key value state named name. Names are unique within a stage.
+func NewValueState[T any](name string) ValueState[T] { return ValueState[T]{name: name} }
+
+// Get returns the current key's value and whether it was set.
+func (v ValueState[T]) Get(c StateScope) (T, bool) { return typedSlot[T](c, v.name) }
+
 // Set sets the current key's value.
-func (v Value[T]) Set(c stateScope, x T) { c.scopeSet(v.name, x) }
+func (v ValueState[T]) Set(c StateScope, x T) { c.SetStateSlot(v.name, x) }
 
 // Clear removes the current key's value.
-func (v Value[T]) Clear(c stateScope) { c.scopeClear(v.name) }
+func (v ValueState[T]) Clear(c StateScope) { c.ClearStateSlot(v.name) }
 
-// Map is a map from MK to MV per key.
-type Map[MK comparable, MV any] struct{ name string }
+// MapState is a map from MK to MV per key (Flink's MapState).
+type MapState[MK comparable, MV any] struct{ name string }
 
-// NewMap declares a per-key map state named name.
-func NewMap[MK comparable, MV any](name string) Map[MK, MV] { return Map[MK, MV]{name: name} }
+// NewMapState declares a per-key map state named name.
+func NewMapState[MK comparable, MV any](name string) MapState[MK, MV] {
+	return MapState[MK, MV]{name: name}
+}
 
-func (m Map[MK, MV]) get(c stateScope) map[MK]MV {
+func (m MapState[MK, MV]) get(c StateScope) map[MK]MV {
 	mm, _ := typedSlot[map[MK]MV](c, m.name)
 	return mm
 }
 
 // Get returns the entry for k of the current key.
-func (m Map[MK, MV]) Get(c stateScope, k MK) (MV, bool) {
+func (m MapState[MK, MV]) Get(c StateScope, k MK) (MV, bool) {
 	v, ok := m.get(c)[k]
 	return v, ok
 }
 
 // Put sets the entry for k of the current key.
-func (m Map[MK, MV]) Put(c stateScope, k MK, v MV) {
+func (m MapState[MK, MV]) Put(c StateScope, k MK, v MV) {
 	mm := m.get(c)
 	if mm == nil {
 		mm = make(map[MK]MV)
-		c.scopeSet(m.name, mm)
+		c.SetStateSlot(m.name, mm)
 	}
 	mm[k] = v
 }
 
 // Delete removes the entry for k of the current key.
-func (m Map[MK, MV]) Delete(c stateScope, k MK) {
+func (m MapState[MK, MV]) Delete(c StateScope, k MK) {
 	mm := m.get(c)
 	delete(mm, k)
 	if len(mm) == 0 {
-		c.scopeClear(m.name)
+		c.ClearStateSlot(m.name)
 	}
 }
 
 // Len returns how many entries the current key's map has.
-func (m Map[MK, MV]) Len(c stateScope) int { return len(m.get(c)) }
+func (m MapState[MK, MV]) Len(c StateScope) int { return len(m.get(c)) }
 
 // All calls f for every entry of the current key's map, in no fixed order, until f returns
 // false.
-func (m Map[MK, MV]) All(c stateScope, f func(MK, MV) bool) {
+func (m MapState[MK, MV]) All(c StateScope, f func(MK, MV) bool) {
 	for k, v := range m.get(c) {
 		if !f(k, v) {
 			return
@@ -160,135 +120,25 @@ func (m Map[MK, MV]) All(c stateScope, f func(MK, MV) bool) {
 }
 
 // Clear removes the current key's map.
-func (m Map[MK, MV]) Clear(c stateScope) { c.scopeClear(m.name) }
+func (m MapState[MK, MV]) Clear(c StateScope) { c.ClearStateSlot(m.name) }
 
-// List is an ordered list of T per key.
-type List[T any] struct{ name string }
+// ListState is an ordered list of T per key (Flink's ListState).
+type ListState[T any] struct{ name string }
 
-// NewList declares a per-key list state named name.
-func NewList[T any](name string) List[T] { return List[T]{name: name} }
+// NewListState declares a per-key list state named name.
+func NewListState[T any](name string) ListState[T] { return ListState[T]{name: name} }
 
 // Append adds v at the end of the current key's list.
-func (l List[T]) Append(c stateScope, v T) {
+func (l ListState[T]) Append(c StateScope, v T) {
 	s, _ := typedSlot[[]T](c, l.name)
-	c.scopeSet(l.name, append(s, v))
+	c.SetStateSlot(l.name, append(s, v))
 }
 
 // Items returns the current key's list. The caller must not keep it past the call.
-func (l List[T]) Items(c stateScope) []T {
+func (l ListState[T]) Items(c StateScope) []T {
 	s, _ := typedSlot[[]T](c, l.name)
 	return s
 }
 
 // Clear removes the current key's list.
-func (l List[T]) Clear(c stateScope) { c.scopeClear(l.name) }
-
-// Timers is the processing-time timer queue of one key group: a min-heap of (time, key), with
-// at most one timer per key and time (registering it twice is one timer, as in Flink).
-type Timers[K comparable] struct {
-	h   timerHeap[K]
-	set map[timerID[K]]*timer[K]
-	seq uint64
-}
-
-type timerID[K comparable] struct {
-	at  int64
-	key K
-}
-
-type timer[K comparable] struct {
-	timerID[K]
-	seq   uint64
-	index int
-}
-
-// Register adds a timer for key at t (nanosecond precision).
-func (ts *Timers[K]) Register(key K, at time.Time) { ts.RegisterAt(key, at.UnixNano()) }
-
-// RegisterAt adds a timer for key at instant at, in the heap's own unit (event-time timers
-// use Unix ms).
-func (ts *Timers[K]) RegisterAt(key K, at int64) {
-	id := timerID[K]{at: at, key: key}
-	if _, ok := ts.set[id]; ok {
-		return
-	}
-	if ts.set == nil {
-		ts.set = make(map[timerID[K]]*timer[K])
-	}
-	ts.seq++
-	t := &timer[K]{timerID: id, seq: ts.seq}
-	ts.set[id] = t
-	heap.Push(&ts.h, t)
-}
-
-// Delete removes the timer for key at t, if there is one.
-func (ts *Timers[K]) Delete(key K, at time.Time) { ts.DeleteAt(key, at.UnixNano()) }
-
-// DeleteAt removes the timer for key at instant at, if there is one.
-func (ts *Timers[K]) DeleteAt(key K, at int64) {
-	id := timerID[K]{at: at, key: key}
-	t, ok := ts.set[id]
-	if !ok {
-		return
-	}
-	delete(ts.set, id)
-	heap.Remove(&ts.h, t.index)
-}
-
-// Next returns the time of the earliest timer.
-func (ts *Timers[K]) Next() (time.Time, bool) {
-	if len(ts.h) == 0 {
-		return time.Time{}, false
-	}
-	return time.Unix(0, ts.h[0].at), true
-}
-
-// PopDue removes and returns the earliest timer at or before now.
-func (ts *Timers[K]) PopDue(now time.Time) (key K, at time.Time, ok bool) {
-	key, n, ok := ts.PopDueAt(now.UnixNano())
-	if !ok {
-		return key, at, false
-	}
-	return key, time.Unix(0, n), true
-}
-
-// PopDueAt removes and returns the earliest timer at or before instant now.
-func (ts *Timers[K]) PopDueAt(now int64) (key K, at int64, ok bool) {
-	if len(ts.h) == 0 || ts.h[0].at > now {
-		return key, 0, false
-	}
-	t := heap.Pop(&ts.h).(*timer[K])
-	delete(ts.set, t.timerID)
-	return t.key, t.at, true
-}
-
-// Len returns how many timers wait.
-func (ts *Timers[K]) Len() int { return len(ts.h) }
-
-type timerHeap[K comparable] []*timer[K]
-
-func (h timerHeap[K]) Len() int { return len(h) }
-func (h timerHeap[K]) Less(i, j int) bool {
-	if h[i].at != h[j].at {
-		return h[i].at < h[j].at
-	}
-	return h[i].seq < h[j].seq
-}
-func (h timerHeap[K]) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].index = i
-	h[j].index = j
-}
-func (h *timerHeap[K]) Push(x any) {
-	t := x.(*timer[K])
-	t.index = len(*h)
-	*h = append(*h, t)
-}
-func (h *timerHeap[K]) Pop() any {
-	old := *h
-	t := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	t.index = -1
-	return t
-}
+func (l ListState[T]) Clear(c StateScope) { c.ClearStateSlot(l.name) }

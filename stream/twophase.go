@@ -23,7 +23,7 @@ import (
 //
 // The runtime's side of the protocol, per run of a job:
 //
-//  1. Recover(lastComplete), once, before anything else.
+//  1. Recover(lastComplete, owns), once, before anything else.
 //  2. Each writer instance i writes with WriteBatchFor(i, ...), from its own goroutine, and
 //     calls PreCommit(i, n) when the barrier of checkpoint n reaches it, before it
 //     acknowledges n. Checkpoint ids increase; they need not be consecutive.
@@ -45,20 +45,15 @@ type TwoPhaseSink[T any] interface {
 	// Commit makes visible every transaction pre-committed at checkpoints ≤ n, of all
 	// instances (idempotent: committing again is a no-op). Called once n is complete.
 	Commit(n int64) error
-	// Recover is called once at start, before any write: it commits what belongs to
-	// checkpoints ≤ lastComplete (they completed, but a crash may have come before Commit) and
-	// discards pending data of later or unfinished transactions. lastComplete is 0 when there
-	// is no checkpoint.
-	Recover(lastComplete int64) error
+	// Recover is called once at start, before any write: for every writer instance that
+	// owns accepts, it commits what belongs to checkpoints ≤ lastComplete (they completed,
+	// but a crash may have come before Commit) and discards pending data of later or
+	// unfinished transactions; it leaves other instances alone (on a cluster, each node
+	// recovers the instances it runs). lastComplete is 0 when there is no checkpoint.
+	Recover(lastComplete int64, owns func(instance int) bool) error
 }
 
-// InstanceRecoverer is a TwoPhaseSink that can recover the writer instances owns accepts and
-// leave the others alone: on a cluster, each node recovers the instances it runs.
-type InstanceRecoverer interface {
-	RecoverInstances(lastComplete int64, owns func(instance int) bool) error
-}
-
-// TwoPhaseJSONL is a two-phase commit sink that writes each record's value as one line of JSON
+// TwoPhaseJSONLSink is a two-phase commit sink that writes each record's value as one line of JSON
 // (encoding/json, without HTML escaping) into files under dir, which it creates if need be.
 // Only committed output is in dir, as files
 //
@@ -102,7 +97,7 @@ type InstanceRecoverer interface {
 //
 // The sink is safe for concurrent use as the protocol of TwoPhaseSink describes. One sink,
 // in one process, may use dir at a time.
-func TwoPhaseJSONL[T any](dir string) (TwoPhaseSink[T], error) {
+func TwoPhaseJSONLSink[T any](dir string) (TwoPhaseSink[T], error) {
 	s := &twoPhaseJSONL[T]{
 		dir:       dir,
 		pending:   filepath.Join(dir, pendingDirName),
@@ -415,14 +410,10 @@ func syncDir(dir string) error {
 	return nil
 }
 
-func (s *twoPhaseJSONL[T]) Recover(lastComplete int64) error {
-	return s.RecoverInstances(lastComplete, func(int) bool { return true })
-}
-
-// RecoverInstances is Recover for the writer instances owns accepts: the files of other
-// instances are left alone. In a cluster each node recovers the instances it runs, so that
-// two nodes never commit, discard or retract one file.
-func (s *twoPhaseJSONL[T]) RecoverInstances(lastComplete int64, owns func(instance int) bool) error {
+// Recover recovers the writer instances owns accepts: the files of other instances are left
+// alone. In a cluster each node recovers the instances it runs, so that two nodes never
+// commit, discard or retract one file.
+func (s *twoPhaseJSONL[T]) Recover(lastComplete int64, owns func(instance int) bool) error {
 	if lastComplete < 0 {
 		return fmt.Errorf("two-phase jsonl sink %s: recover: negative checkpoint %d", s.dir, lastComplete)
 	}

@@ -8,21 +8,21 @@ import (
 	"github.com/eddyflow/eddy/stream"
 )
 
-// ExampleTwoPhaseJSONL walks a two-phase sink through one checkpoint, as the runtime does:
+// ExampleTwoPhaseJSONLSink walks a two-phase sink through one checkpoint, as the runtime does:
 // nothing is in the output directory until the checkpoint completes and commits.
-func ExampleTwoPhaseJSONL() {
+func ExampleTwoPhaseJSONLSink() {
 	dir, err := os.MkdirTemp("", "twophase")
 	if err != nil {
 		panic(err)
 	}
 	defer os.RemoveAll(dir)
 
-	sink, err := stream.TwoPhaseJSONL[stream.KV[string, int]](dir)
+	sink, err := stream.TwoPhaseJSONLSink[stream.KV[string, int]](dir)
 	if err != nil {
 		panic(err)
 	}
 	// At start: no checkpoint completed yet.
-	if err := sink.Recover(0); err != nil {
+	if err := sink.Recover(0, func(int) bool { return true }); err != nil {
 		panic(err)
 	}
 	visible := func() []string {

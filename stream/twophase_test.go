@@ -13,13 +13,16 @@ import (
 	"testing"
 )
 
+// allInstances recovers every writer instance, as a job on one node does.
+func allInstances(int) bool { return true }
+
 func newTwoPhase(t *testing.T, dir string, lastComplete int64) *twoPhaseJSONL[string] {
 	t.Helper()
-	s, err := TwoPhaseJSONL[string](dir)
+	s, err := TwoPhaseJSONLSink[string](dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Recover(lastComplete); err != nil {
+	if err := s.Recover(lastComplete, allInstances); err != nil {
 		t.Fatalf("Recover(%d): %v", lastComplete, err)
 	}
 	return s.(*twoPhaseJSONL[string])
@@ -149,16 +152,16 @@ func TestTwoPhaseJSONLCommit(t *testing.T) {
 
 func TestTwoPhaseJSONLProtocolErrors(t *testing.T) {
 	dir := t.TempDir()
-	raw, err := TwoPhaseJSONL[float64](dir)
+	raw, err := TwoPhaseJSONLSink[float64](dir)
 	mustDo(t, "new", err)
 	if err := raw.WriteBatchFor(0, []Record[float64]{{Value: 1}}); err == nil {
 		t.Error("write before Recover: no error")
 	}
-	if err := raw.Recover(-1); err == nil {
+	if err := raw.Recover(-1, allInstances); err == nil {
 		t.Error("Recover(-1): no error")
 	}
-	mustDo(t, "recover", raw.Recover(2))
-	mustDo(t, "recover again before writes", raw.Recover(2))
+	mustDo(t, "recover", raw.Recover(2, allInstances))
+	mustDo(t, "recover again before writes", raw.Recover(2, allInstances))
 	if err := raw.WriteBatch([]Record[float64]{{Value: 1}}); err == nil || !strings.Contains(err.Error(), "WriteBatchFor") {
 		t.Errorf("WriteBatch: %v", err)
 	}
@@ -177,7 +180,7 @@ func TestTwoPhaseJSONLProtocolErrors(t *testing.T) {
 	if err := raw.PreCommit(0, 3); err == nil {
 		t.Error("pre-commit twice at 3: no error")
 	}
-	if err := raw.Recover(2); err == nil {
+	if err := raw.Recover(2, allInstances); err == nil {
 		t.Error("Recover after writes: no error")
 	}
 	mustDo(t, "commit", raw.Commit(3))
@@ -538,11 +541,11 @@ func TestTwoPhaseJSONLRecoverInstances(t *testing.T) {
 	// The crash: checkpoint 1 completed, nobody committed it.
 	recoverOnly := func(instance int) {
 		t.Helper()
-		r, err := TwoPhaseJSONL[string](dir)
+		r, err := TwoPhaseJSONLSink[string](dir)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := r.(InstanceRecoverer).RecoverInstances(1, func(i int) bool { return i == instance }); err != nil {
+		if err := r.Recover(1, func(i int) bool { return i == instance }); err != nil {
 			t.Fatal(err)
 		}
 	}

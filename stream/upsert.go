@@ -1,12 +1,12 @@
 package stream
 
-// UpsertSink is a sink of keyed results written by key: a table, a key-value store. Writing
+// UpsertStore is a sink of keyed results written by key: a table, a key-value store. Writing
 // a key again with the value it already has changes nothing, so the records a recovery
 // replays leave the table as a run without the failure would have: exactly once in effect,
 // without transactions (Flink's upsert sinks, Kafka Streams' state stores). A reader may
 // see a key go back to an older value and forward again while a replay catches up; use a
 // two-phase sink when readers must never see that.
-type UpsertSink[K comparable, V any] interface {
+type UpsertStore[K comparable, V any] interface {
 	// WriteUpserts applies a batch in order: the last write of a key wins. Calls may come
 	// from many instances at once (each with keys of its own key groups).
 	WriteUpserts(batch []Upsert[K, V]) error
@@ -21,12 +21,12 @@ type Upsert[K comparable, V any] struct {
 	Delete bool
 }
 
-// Upserts returns a Sink of keyed records that writes them to u: an insert sets its key, a
+// UpsertSink returns a Sink of keyed records that writes them to u: an insert sets its key, a
 // retraction (a changelog's) deletes it, unless an insert of the key follows in the batch.
-func Upserts[K comparable, V any](u UpsertSink[K, V]) Sink[KV[K, V]] { return &upserts[K, V]{u: u} }
+func UpsertSink[K comparable, V any](u UpsertStore[K, V]) Sink[KV[K, V]] { return &upserts[K, V]{u: u} }
 
 type upserts[K comparable, V any] struct {
-	u UpsertSink[K, V]
+	u UpsertStore[K, V]
 }
 
 // WriteBatch is called by many instances at once: the batch is its own.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/eddyflow/eddy/actor"
 	"github.com/eddyflow/eddy/graph"
+	"github.com/eddyflow/eddy/internal/jobruntime"
 	"github.com/eddyflow/eddy/stream"
 )
 
@@ -174,7 +175,7 @@ func (c *core) Start() {
 			}
 		}
 	}
-	drv, err := actor.NewSyncDriver(job.Runtime())
+	drv, err := actor.NewSyncDriver(jobruntime.Of(job))
 	if err != nil {
 		c.t.Fatalf("start the harness's job: %v", err)
 	}
@@ -299,7 +300,7 @@ func (c *core) Describe() graph.Description {
 
 // Output collects what a stream carries.
 type Output[T any] struct {
-	sink *stream.Collect[T]
+	sink *stream.CollectSink[T]
 	seen int
 }
 
@@ -311,7 +312,7 @@ func Collect[T any](h Stager, s graph.Stream[T]) *Output[T] {
 	if c.drv != nil {
 		c.t.Fatalf("collect %s: the harness has started; attach outputs before the first Push", s.Name())
 	}
-	o := &Output[T]{sink: stream.NewCollect[T]()}
+	o := &Output[T]{sink: stream.NewCollectSink[T]()}
 	s.To(o.sink)
 	return o
 }

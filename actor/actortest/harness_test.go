@@ -94,7 +94,7 @@ func newScript(t *testing.T, d *datadriven.TestData) *scriptEnv {
 		s.out = func() []string { return showKV(o.Take()) }
 	case "window":
 		// window tumbling=10s | hopping=10s,5s | session=3s, with lateness=D and changelog
-		var w stream.Windows
+		var w stream.WindowAssigner
 		trigger := stream.EventTimeTrigger()
 		for _, a := range d.CmdArgs[1:] {
 			switch a.Key {
@@ -149,7 +149,7 @@ func newScript(t *testing.T, d *datadriven.TestData) *scriptEnv {
 		s.out = func() []string { return showStrings(o.Take()) }
 	case "processwindow":
 		st := graph.ProcessWindow(keyed, stream.Tumbling(dur(t, d.CmdArgs[1].Vals[0])),
-			func(k string, w stream.Window, es []Event, emit func(string)) {
+			func(k string, w stream.TimeWindow, es []Event, emit func(string)) {
 				if len(es) == 13 {
 					panic("thirteen")
 				}
@@ -181,7 +181,7 @@ func newScript(t *testing.T, d *datadriven.TestData) *scriptEnv {
 				w = stream.Session(dur(t, d.CmdArgs[1].Vals[0]))
 			}
 			st = graph.WindowJoin(keyed, rightKeyed, w,
-				func(k string, w stream.Window, as, bs []Event, emit func(string)) {
+				func(k string, w stream.TimeWindow, as, bs []Event, emit func(string)) {
 					emit(fmt.Sprintf("%s %s: left %v right %v", k, w, values(as), values(bs)))
 				}, graph.Name("join"))
 		case "tablejoin", "temporaljoin":
@@ -388,10 +388,10 @@ var negative = stream.NewTag[string]("negative")
 // idleAlert counts a key's events and, once the key has been quiet for gap of processing
 // time, emits "key: n events" and forgets the key. Negative values go to a side output.
 func idleAlert(gap time.Duration) stream.KeyedProcess[string, Event, string] {
-	count := stream.NewValue[int]("count")
-	due := stream.NewValue[time.Time]("due")
+	count := stream.NewValueState[int]("count")
+	due := stream.NewValueState[time.Time]("due")
 	return stream.KeyedProcess[string, Event, string]{
-		OnRecord: func(ctx *stream.Context[string], e Event, out *stream.Emitter[string]) error {
+		OnRecord: func(ctx stream.Context[string], e Event, out stream.Emitter[string]) error {
 			if e.Value < 0 {
 				negative.Emit(out, fmt.Sprintf("%s: %d", e.Key, e.Value))
 				return nil
@@ -409,7 +409,7 @@ func idleAlert(gap time.Duration) stream.KeyedProcess[string, Event, string] {
 			ctx.RegisterTimer(at)
 			return nil
 		},
-		OnTimer: func(ctx *stream.Context[string], at time.Time, out *stream.Emitter[string]) error {
+		OnTimer: func(ctx stream.Context[string], at time.Time, out stream.Emitter[string]) error {
 			n, _ := count.Get(ctx)
 			out.Emit(fmt.Sprintf("%s: %d events, idle since %s", ctx.Key(), n, at.Add(-gap).Sub(actortest.Epoch)))
 			count.Clear(ctx)
@@ -457,9 +457,9 @@ func values(es []Event) []int {
 // eventTimerCount counts a key's records and reports the count delay ms of event time after
 // its first record, then starts over: an event-time timer per key.
 func eventTimerCount(delay int64) stream.KeyedProcess[string, Event, string] {
-	count := stream.NewValue[int]("count")
+	count := stream.NewValueState[int]("count")
 	return stream.KeyedProcess[string, Event, string]{
-		OnRecord: func(ctx *stream.Context[string], e Event, out *stream.Emitter[string]) error {
+		OnRecord: func(ctx stream.Context[string], e Event, out stream.Emitter[string]) error {
 			n, ok := count.Get(ctx)
 			if !ok {
 				ctx.RegisterEventTimer(ctx.Timestamp() + delay)
@@ -467,7 +467,7 @@ func eventTimerCount(delay int64) stream.KeyedProcess[string, Event, string] {
 			count.Set(ctx, n+1)
 			return nil
 		},
-		OnEventTimer: func(ctx *stream.Context[string], ts int64, out *stream.Emitter[string]) error {
+		OnEventTimer: func(ctx stream.Context[string], ts int64, out stream.Emitter[string]) error {
 			n, _ := count.Get(ctx)
 			out.Emit(fmt.Sprintf("%s: %d by %d (watermark %d)", ctx.Key(), n, ts, ctx.Watermark()))
 			count.Clear(ctx)

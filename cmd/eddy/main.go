@@ -173,7 +173,7 @@ func run(ctx, leave context.Context, args []string, stderr io.Writer) error {
 		<-left
 	}()
 	err = node.Run(runCtx, name, *keyGroups, func(option func(*actor.Config)) (cluster.JobRun, error) {
-		sink, err := stream.TwoPhaseJSONL[keycount.Output](*out)
+		sink, err := stream.TwoPhaseJSONLSink[keycount.Output](*out)
 		if err != nil {
 			return nil, err
 		}

@@ -285,7 +285,7 @@ func runEngine(s bench, scenario string, n int64, p, nodes int, backend string, 
 				"dead_letters", st.DeadLetters, "batches", st.Batches, "backpressure", st.Backpressure,
 				"alignment", st.Alignment, "max_queued_batches", st.MaxQueued)
 		}
-		cps := job.Runtime().Checkpoints()
+		cps := job.Checkpoints()
 		completed += cps.Completed // only the coordinator's are not zero
 		if cps.Completed > 0 {
 			logger.Info("checkpoints", "completed", cps.Completed, "last_duration", cps.Duration, "last_bytes", cps.Bytes)
@@ -374,7 +374,7 @@ func (s *stateless) baseline(n int64) {
 func (s *stateless) build(g *graph.Graph, n int64) {
 	src := graph.From(g, stream.Generate(n, statelessValue))
 	doubled := graph.Map(src, func(v int64) int64 { return v * 2 })
-	doubled.Filter(func(v int64) bool { return v%3 == 0 }).To(stream.Func(func(recs []stream.Record[int64]) error {
+	doubled.Filter(func(v int64) bool { return v%3 == 0 }).To(stream.FuncSink(func(recs []stream.Record[int64]) error {
 		var sum int64
 		for _, r := range recs {
 			sum += r.Value
@@ -462,7 +462,7 @@ func (k *keyedCount) build(g *graph.Graph, n int64) {
 	}))
 }
 
-// sinkFunc is a sink that calls f from many actors at once (stream.Func serialises calls,
+// sinkFunc is a sink that calls f from many actors at once (stream.FuncSink serialises calls,
 // which would make the slow sink slower still on more cores).
 type sinkFunc func([]stream.Record[stream.KV[uint64, int64]]) error
 

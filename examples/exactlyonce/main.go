@@ -14,7 +14,7 @@
 //
 // How: the JSONL source rewinds to the offset of the newest intact checkpoint in -state,
 // the per-key counts (graph.Count) reload from it, and the output goes through a two-phase
-// sink (stream.TwoPhaseJSONL) whose transactions commit only when the checkpoint that closes
+// sink (stream.TwoPhaseJSONLSink) whose transactions commit only when the checkpoint that closes
 // them is saved; at the end of the input a final checkpoint commits the rest. A run that
 // finds the final checkpoint commits what is pending and exits at once. It exits 0 once the
 // whole input is processed and committed.
@@ -89,7 +89,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	sink, err := stream.TwoPhaseJSONL[Output](*out)
+	sink, err := stream.TwoPhaseJSONLSink[Output](*out)
 	if err != nil {
 		return err
 	}

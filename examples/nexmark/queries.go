@@ -9,6 +9,7 @@ import (
 
 	"github.com/eddyflow/eddy/graph"
 	"github.com/eddyflow/eddy/stream"
+	"github.com/eddyflow/eddy/stream/agg"
 )
 
 // Window sizes of the queries, as in the Nexmark SQL.
@@ -70,7 +71,7 @@ type output struct {
 func to[T any](s graph.Stream[T], out *output) {
 	sink := &countSink[T]{n: &out.n}
 	if out.path != "" {
-		sink.inner, out.err = stream.JSONLFile[T](out.path)
+		sink.inner, out.err = stream.JSONLFileSink[T](out.path)
 	}
 	s.To(sink, graph.Name("results"))
 }
@@ -174,10 +175,10 @@ type q3Seller struct {
 }
 
 var (
-	q3Person = stream.NewValue[q3Seller]("person")
+	q3Person = stream.NewValueState[q3Seller]("person")
 	// q3Waiting holds the auctions whose seller has not come yet (an auction may name one of
 	// the next few people to be created).
-	q3Waiting = stream.NewList[int64]("waiting")
+	q3Waiting = stream.NewListState[int64]("waiting")
 )
 
 // q3 is the SQL's inner join of auction (category 10) and person (state OR, ID or CA) on
@@ -193,7 +194,7 @@ func q3(events graph.Stream[Event], out *output) {
 		return e.Auction.Seller
 	}, graph.WithCodec(stream.JSON[Event]()))
 	res := graph.Process(bySeller, stream.KeyedProcess[int64, Event, Q3Row]{
-		OnRecord: func(ctx *stream.Context[int64], e Event, emit *stream.Emitter[Q3Row]) error {
+		OnRecord: func(ctx stream.Context[int64], e Event, emit stream.Emitter[Q3Row]) error {
 			if p := e.Person; p != nil {
 				s := q3Seller{Local: p.State == "OR" || p.State == "ID" || p.State == "CA"}
 				if s.Local {
@@ -245,12 +246,12 @@ type q4Closing struct {
 }
 
 var (
-	q4Auction = stream.NewValue[q4Open]("auction")
-	q4Best    = stream.NewValue[int64]("best")
-	q4Early   = stream.NewList[q4Bid]("early")
+	q4Auction = stream.NewValueState[q4Open]("auction")
+	q4Best    = stream.NewValueState[int64]("best")
+	q4Early   = stream.NewListState[q4Bid]("early")
 	// q4Closed marks an auction that has closed, until the event time it holds, so that the
 	// bids that still come for it are dropped at once.
-	q4Closed = stream.NewValue[int64]("closed")
+	q4Closed = stream.NewValueState[int64]("closed")
 )
 
 // q4 computes each auction's closing price (its highest bid with dateTime in [auction
@@ -265,7 +266,7 @@ func q4(events graph.Stream[Event], out *output) {
 		return e.Bid.Auction
 	}, graph.WithCodec(stream.JSON[Event]()))
 	closing := graph.Process(byAuction, stream.KeyedProcess[int64, Event, q4Closing]{
-		OnRecord: func(ctx *stream.Context[int64], e Event, _ *stream.Emitter[q4Closing]) error {
+		OnRecord: func(ctx stream.Context[int64], e Event, _ stream.Emitter[q4Closing]) error {
 			if a := e.Auction; a != nil {
 				open := q4Open{DateTime: a.DateTime, Expires: a.Expires, Category: a.Category}
 				q4Auction.Set(ctx, open)
@@ -289,7 +290,7 @@ func q4(events graph.Stream[Event], out *output) {
 			ctx.RegisterEventTimer(b.DateTime + 1)
 			return nil
 		},
-		OnEventTimer: func(ctx *stream.Context[int64], ts int64, emit *stream.Emitter[q4Closing]) error {
+		OnEventTimer: func(ctx stream.Context[int64], ts int64, emit stream.Emitter[q4Closing]) error {
 			if open, ok := q4Auction.Get(ctx); ok && ts > open.Expires {
 				if best, ok := q4Best.Get(ctx); ok {
 					emit.Emit(q4Closing{Category: open.Category, Price: best})
@@ -322,7 +323,7 @@ func q4(events graph.Stream[Event], out *output) {
 }
 
 // q4Raise takes a bid into an open auction's highest price, if it is in the auction's time.
-func q4Raise(ctx *stream.Context[int64], open q4Open, at, price int64) {
+func q4Raise(ctx stream.Context[int64], open q4Open, at, price int64) {
 	if at < open.DateTime || at > open.Expires {
 		return
 	}
@@ -383,7 +384,7 @@ func (mostAgg) Result(m most) most { return m }
 // and fires when the watermark has passed that window's end everywhere.
 func q5(events graph.Stream[Event], out *output) {
 	byAuction := graph.KeyBy(bids(events), func(b *Bid) int64 { return b.Auction }, graph.WithCodec(stream.JSON[*Bid]()))
-	counts := graph.Window(byAuction, stream.Hopping(q5Size, q5Slide), stream.Count[*Bid](), graph.Name("bids-per-auction"))
+	counts := graph.Window(byAuction, stream.Hopping(q5Size, q5Slide), agg.Count[*Bid](), graph.Name("bids-per-auction"))
 	byWindow := graph.KeyBy(counts, func(c auctionCount) int64 { return c.Start }, graph.WithCodec(stream.JSON[auctionCount]()))
 	hottest := graph.Window(byWindow, stream.Tumbling(q5Slide), mostAgg{}, graph.Name("hottest"))
 	to(graph.FlatMap(hottest, func(r stream.WindowResult[int64, most], emit func(Q5Row)) {
@@ -522,7 +523,7 @@ func q8(events graph.Stream[Event], out *output) {
 		graph.KeyBy(persons, func(p *Person) int64 { return p.ID }, graph.WithCodec(stream.JSON[*Person]())),
 		graph.KeyBy(auctions, func(a *Auction) int64 { return a.Seller }, graph.WithCodec(stream.JSON[*Auction]())),
 		stream.Tumbling(q8Size),
-		func(id int64, w stream.Window, ps []*Person, as []*Auction, emit func(Q8Row)) {
+		func(id int64, w stream.TimeWindow, ps []*Person, as []*Auction, emit func(Q8Row)) {
 			if len(as) == 0 {
 				return
 			}
@@ -548,7 +549,7 @@ type Q11Row struct {
 
 func q11(events graph.Stream[Event], out *output) {
 	byBidder := graph.KeyBy(bids(events), func(b *Bid) int64 { return b.Bidder }, graph.WithCodec(stream.JSON[*Bid]()))
-	sessions := graph.Window(byBidder, stream.Session(q11Gap), stream.Count[*Bid](), graph.Name("sessions"))
+	sessions := graph.Window(byBidder, stream.Session(q11Gap), agg.Count[*Bid](), graph.Name("sessions"))
 	to(graph.Map(sessions, func(r stream.WindowResult[int64, int64]) Q11Row {
 		return Q11Row{Bidder: r.Key, BidCount: r.Value, StartTime: r.Start, EndTime: r.End}
 	}), out)

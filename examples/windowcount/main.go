@@ -19,7 +19,7 @@
 // standard error, and the run goes on.
 //
 // Semantics are Flink's, with a punctuated watermark W = (largest ts so far) − delay, moved
-// after each record (stream.BoundedOutOfOrderPunctuated); see stream.WindowOperator for the
+// after each record (stream.BoundedOutOfOrderPunctuated); see operator.WindowOperator for the
 // rules of lateness, firing, re-firing, session merging and the end of input. The job runs
 // through the engine with parallelism of at least 2: a JSONL source, a Timestamps stage,
 // KeyBy(key), and a Window stage whose results and late records go to JSON-lines sinks.
@@ -137,7 +137,7 @@ type config struct {
 	in, late               string
 	window, slide, session time.Duration
 	lateness, delay        time.Duration
-	windows                stream.Windows
+	windows                stream.WindowAssigner
 }
 
 func parse(args []string, stderr io.Writer) (config, error) {
@@ -210,7 +210,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	var late stream.Sink[Event] = &lateToStderr{mu: &mu, w: errOut}
 	if c.late != "" {
-		if late, err = stream.JSONLFile[Event](c.late); err != nil {
+		if late, err = stream.JSONLFileSink[Event](c.late); err != nil {
 			return err
 		}
 	}
@@ -224,7 +224,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	firings := graph.Map(windows, func(w stream.WindowResult[string, CountSum]) Firing {
 		return Firing{Key: w.Key, Start: w.Start, End: w.End, Count: w.Value.Count, Sum: w.Value.Sum}
 	}, graph.Name("firings"))
-	firings.To(stream.JSONLWriter[Firing](stdout), graph.Name("stdout"))
+	firings.To(stream.JSONLWriterSink[Firing](stdout), graph.Name("stdout"))
 	graph.SideOutput(windows, stream.LateTag[Event](), graph.Name("late")).To(late, graph.Name("late-file"))
 
 	job, err := g.Build(graph.Parallelism(max(2, runtime.GOMAXPROCS(0))), graph.Logger(logger), graph.DeadLetters(report))

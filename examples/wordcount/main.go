@@ -77,10 +77,10 @@ func count(ctx context.Context, path string, logger *slog.Logger) ([]WordCount, 
 	counts := graph.Count(perWord, graph.Name("count"), graph.Emit(stream.EmitAtEnd))
 
 	// The sink keeps the last count it sees per word; with EmitAtEnd that is the only one.
-	// stream.Func serialises its calls, but the map is read after the job, so guard it.
+	// stream.FuncSink serialises its calls, but the map is read after the job, so guard it.
 	var mu sync.Mutex
 	last := map[string]int64{}
-	counts.To(stream.Func(func(recs []stream.Record[stream.KV[string, int64]]) error {
+	counts.To(stream.FuncSink(func(recs []stream.Record[stream.KV[string, int64]]) error {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, r := range recs {

@@ -1,4 +1,4 @@
-package stream
+package operator
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/eddyflow/eddy/stream"
 )
 
 type snapEvent struct {
@@ -26,14 +28,14 @@ func (snapSum) Retract(a int, e snapEvent) int { return a - e.V }
 func TestWindowSnapshotRestore(t *testing.T) {
 	kinds := []struct {
 		name string
-		w    Windows
+		w    stream.WindowAssigner
 		opts WindowOptions
 	}{
-		{"tumbling", Tumbling(5 * time.Second), WindowOptions{Lateness: 3 * time.Second}},
-		{"hopping changelog", Hopping(6*time.Second, 2*time.Second), WindowOptions{Lateness: 2 * time.Second, Changelog: true}},
-		{"session", Session(time.Second), WindowOptions{Lateness: 2 * time.Second}},
-		{"sliding", Sliding(2 * time.Second), WindowOptions{Lateness: time.Second}},
-		{"count purge", Tumbling(5 * time.Second), WindowOptions{Trigger: CountTrigger(3).Purging()}},
+		{"tumbling", stream.Tumbling(5 * time.Second), WindowOptions{Lateness: 3 * time.Second}},
+		{"hopping changelog", stream.Hopping(6*time.Second, 2*time.Second), WindowOptions{Lateness: 2 * time.Second, Changelog: true}},
+		{"session", stream.Session(time.Second), WindowOptions{Lateness: 2 * time.Second}},
+		{"sliding", stream.Sliding(2 * time.Second), WindowOptions{Lateness: time.Second}},
+		{"count purge", stream.Tumbling(5 * time.Second), WindowOptions{Trigger: stream.CountTrigger(3).Purging()}},
 	}
 	for _, k := range kinds {
 		for seed := range uint64(20) {

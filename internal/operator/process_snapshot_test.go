@@ -1,4 +1,4 @@
-package stream
+package operator
 
 import (
 	"fmt"
@@ -6,17 +6,19 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/eddyflow/eddy/stream"
 )
 
 // A process operator restored from a snapshot at any point goes on exactly as the original:
 // its Value, Map and List states decode on first read, and its timers fire as they would
 // have.
 func TestProcessSnapshotRestore(t *testing.T) {
-	count := NewValue[int]("count")
-	perTag := NewMap[string, int]("per-tag")
-	recent := NewList[int]("recent")
+	count := stream.NewValueState[int]("count")
+	perTag := stream.NewMapState[string, int]("per-tag")
+	recent := stream.NewListState[int]("recent")
 	fn := KeyedProcess[string, snapEvent, string]{
-		OnRecord: func(ctx *Context[string], e snapEvent, out *Emitter[string]) error {
+		OnRecord: func(ctx stream.Context[string], e snapEvent, out stream.Emitter[string]) error {
 			n, _ := count.Get(ctx)
 			count.Set(ctx, n+1)
 			tag := fmt.Sprint("t", e.V%3)
@@ -30,13 +32,13 @@ func TestProcessSnapshotRestore(t *testing.T) {
 			out.Emit(fmt.Sprintf("%s n=%d tag=%s:%d", ctx.Key(), n+1, tag, c+e.V))
 			return nil
 		},
-		OnEventTimer: func(ctx *Context[string], ts int64, out *Emitter[string]) error {
+		OnEventTimer: func(ctx stream.Context[string], ts int64, out stream.Emitter[string]) error {
 			n, _ := count.Get(ctx)
 			out.Emit(fmt.Sprintf("%s event %d n=%d last=%v", ctx.Key(), ts, n, recent.Items(ctx)))
 			recent.Clear(ctx)
 			return nil
 		},
-		OnTimer: func(ctx *Context[string], at time.Time, out *Emitter[string]) error {
+		OnTimer: func(ctx stream.Context[string], at time.Time, out stream.Emitter[string]) error {
 			out.Emit(fmt.Sprintf("%s proc %d tags=%d", ctx.Key(), at.UnixMilli(), perTag.Len(ctx)))
 			return nil
 		},

@@ -1,4 +1,4 @@
-package stream
+package operator
 
 import (
 	"fmt"
@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/eddyflow/eddy/stream"
 )
 
 // stateCmd is one input of the test process function: do op on the state of key.
@@ -18,13 +20,13 @@ type stateCmd struct {
 }
 
 var (
-	testValue = NewValue[int]("v")
-	testMap   = NewMap[string, int]("m")
-	testList  = NewList[string]("l")
+	testValue = stream.NewValueState[int]("v")
+	testMap   = stream.NewMapState[string, int]("m")
+	testList  = stream.NewListState[string]("l")
 )
 
 // show renders the current key's states.
-func show(ctx *Context[string]) string {
+func show(ctx stream.Context[string]) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s:", ctx.Key())
 	if v, ok := testValue.Get(ctx); ok {
@@ -50,7 +52,7 @@ func show(ctx *Context[string]) string {
 func newStateOperator(onTimer bool) (*ProcessOperator[string, stateCmd, string], *[]Record[string]) {
 	var out []Record[string]
 	fn := KeyedProcess[string, stateCmd, string]{
-		OnRecord: func(ctx *Context[string], c stateCmd, e *Emitter[string]) error {
+		OnRecord: func(ctx stream.Context[string], c stateCmd, e stream.Emitter[string]) error {
 			switch c.op {
 			case "set":
 				testValue.Set(ctx, c.n)
@@ -79,7 +81,7 @@ func newStateOperator(onTimer bool) (*ProcessOperator[string, stateCmd, string],
 		},
 	}
 	if onTimer {
-		fn.OnTimer = func(ctx *Context[string], at time.Time, e *Emitter[string]) error {
+		fn.OnTimer = func(ctx stream.Context[string], at time.Time, e stream.Emitter[string]) error {
 			e.Emit(fmt.Sprintf("timer %s@%d now=%d", ctx.Key(), at.UnixMilli(), ctx.Now().UnixMilli()))
 			return nil
 		}
@@ -321,3 +323,5 @@ func TestKeyedStateGetAndClear(t *testing.T) {
 		t.Errorf("Len after Clear = %d", st.Len())
 	}
 }
+
+var clockStart = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)

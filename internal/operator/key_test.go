@@ -1,4 +1,4 @@
-package stream
+package operator
 
 import (
 	"encoding/binary"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/eddyflow/eddy/stream"
 )
 
 // le8 is the 8 little-endian bytes of v, computed here rather than by the codec under test.
@@ -100,9 +101,9 @@ func TestKeyHasherCustomCodec(t *testing.T) {
 	if h := KeyHasher[userID](nil); h != nil {
 		t.Error("KeyHasher[userID](nil) is not nil, want nil: a named string has no built-in codec")
 	}
-	h := KeyHasher(JSON[point]())
+	h := KeyHasher(stream.JSON[point]())
 	if h == nil {
-		t.Fatal("KeyHasher(JSON[point]()) is nil")
+		t.Fatal("KeyHasher(stream.JSON[point]()) is nil")
 	}
 	if got, want := h(point{1, 2}), xxhash.Sum64String(`{"X":1,"Y":2}`); got != want {
 		t.Errorf("point hash %#x, want xxhash of its JSON %#x", got, want)

@@ -1,119 +1,9 @@
-package stream
+package operator
 
 import (
 	"errors"
 	"fmt"
 )
-
-// Aggregator folds values of T into an accumulator A and reads a result R from it
-// (Flink's AggregateFunction). Accumulators are values: Add returns the new one.
-type Aggregator[T, A, R any] interface {
-	// Zero returns the accumulator of no values.
-	Zero() A
-	// Add returns acc with v added.
-	Add(acc A, v T) A
-	// Result reads the result from acc.
-	Result(acc A) R
-}
-
-// Retracter is implemented by aggregators that can take a value back (count, sum), so that a
-// Retract record undoes an earlier insert.
-type Retracter[T, A any] interface {
-	Retract(acc A, v T) A
-}
-
-// Merger is implemented by aggregators whose accumulators combine (for merging windows and
-// partial aggregates).
-type Merger[A any] interface {
-	Merge(a, b A) A
-}
-
-// ErrCannotRetract is the reason a retraction reaches an aggregator that cannot retract.
-var ErrCannotRetract = errors.New("aggregator cannot retract")
-
-// Count counts records.
-func Count[T any]() Aggregator[T, int64, int64] { return countAgg[T]{} }
-
-type countAgg[T any] struct{}
-
-func (countAgg[T]) Zero() int64                  { return 0 }
-func (countAgg[T]) Add(acc int64, _ T) int64     { return acc + 1 }
-func (countAgg[T]) Retract(acc int64, _ T) int64 { return acc - 1 }
-func (countAgg[T]) Merge(a, b int64) int64       { return a + b }
-func (countAgg[T]) Result(acc int64) int64       { return acc }
-
-// Number is a type Sum can add.
-type Number interface {
-	~int | ~int8 | ~int16 | ~int32 | ~int64 | ~uint | ~uint8 | ~uint16 | ~uint32 | ~uint64 | ~float32 | ~float64
-}
-
-// Sum adds the values.
-func Sum[T Number]() Aggregator[T, T, T] { return sumAgg[T]{} }
-
-type sumAgg[T Number] struct{}
-
-func (sumAgg[T]) Zero() T            { return 0 }
-func (sumAgg[T]) Add(acc, v T) T     { return acc + v }
-func (sumAgg[T]) Retract(acc, v T) T { return acc - v }
-func (sumAgg[T]) Merge(a, b T) T     { return a + b }
-func (sumAgg[T]) Result(acc T) T     { return acc }
-
-// Reduced is the accumulator of Reduce: the value so far, and whether there is one.
-type Reduced[T any] struct {
-	Value T
-	Set   bool
-}
-
-// Reduce turns a reduce function into an aggregator whose result is the reduced value.
-// It cannot retract.
-func Reduce[T any](f func(acc, v T) T) Aggregator[T, Reduced[T], T] { return reduceAgg[T]{f} }
-
-type reduceAgg[T any] struct{ f func(acc, v T) T }
-
-func (reduceAgg[T]) Zero() Reduced[T] { return Reduced[T]{} }
-func (r reduceAgg[T]) Add(acc Reduced[T], v T) Reduced[T] {
-	if !acc.Set {
-		return Reduced[T]{Value: v, Set: true}
-	}
-	return Reduced[T]{Value: r.f(acc.Value, v), Set: true}
-}
-func (r reduceAgg[T]) Merge(a, b Reduced[T]) Reduced[T] {
-	if !a.Set {
-		return b
-	}
-	if !b.Set {
-		return a
-	}
-	return Reduced[T]{Value: r.f(a.Value, b.Value), Set: true}
-}
-func (reduceAgg[T]) Result(acc Reduced[T]) T { return acc.Value }
-
-// EmitMode says when a running aggregate sends its updated results downstream.
-type EmitMode uint8
-
-const (
-	// EmitPerBatch sends, after each input batch, the latest result of every key the batch
-	// changed: updates are compacted as Kafka Streams' record cache compacts a KTable's, and
-	// the last result of every key is always sent. The default.
-	EmitPerBatch EmitMode = iota
-	// EmitEveryUpdate sends a result for every input record (Flink's running reduce).
-	EmitEveryUpdate
-	// EmitAtEnd sends each key's result once, when a bounded input has ended (batch mode).
-	EmitAtEnd
-)
-
-func (m EmitMode) String() string {
-	switch m {
-	case EmitPerBatch:
-		return "per-batch"
-	case EmitEveryUpdate:
-		return "every-update"
-	case EmitAtEnd:
-		return "at-end"
-	default:
-		return fmt.Sprintf("emit-mode(%d)", uint8(m))
-	}
-}
 
 // AggregateOperator runs an Aggregator per key over the records of one key group and emits
 // KV results as EmitMode says.
@@ -244,7 +134,7 @@ func (op *AggregateOperator[K, T, A, R]) SetProcessingTime(now int64) { op.now =
 // Advance moves the watermark, for an event-time TTL, and expires what has run out.
 func (op *AggregateOperator[K, T, A, R]) Advance(w int64) {
 	op.wm = max(op.wm, w)
-	if op.ttl.eventTime {
+	if op.ttl.EventTime() {
 		op.Expire(op.wm)
 	}
 }
@@ -262,7 +152,7 @@ func (op *AggregateOperator[K, T, A, R]) Expire(now int64) {
 
 // NextExpiry returns when the next key may expire (processing-time TTL only), in Unix ms.
 func (op *AggregateOperator[K, T, A, R]) NextExpiry() (int64, bool) {
-	if op.ttl.eventTime {
+	if op.ttl.EventTime() {
 		return 0, false
 	}
 	return op.expiry.next()
@@ -314,7 +204,7 @@ func (op *AggregateOperator[K, T, A, R]) Process(r Record[T]) error {
 		e.ts = r.Time
 	}
 	if op.expiry != nil {
-		if op.ttl.eventTime {
+		if op.ttl.EventTime() {
 			op.expiry.touch(k, r.Time)
 		} else {
 			op.expiry.touch(k, op.now)

@@ -1,4 +1,4 @@
-package stream
+package operator
 
 import (
 	"encoding/json"
@@ -55,7 +55,7 @@ func (op *ProcessOperator[K, I, O]) Snapshot() ([]byte, error) {
 }
 
 func encodeSlot(v any) ([]byte, error) {
-	if raw, ok := v.(restoredState); ok {
+	if raw, ok := v.(EncodedState); ok {
 		return raw, nil // restored and not read since: as it came
 	}
 	return EncodeState(v)
@@ -74,7 +74,7 @@ func (op *ProcessOperator[K, I, O]) Restore(b []byte) error {
 	op.ctx.wm = s.Watermark
 	for _, ks := range s.Keys {
 		for name, v := range ks.States {
-			op.state.set(ks.Key, name, restoredState(v))
+			op.state.set(ks.Key, name, EncodedState(v))
 		}
 	}
 	for _, t := range s.Timers {

@@ -1,4 +1,4 @@
-package stream
+package operator
 
 import (
 	"container/heap"
@@ -9,9 +9,9 @@ import (
 // windowSnapshot is a WindowOperator's state as Snapshot writes it: JSON behind a version
 // byte, so the key, value and accumulator types must round-trip through encoding/json.
 type windowSnapshot[K comparable, T, A, R any] struct {
-	Watermark int64                          `json:"watermark"`
-	Windows   []windowStateSnapshot[K, A, R] `json:"windows"`
-	Buffered  []bufferedSnapshot[K, T]       `json:"buffered,omitempty"`
+	Watermark      int64                          `json:"watermark"`
+	WindowAssigner []windowStateSnapshot[K, A, R] `json:"windows"`
+	Buffered       []bufferedSnapshot[K, T]       `json:"buffered,omitempty"`
 }
 
 type windowStateSnapshot[K comparable, A, R any] struct {
@@ -46,7 +46,7 @@ func (op *WindowOperator[K, T, A, R]) Snapshot() ([]byte, error) {
 		if last, ok := ws.last.(WindowResult[K, R]); ok {
 			e.Last = &last
 		}
-		s.Windows = append(s.Windows, e)
+		s.WindowAssigner = append(s.WindowAssigner, e)
 	}
 	for k, recs := range op.buffered {
 		s.Buffered = append(s.Buffered, bufferedSnapshot[K, T]{Key: k, Records: recs})
@@ -70,13 +70,13 @@ func (op *WindowOperator[K, T, A, R]) Restore(b []byte, now int64) error {
 	}
 	op.Reset()
 	op.wm, op.now = s.Watermark, now
-	for _, e := range s.Windows {
+	for _, e := range s.WindowAssigner {
 		acc, err := DecodeState[A](e.Acc)
 		if err != nil {
 			return fmt.Errorf("restore window [%d,%d) of key %v: %w", e.Start, e.End, e.Key, err)
 		}
 		op.seq++
-		ws := &windowState[K, A]{key: e.Key, w: Window{e.Start, e.End}, acc: acc, fired: e.Fired, onTime: e.OnTime,
+		ws := &windowState[K, A]{key: e.Key, w: TimeWindow{Start: e.Start, End: e.End}, acc: acc, fired: e.Fired, onTime: e.OnTime,
 			n: e.N, dirty: e.Dirty, seq: op.seq}
 		if e.Last != nil {
 			ws.last = *e.Last
@@ -84,10 +84,10 @@ func (op *WindowOperator[K, T, A, R]) Restore(b []byte, now int64) error {
 		op.keys[e.Key] = append(op.keys[e.Key], ws)
 		heap.Push(&op.due, ws)
 		switch t := op.opts.Trigger; {
-		case t.kind == processingTimeTrigger:
+		case t.IsProcessingTime():
 			ws.earlyAt = ws.w.End
-		case t.early > 0 && !ws.onTime:
-			ws.earlyAt = now + t.early.Milliseconds()
+		case t.EarlyFirings() > 0 && !ws.onTime:
+			ws.earlyAt = now + t.EarlyFirings().Milliseconds()
 		}
 		if ws.earlyAt != 0 {
 			heap.Push(&op.timers, procTimer[K, A]{at: ws.earlyAt, ws: ws})
@@ -98,7 +98,7 @@ func (op *WindowOperator[K, T, A, R]) Restore(b []byte, now int64) error {
 		for _, bs := range s.Buffered {
 			op.buffered[bs.Key] = bs.Records
 			for _, r := range bs.Records {
-				heap.Push(&op.expiry, expiry[K]{at: r.Time + op.windows.size + 1 + op.lateness, key: bs.Key})
+				heap.Push(&op.expiry, expiry[K]{at: r.Time + op.windowSize + 1 + op.lateness, key: bs.Key})
 			}
 		}
 	}

@@ -1,4 +1,4 @@
-package stream
+package operator
 
 import (
 	"errors"
@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/eddyflow/eddy/stream/agg"
 )
 
 // aggScript drives op with steps and returns a log of what was emitted, with the batch and
@@ -48,8 +50,8 @@ func aggScript[A, R any](t *testing.T, agg Aggregator[KV[string, int], A, R], mo
 	return log
 }
 
-// sumOfValues is Sum[int] over the Value of KVs (Sum itself needs numbers as its input).
-func sumOfValues() Aggregator[KV[string, int], int, int] { return onValues[int, int]{Sum[int]()} }
+// sumOfValues is agg.Sum[int] over the Value of KVs (Sum itself needs numbers as its input).
+func sumOfValues() Aggregator[KV[string, int], int, int] { return onValues[int, int]{agg.Sum[int]()} }
 
 // onValues runs an aggregator of ints that can retract over the Value of KVs.
 type onValues[A, R any] struct{ agg Aggregator[int, A, R] }
@@ -61,8 +63,8 @@ func (o onValues[A, R]) Retract(acc A, v KV[string, int]) A {
 	return o.agg.(Retracter[int, A]).Retract(acc, v.Value)
 }
 
-func maxOfValues() Aggregator[KV[string, int], Reduced[KV[string, int]], KV[string, int]] {
-	return Reduce(func(acc, v KV[string, int]) KV[string, int] {
+func maxOfValues() Aggregator[KV[string, int], agg.Reduced[KV[string, int]], KV[string, int]] {
+	return agg.Reduce(func(acc, v KV[string, int]) KV[string, int] {
 		if v.Value > acc.Value {
 			return v
 		}
@@ -78,13 +80,13 @@ func TestAggregateOperator(t *testing.T) {
 		want []string
 	}{
 		{"count every-update", func(t *testing.T) []string {
-			return aggScript(t, Count[KV[string, int]](), EmitEveryUpdate, steps)
+			return aggScript(t, agg.Count[KV[string, int]](), EmitEveryUpdate, steps)
 		}, []string{"a=1@1", "b=1@2", "a=2@3", "|", "b=2@4", "b=3@5", "|", "|", "c=1@6", "end"}},
 		{"count per-batch", func(t *testing.T) []string {
-			return aggScript(t, Count[KV[string, int]](), EmitPerBatch, steps)
+			return aggScript(t, agg.Count[KV[string, int]](), EmitPerBatch, steps)
 		}, []string{"a=2@3", "b=1@2", "|", "b=3@5", "|", "|", "c=1@6", "end"}},
 		{"count at-end", func(t *testing.T) []string {
-			return aggScript(t, Count[KV[string, int]](), EmitAtEnd, steps)
+			return aggScript(t, agg.Count[KV[string, int]](), EmitAtEnd, steps)
 		}, []string{"|", "|", "|", "a=2@3", "b=3@5", "c=1@6", "end"}},
 		{"sum every-update", func(t *testing.T) []string {
 			return aggScript(t, sumOfValues(), EmitEveryUpdate, steps)
@@ -105,7 +107,7 @@ func TestAggregateOperator(t *testing.T) {
 			return aggScript(t, maxOfValues(), EmitAtEnd, []string{"a 3", "a 1", "|", "a 5", "end", "end"})
 		}, []string{"|", "a={a 5}@5", "end", "end"}},
 		{"count retract", func(t *testing.T) []string {
-			return aggScript(t, Count[KV[string, int]](), EmitEveryUpdate, []string{"a 1", "a 2", "-a 1", "-a 2"})
+			return aggScript(t, agg.Count[KV[string, int]](), EmitEveryUpdate, []string{"a 1", "a 2", "-a 1", "-a 2"})
 		}, []string{"a=1@1", "a=2@2", "a=1@2", "a=0@2"}},
 		{"sum retract per-batch", func(t *testing.T) []string {
 			return aggScript(t, sumOfValues(), EmitPerBatch, []string{"a 1", "a 2", "|", "-a 2", "|"})
@@ -125,7 +127,7 @@ func TestAggregateOperator(t *testing.T) {
 
 func TestAggregateSumRetract(t *testing.T) {
 	var got []int
-	op := NewAggregateOperator(func(int) string { return "k" }, Sum[int](), EmitEveryUpdate, func(r Record[KV[string, int]]) {
+	op := NewAggregateOperator(func(int) string { return "k" }, agg.Sum[int](), EmitEveryUpdate, func(r Record[KV[string, int]]) {
 		got = append(got, r.Value.Value)
 	})
 	for _, r := range []Record[int]{{Value: 5}, {Value: 7}, {Value: 5, Kind: Retract}, {Value: -3}} {
@@ -142,7 +144,7 @@ func TestAggregateSumRetract(t *testing.T) {
 }
 
 func TestAggregateReduceRetractError(t *testing.T) {
-	op := NewAggregateOperator(func(s string) string { return s }, Reduce(func(a, b string) string { return a + b }), EmitPerBatch, func(Record[KV[string, string]]) {})
+	op := NewAggregateOperator(func(s string) string { return s }, agg.Reduce(func(a, b string) string { return a + b }), EmitPerBatch, func(Record[KV[string, string]]) {})
 	if err := op.Process(Record[string]{Value: "x"}); err != nil {
 		t.Fatal(err)
 	}
@@ -150,14 +152,14 @@ func TestAggregateReduceRetractError(t *testing.T) {
 	if !errors.Is(err, ErrCannotRetract) {
 		t.Fatalf("retract through Reduce: %v, want ErrCannotRetract", err)
 	}
-	if acc, _ := op.Get("x"); acc != (Reduced[string]{Value: "x", Set: true}) {
+	if acc, _ := op.Get("x"); acc != (agg.Reduced[string]{Value: "x", Set: true}) {
 		t.Errorf("accumulator after a refused retraction = %+v, want unchanged", acc)
 	}
 }
 
 func TestAggregateLenGetReset(t *testing.T) {
 	var n int
-	op := NewAggregateOperator(func(i int) int { return i % 3 }, Count[int](), EmitPerBatch, func(Record[KV[int, int64]]) { n++ })
+	op := NewAggregateOperator(func(i int) int { return i % 3 }, agg.Count[int](), EmitPerBatch, func(Record[KV[int, int64]]) { n++ })
 	for i := range 10 {
 		if err := op.Process(Record[int]{Value: i}); err != nil {
 			t.Fatal(err)
@@ -188,20 +190,20 @@ func TestEmitModeString(t *testing.T) {
 }
 
 func TestCountMergeAndReduceMerge(t *testing.T) {
-	if m, ok := Count[int]().(Merger[int64]); !ok || m.Merge(2, 3) != 5 {
+	if m, ok := agg.Count[int]().(Merger[int64]); !ok || m.Merge(2, 3) != 5 {
 		t.Error("Count does not merge 2 and 3 into 5")
 	}
-	r := Reduce(func(a, b int) int { return a + b })
-	m, ok := r.(Merger[Reduced[int]])
+	r := agg.Reduce(func(a, b int) int { return a + b })
+	m, ok := r.(Merger[agg.Reduced[int]])
 	if !ok {
 		t.Fatal("Reduce is not a Merger")
 	}
-	one := Reduced[int]{Value: 1, Set: true}
-	tests := []struct{ a, b, want Reduced[int] }{
-		{Reduced[int]{}, Reduced[int]{}, Reduced[int]{}},
-		{one, Reduced[int]{}, one},
-		{Reduced[int]{}, one, one},
-		{one, one, Reduced[int]{Value: 2, Set: true}},
+	one := agg.Reduced[int]{Value: 1, Set: true}
+	tests := []struct{ a, b, want agg.Reduced[int] }{
+		{agg.Reduced[int]{}, agg.Reduced[int]{}, agg.Reduced[int]{}},
+		{one, agg.Reduced[int]{}, one},
+		{agg.Reduced[int]{}, one, one},
+		{one, one, agg.Reduced[int]{Value: 2, Set: true}},
 	}
 	for _, tt := range tests {
 		if got := m.Merge(tt.a, tt.b); got != tt.want {
