@@ -18,6 +18,7 @@ import (
 	pa "github.com/asynkron/protoactor-go/actor"
 
 	"github.com/eddyflow/eddy/actor"
+	"github.com/eddyflow/eddy/actor/actortest"
 	"github.com/eddyflow/eddy/cluster"
 	"github.com/eddyflow/eddy/graph"
 	"github.com/eddyflow/eddy/persistence"
@@ -61,15 +62,13 @@ func TestTwoNodes(t *testing.T) {
 	}
 	var mu sync.Mutex
 	counts := map[int64]int64{}
+	// The sources stop an eighth of the way in until two checkpoints across both nodes are
+	// complete: checkpoints mid-run, however fast the machine.
+	gate := &actortest.Gate{}
 	nodeJob := func(sys *pa.ActorSystem, coordinator string, others []string) *graph.Job {
 		g := graph.New("two")
-		src := graph.From(g, stream.Generate(n, func(i int64) int64 { return i }), graph.Name("src"))
-		src = graph.Map(src, func(i int64) int64 {
-			if i%2000 == 0 {
-				time.Sleep(time.Millisecond) // long enough for a few checkpoints
-			}
-			return i % keys
-		})
+		src := graph.From(g, actortest.GatedSource(stream.Generate(n, func(i int64) int64 { return i }), n/8, gate), graph.Name("src"))
+		src = graph.Map(src, func(i int64) int64 { return i % keys })
 		graph.Count(graph.KeyBy(src, func(k int64) int64 { return k })).To(stream.FuncSink(func(recs []stream.Record[stream.KV[int64, int64]]) error {
 			mu.Lock()
 			defer mu.Unlock()
@@ -97,6 +96,10 @@ func TestTwoNodes(t *testing.T) {
 	for _, j := range []*graph.Job{ja, jb} {
 		go func() { errs <- j.Run(ctx) }()
 	}
+	for ja.Checkpoints().Completed < 2 && ctx.Err() == nil {
+		time.Sleep(time.Millisecond)
+	}
+	gate.Open()
 	for range 2 {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
@@ -118,8 +121,8 @@ func TestTwoNodes(t *testing.T) {
 			}
 		}
 	}
-	if cs := ja.Checkpoints(); cs.Completed < 2 {
-		t.Errorf("the coordinator completed %d checkpoints, want some and the final one", cs.Completed)
+	if cs := ja.Checkpoints(); cs.Completed < 3 {
+		t.Errorf("the coordinator completed %d checkpoints, want two mid-run and the final one", cs.Completed)
 	}
 }
 

@@ -107,7 +107,7 @@
 // place the key groups (RunOn: the actor.Placement and actor.ClusterRun of this node's
 // part), build the job afresh, run it from the newest checkpoint in the shared store. When
 // the list changes, every node ends its run: at a handoff checkpoint when every member of
-// the run is still there (a node joined: Job.Handoff, so the next run replays nothing), at
+// the run is still there (a node joined: a handoff checkpoint, so the next run replays nothing), at
 // once when one is gone (a failure: the next run starts from the newest checkpoint, and
 // sources rewind). Node.Leave hands off and then leaves. Each run moves only the identities
 // whose owner changed; the others restart where they were. A live handoff without a restart

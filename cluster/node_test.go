@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/eddyflow/eddy/actor"
+	"github.com/eddyflow/eddy/actor/actortest"
 	"github.com/eddyflow/eddy/cluster"
 	"github.com/eddyflow/eddy/graph"
 	"github.com/eddyflow/eddy/persistence"
@@ -36,16 +37,16 @@ func TestNodeRun(t *testing.T) {
 	}
 	var mu sync.Mutex
 	counts := map[int64]int64{}
-	build := func(n int64, slow bool) func(func(*actor.Config)) (cluster.JobRun, error) {
+	// build's job reads n records; with a held gate its sources stop after 1,000 records
+	// each, so that the job is still running whatever the test does next.
+	build := func(n int64, held *actortest.Gate) func(func(*actor.Config)) (cluster.JobRun, error) {
 		return func(option func(*actor.Config)) (cluster.JobRun, error) {
 			g := graph.New("solo")
-			src := graph.From(g, stream.Generate(n, func(i int64) int64 { return i }))
-			src = graph.Map(src, func(i int64) int64 {
-				if slow && i%100 == 0 {
-					time.Sleep(time.Millisecond)
-				}
-				return i % 10
-			})
+			var numbers stream.Source[int64] = stream.Generate(n, func(i int64) int64 { return i })
+			if held != nil {
+				numbers = actortest.GatedSource(numbers, 1000, held)
+			}
+			src := graph.Map(graph.From(g, numbers), func(i int64) int64 { return i % 10 })
 			graph.Count(graph.KeyBy(src, func(k int64) int64 { return k })).To(stream.FuncSink(func(recs []stream.Record[stream.KV[int64, int64]]) error {
 				mu.Lock()
 				defer mu.Unlock()
@@ -60,7 +61,7 @@ func TestNodeRun(t *testing.T) {
 	t.Run("to the end", func(t *testing.T) {
 		n := start(t)
 		defer n.Close()
-		if err := n.Run(context.Background(), "solo", 8, build(10_000, false)); err != nil {
+		if err := n.Run(context.Background(), "solo", 8, build(10_000, nil)); err != nil {
 			t.Fatal(err)
 		}
 		for k := range int64(10) {
@@ -80,7 +81,7 @@ func TestNodeRun(t *testing.T) {
 		n := start(t)
 		defer n.Close()
 		done := make(chan error, 1)
-		go func() { done <- n.Run(context.Background(), "solo", 8, build(1_000_000, true)) }()
+		go func() { done <- n.Run(context.Background(), "solo", 8, build(1_000_000, &actortest.Gate{})) }()
 		for n.Placement() == nil || len(n.Stats()) == 0 || n.Stats()[0].In == 0 {
 			time.Sleep(5 * time.Millisecond)
 		}

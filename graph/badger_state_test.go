@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eddyflow/eddy/actor/actortest"
 	"github.com/eddyflow/eddy/graph"
 	"github.com/eddyflow/eddy/persistence"
 	"github.com/eddyflow/eddy/stream"
@@ -76,15 +77,13 @@ func TestBadgerStateSavepoint(t *testing.T) {
 			}
 			var mu sync.Mutex
 			last := map[int64]int64{}
+			// The first run's sources stop a quarter of the way in until the savepoint is
+			// taken, so that it is taken mid-run.
+			gate := &actortest.Gate{}
 			newJob := func(backend string, opts ...graph.JobOption) *graph.Job {
 				g := graph.New("badger-sp")
-				src := graph.From(g, stream.Generate(n, func(i int64) int64 { return i }), graph.Name("src"))
-				slow := graph.Map(src, func(i int64) int64 {
-					if i%500 == 0 {
-						time.Sleep(time.Millisecond) // long enough to savepoint it mid-run
-					}
-					return i % keys
-				})
+				src := graph.From(g, actortest.GatedSource(stream.Generate(n, func(i int64) int64 { return i }), n/8, gate), graph.Name("src"))
+				slow := graph.Map(src, func(i int64) int64 { return i % keys })
 				graph.Count(graph.KeyBy(slow, func(k int64) int64 { return k })).To(stream.FuncSink(func(recs []stream.Record[stream.KV[int64, int64]]) error {
 					mu.Lock()
 					defer mu.Unlock()
@@ -110,6 +109,7 @@ func TestBadgerStateSavepoint(t *testing.T) {
 			if err := first.Savepoint(ctx, "mid"); err != nil {
 				t.Fatal(err)
 			}
+			gate.Open()
 			if err := <-done; err != nil {
 				t.Fatal(err)
 			}
@@ -150,19 +150,15 @@ func TestBadgerStateIncrementalCheckpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	newJob := func() *graph.Job {
+	newJob := func(cut *cutPoint) *graph.Job {
 		g := graph.New("incremental")
-		src := graph.From(g, stream.Generate(n, func(i int64) int64 { return i }), graph.Name("src"))
-		slow := graph.Map(src, func(i int64) int64 {
-			if i%1000 == 0 {
-				time.Sleep(time.Millisecond)
-			}
-			return keyOf(i)
-		})
-		graph.Count(graph.KeyBy(slow, func(k int64) int64 { return k })).To(stream.FuncSink(func([]stream.Record[stream.KV[int64, int64]]) error { return nil }))
+		src := graph.From(g, cut.source(n), graph.Name("src"))
+		keys := graph.Map(src, keyOf)
+		graph.Count(graph.KeyBy(keys, func(k int64) int64 { return k }), graph.Name("count")).To(stream.FuncSink(func([]stream.Record[stream.KV[int64, int64]]) error { return nil }))
 		return build(t, g, graph.Parallelism(2), graph.MaxKeyGroups(4), graph.BadgerState(db), graph.Checkpoints(store, 10*time.Millisecond))
 	}
-	cutOff(t, newJob(), 12)
+	cut := &cutPoint{a: n / 8, b: n / 4}
+	cutOff(t, newJob(cut), 12, cut)
 	// The newest checkpoint holds incremental snapshots of the key groups.
 	l, err := persistence.LoadLatestValid(context.Background(), store)
 	if err != nil {
@@ -181,7 +177,7 @@ func TestBadgerStateIncrementalCheckpoints(t *testing.T) {
 	if deltas == 0 {
 		t.Fatalf("checkpoint %d holds no incremental snapshot", l.N)
 	}
-	second := runRestored(t, newJob(), n)
+	second := runRestored(t, newJob(nil), n)
 	// The state in Badger is the exact count of every key: not short of what the first run
 	// counted before its checkpoint, not doubled by what it counted after.
 	want := map[int64]int64{}
@@ -239,20 +235,16 @@ func TestUpsertSinkAcrossARestart(t *testing.T) {
 	}
 	kc, _ := stream.CodecFor[int64]()
 	table := persistence.NewUpsertTable(db, "counts", kc, kc)
-	newJob := func() *graph.Job {
+	newJob := func(cut *cutPoint) *graph.Job {
 		g := graph.New("upserts")
-		src := graph.From(g, stream.Generate(n, func(i int64) int64 { return i }), graph.Name("src"))
-		slow := graph.Map(src, func(i int64) int64 {
-			if i%1000 == 0 {
-				time.Sleep(time.Millisecond)
-			}
-			return i % keys
-		})
-		graph.Count(graph.KeyBy(slow, func(k int64) int64 { return k })).To(stream.UpsertSink[int64, int64](table))
+		src := graph.From(g, cut.source(n), graph.Name("src"))
+		byKey := graph.Map(src, func(i int64) int64 { return i % keys })
+		graph.Count(graph.KeyBy(byKey, func(k int64) int64 { return k }), graph.Name("count")).To(stream.UpsertSink[int64, int64](table))
 		return build(t, g, graph.Parallelism(2), graph.MaxKeyGroups(8), graph.Checkpoints(store, 10*time.Millisecond))
 	}
-	cutOff(t, newJob(), 5) // the table now holds counts past the checkpoint
-	runRestored(t, newJob(), n)
+	cut := &cutPoint{a: n / 8, b: n / 4}
+	cutOff(t, newJob(cut), 5, cut) // the table now holds counts past the checkpoint
+	runRestored(t, newJob(nil), n)
 	rows := 0
 	err = table.All(func(k, c int64) error {
 		rows++
@@ -266,16 +258,43 @@ func TestUpsertSinkAcrossARestart(t *testing.T) {
 	}
 }
 
-// cutOff runs job until it has completed the given number of checkpoints, then cuts it
-// off: a crash.
-func cutOff(t *testing.T, job *graph.Job, checkpoints int64) {
+// cutPoint says where cutOff cuts a run off: its source is Generate(n) whose splits stop
+// after a records each until the run has completed its checkpoints, then go on to b records
+// each (read past the last checkpoint), and stop there for good. A nil cutPoint is a plain
+// Generate(n), for the run that restarts.
+type cutPoint struct {
+	a, b                  int64
+	checkpointed, reached actortest.Gate
+}
+
+func (c *cutPoint) source(n int64) stream.Source[int64] {
+	src := stream.Generate(n, func(i int64) int64 { return i })
+	if c == nil {
+		return src
+	}
+	return actortest.GatedSource(actortest.GatedSource(src, c.a, &c.checkpointed), c.b, &c.reached)
+}
+
+// cutOff runs job, built over cut.source, until it has completed the given number of
+// checkpoints and its stage "count" has then taken in every record up to cut.b of each split,
+// then cuts it off: a crash with state and output past its last checkpoint, on any machine.
+func cutOff(t *testing.T, job *graph.Job, checkpoints int64, cut *cutPoint) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- job.Run(ctx) }()
-	for job.Checkpoints().Completed < checkpoints {
-		time.Sleep(time.Millisecond)
+	wait := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(runTimeout); !ok(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the run to cut off: no %s in %v", what, runTimeout)
+			}
+		}
 	}
+	wait(fmt.Sprintf("%d checkpoints", checkpoints), func() bool { return job.Checkpoints().Completed >= checkpoints })
+	cut.checkpointed.Open()
+	splits := int64(statsOf(t, job, "src").Instances)
+	wait("records past the checkpoints", func() bool { return statsOf(t, job, "count").In >= cut.b*splits })
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("the run to cut off: %v", err)

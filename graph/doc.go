@@ -14,8 +14,13 @@
 //
 //	g := graph.New("wordcount")
 //	lines := graph.From(g, stream.Lines("book.txt"))
-//	words := graph.FlatMap(lines, splitWords)
-//	counts := graph.Count(graph.KeyBy(words, func(w string) string { return w }))
+//	words := graph.FlatMap(lines, func(line string, emit func(string)) {
+//		for _, w := range strings.Fields(line) {
+//			emit(w)
+//		}
+//	})
+//	counts := graph.Count(graph.KeyBy(words, func(w string) string { return w }),
+//		graph.Emit(stream.EmitAtEnd))
 //	counts.To(stream.StdoutSink[stream.KV[string, int64]]())
 //	err := g.Run(ctx, graph.Parallelism(2))
 package graph

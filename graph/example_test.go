@@ -3,6 +3,8 @@ package graph_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -130,4 +132,35 @@ func ExampleDescription_Mermaid() {
 	//   s1 --> s2
 	//   s2 == "hash by string" ==> s3
 	//   s3 --> s4
+}
+
+// The package's wordcount, over a file: each word's count once the file has been read.
+func Example() {
+	book := filepath.Join(os.TempDir(), "eddy-example-book.txt")
+	if err := os.WriteFile(book, []byte("the cat\nthe hat\n"), 0o644); err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer os.Remove(book)
+
+	g := graph.New("wordcount")
+	lines := graph.From(g, stream.Lines(book))
+	words := graph.FlatMap(lines, func(line string, emit func(string)) {
+		for _, w := range strings.Fields(line) {
+			emit(w)
+		}
+	})
+	counts := graph.Count(graph.KeyBy(words, func(w string) string { return w }),
+		graph.Emit(stream.EmitAtEnd))
+	out := stream.NewCollectSink[stream.KV[string, int64]]()
+	counts.To(out)
+	if err := g.Run(context.Background(), graph.Parallelism(2)); err != nil {
+		fmt.Println(err)
+		return
+	}
+	got := out.Values()
+	slices.SortFunc(got, func(a, b stream.KV[string, int64]) int { return strings.Compare(a.Key, b.Key) })
+	fmt.Println(got)
+	// Output:
+	// [{cat 1} {hat 1} {the 2}]
 }

@@ -864,27 +864,57 @@ func TestRunCancelUnderLoad(t *testing.T) {
 	feed := make(chan int64)
 	g := graph.New("load")
 	src := graph.From(g, stream.Channel(feed), graph.Name("feed"))
-	slow := stream.FuncSink(func([]stream.Record[stream.KV[int64, int64]]) error {
-		time.Sleep(100 * time.Microsecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	// The sink takes 1,000 records, then stalls until the job is cancelled: every channel
+	// behind it fills up to its credits and the feeder blocks. That is the load.
+	const taken = 1000
+	var got atomic.Int64
+	stalled := make(chan struct{})
+	sink := stream.FuncSink(func(recs []stream.Record[stream.KV[int64, int64]]) error {
+		if got.Add(int64(len(recs))) >= taken {
+			select {
+			case <-stalled:
+			default:
+				close(stalled)
+			}
+			<-ctx.Done()
+		}
 		return nil
 	})
-	graph.Count(graph.KeyBy(src, func(v int64) int64 { return v % 64 }), graph.Emit(stream.EmitEveryUpdate)).To(slow)
+	graph.Count(graph.KeyBy(src, func(v int64) int64 { return v % 64 }), graph.Emit(stream.EmitEveryUpdate), graph.Name("count")).To(sink)
 	job := build(t, g, graph.BatchSize(4), graph.Credits(1), graph.MaxKeyGroups(16), graph.Linger(time.Millisecond))
-	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- job.Run(ctx) }()
-	fed := make(chan struct{})
+	var fed atomic.Int64
+	feeding := make(chan struct{})
 	go func() {
-		defer close(fed)
+		defer close(feeding)
 		for i := int64(0); ; i++ {
 			select {
 			case feed <- i:
+				fed.Add(1)
 			case <-ctx.Done():
 				return
 			}
 		}
 	}()
-	time.Sleep(100 * time.Millisecond)
+	select {
+	case <-stalled:
+	case <-time.After(runTimeout):
+		t.Fatalf("the sink got %d records in %v; want %d", got.Load(), runTimeout, taken)
+	}
+	// Once the sink stalls, the feeder must block within the credits' reach: it stops
+	// making progress (for a long while: 200ms, tens of thousands of records at the pace
+	// it had) while the job is still running.
+	blocked := false
+	for deadline := time.Now().Add(runTimeout); !blocked && time.Now().Before(deadline); {
+		before := fed.Load()
+		time.Sleep(200 * time.Millisecond)
+		blocked = fed.Load() == before
+	}
+	if !blocked {
+		t.Fatalf("the feeder kept going (%d fed) while the sink stalled: no backpressure", fed.Load())
+	}
 	cancel()
 	select {
 	case err := <-done:
@@ -894,7 +924,10 @@ func TestRunCancelUnderLoad(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not return after cancel")
 	}
-	<-fed
+	<-feeding
+	if in := statsOf(t, job, "count").In; in < taken {
+		t.Errorf("the count stage took in %d records; want at least %d", in, taken)
+	}
 }
 
 func TestRunCancelledBeforeStart(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eddyflow/eddy/actor/actortest"
 	"github.com/eddyflow/eddy/graph"
 	"github.com/eddyflow/eddy/persistence"
 	"github.com/eddyflow/eddy/stream"
@@ -24,16 +25,13 @@ func TestSavepointRestore(t *testing.T) {
 		mu   sync.Mutex
 		last map[int64]int64
 	}
+	// The first run's sources stop a quarter of the way in until the savepoint is taken, so
+	// that it is taken mid-run.
+	gate := &actortest.Gate{}
 	build := func(c *counts, opts ...graph.JobOption) *graph.Job {
 		g := graph.New("sp")
-		src := graph.From(g, stream.Generate(n, func(i int64) int64 { return i }), graph.Name("src"))
-		slow := graph.Map(src, func(i int64) int64 {
-			if i%2000 == 0 {
-				time.Sleep(time.Millisecond) // keep the job running long enough to savepoint it
-			}
-			return i
-		})
-		graph.Count(graph.KeyBy(slow, key)).To(stream.FuncSink(func(recs []stream.Record[stream.KV[int64, int64]]) error {
+		src := graph.From(g, actortest.GatedSource(stream.Generate(n, func(i int64) int64 { return i }), n/8, gate), graph.Name("src"))
+		graph.Count(graph.KeyBy(src, key)).To(stream.FuncSink(func(recs []stream.Record[stream.KV[int64, int64]]) error {
 			c.mu.Lock()
 			defer c.mu.Unlock()
 			for _, r := range recs {
@@ -55,6 +53,7 @@ func TestSavepointRestore(t *testing.T) {
 	if err := job.Savepoint(ctx, "before-upgrade"); err != nil {
 		t.Fatal(err)
 	}
+	gate.Open()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}

@@ -200,9 +200,6 @@ func TestJournal(t *testing.T) {
 func TestJournalLarge(t *testing.T) {
 	const events, batch = 200_000, 1000
 	ids := []string{"job/count/0", "job/count/1", "job/count/2", "job/count/3"}
-	if testing.Short() {
-		t.Skip("large")
-	}
 	check := func(t *testing.T, j Journal) {
 		total := 0
 		for _, id := range ids {

@@ -361,20 +361,26 @@ func TestTwoPhaseJSONLMidCommit(t *testing.T) {
 // TestTwoPhaseJSONLFailedWrite: a write that fails under the sink fails the pre-commit, breaks
 // that instance's transaction and leaves committed data as it was.
 func TestTwoPhaseJSONLFailedWrite(t *testing.T) {
-	breakers := map[string]func(t *testing.T, s *twoPhaseJSONL[string]){
-		"file closed under it": func(t *testing.T, s *twoPhaseJSONL[string]) {
+	// Each breaker breaks the sink under instance 0 and returns how to mend what the next
+	// run needs (nil: nothing).
+	breakers := map[string]func(t *testing.T, s *twoPhaseJSONL[string]) (mend func()){
+		"file closed under it": func(t *testing.T, s *twoPhaseJSONL[string]) func() {
 			_ = s.instances[0].f.Close()
+			return nil
 		},
-		"rename target in the way": func(t *testing.T, s *twoPhaseJSONL[string]) {
+		"rename target in the way": func(t *testing.T, s *twoPhaseJSONL[string]) func() {
 			in := filepath.Join(s.pending, pendingName(0, 2))
 			mustDo(t, "mkdir", os.MkdirAll(filepath.Join(in, "x"), 0o755))
+			return nil
 		},
-		"read-only pending directory": func(t *testing.T, s *twoPhaseJSONL[string]) {
-			if os.Geteuid() == 0 {
-				t.Skip("root ignores directory permissions")
+		"pending directory gone": func(t *testing.T, s *twoPhaseJSONL[string]) func() {
+			// Permissions would not stop root; a file where the directory was stops anyone.
+			mustDo(t, "move", os.Rename(s.pending, s.pending+".moved"))
+			mustDo(t, "replace", os.WriteFile(s.pending, nil, 0o644))
+			return func() {
+				mustDo(t, "remove", os.Remove(s.pending))
+				mustDo(t, "move back", os.Rename(s.pending+".moved", s.pending))
 			}
-			mustDo(t, "chmod", os.Chmod(s.pending, 0o555))
-			t.Cleanup(func() { _ = os.Chmod(s.pending, 0o755) })
 		},
 	}
 	for name, breakIt := range breakers {
@@ -390,7 +396,7 @@ func TestTwoPhaseJSONLFailedWrite(t *testing.T) {
 
 			mustDo(t, "write", s.WriteBatchFor(0, strRecords("c")))
 			mustDo(t, "write", s.WriteBatchFor(1, strRecords("d")))
-			breakIt(t, s)
+			mend := breakIt(t, s)
 			err := s.PreCommit(0, 2)
 			if err == nil {
 				t.Fatal("PreCommit after the failure: no error")
@@ -411,6 +417,9 @@ func TestTwoPhaseJSONLFailedWrite(t *testing.T) {
 
 			// Checkpoint 2 cannot complete; the job recovers from 1.
 			crash(s)
+			if mend != nil {
+				mend()
+			}
 			newTwoPhase(t, dir, 1)
 			if got, _ := committed(t, dir); !slices.Equal(got, before) {
 				t.Errorf("after Recover(1): %q, want %q", got, before)

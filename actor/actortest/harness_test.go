@@ -51,29 +51,88 @@ type scriptEnv struct {
 	nDead int
 }
 
+// scriptArgs lists, per pipeline of `build`, the arguments it takes and how many values each
+// has; every pipeline also takes the job's (batch, emit, idle, ttl, policy). An argument
+// that is not listed, or has another number of values, fails the test: a misspelt argument
+// must not silently build another job than the script says.
+var scriptArgs = map[string]map[string]int{
+	"count":         {},
+	"sum":           {},
+	"eventtimer":    {},
+	"window":        {"global": 0, "sliding": 1, "count": 1, "processing": 0, "early": 1, "purge": 0, "tumbling": 1, "hopping": 2, "session": 1, "lateness": 1, "changelog": 0},
+	"processwindow": {"tumbling": 1},
+	"interval":      {"lower": 1, "upper": 1},
+	"windowjoin":    {"tumbling": 1, "session": 1},
+	"tablejoin":     {},
+	"temporaljoin":  {},
+	"idle":          {"gap": 1},
+}
+
+var jobArgs = map[string]int{"batch": 1, "emit": 1, "idle": 1, "ttl": 2, "policy": 1}
+
+func checkScriptArgs(t *testing.T, d *datadriven.TestData) {
+	t.Helper()
+	if len(d.CmdArgs) == 0 {
+		t.Fatalf("%s: build needs a pipeline", d.Pos)
+	}
+	pipeline := d.CmdArgs[0].Key
+	allowed, ok := scriptArgs[pipeline]
+	if !ok {
+		t.Fatalf("%s: unknown pipeline %q", d.Pos, pipeline)
+	}
+	for _, a := range d.CmdArgs[1:] {
+		n, ok := allowed[a.Key]
+		if !ok {
+			n, ok = jobArgs[a.Key]
+		}
+		if !ok {
+			t.Fatalf("%s: build %s: unknown argument %q", d.Pos, pipeline, a.Key)
+		}
+		if len(a.Vals) != n {
+			t.Fatalf("%s: build %s: argument %q takes %d values, got %d", d.Pos, pipeline, a.Key, n, len(a.Vals))
+		}
+	}
+}
+
+// oneOf returns m[v], failing the test for a value m does not have.
+func oneOf[V any](t *testing.T, what, v string, m map[string]V) V {
+	t.Helper()
+	x, ok := m[v]
+	if !ok {
+		t.Fatalf("unknown %s %q", what, v)
+	}
+	return x
+}
+
+// atoi parses a whole number of a script, failing the test for anything else.
+func atoi(t *testing.T, s string) int64 {
+	t.Helper()
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		t.Fatalf("bad number %q: %v", s, err)
+	}
+	return n
+}
+
 func newScript(t *testing.T, d *datadriven.TestData) *scriptEnv {
+	checkScriptArgs(t, d)
 	var opts []graph.JobOption
 	var stageOpts []graph.Option
 	pipeline := d.CmdArgs[0].Key
 	for _, a := range d.CmdArgs[1:] {
 		switch a.Key {
 		case "batch":
-			n, _ := strconv.Atoi(a.Vals[0])
-			opts = append(opts, graph.BatchSize(n))
+			opts = append(opts, graph.BatchSize(int(atoi(t, a.Vals[0]))))
 		case "emit":
-			m := map[string]stream.EmitMode{"per-batch": stream.EmitPerBatch, "every-update": stream.EmitEveryUpdate, "at-end": stream.EmitAtEnd}[a.Vals[0]]
+			m := oneOf(t, "emit mode", a.Vals[0], map[string]stream.EmitMode{"per-batch": stream.EmitPerBatch, "every-update": stream.EmitEveryUpdate, "at-end": stream.EmitAtEnd})
 			stageOpts = append(stageOpts, graph.Emit(m))
 		case "idle":
 			opts = append(opts, graph.IdleTimeout(dur(t, a.Vals[0])))
 		case "ttl":
-			d := dur(t, a.Vals[1])
-			if a.Vals[0] == "event" {
-				stageOpts = append(stageOpts, graph.StateTTL(stream.EventTimeTTL(d)))
-			} else {
-				stageOpts = append(stageOpts, graph.StateTTL(stream.ProcessingTimeTTL(d)))
-			}
+			ttl := oneOf(t, "ttl kind", a.Vals[0], map[string]func(time.Duration) stream.TTL{"event": stream.EventTimeTTL, "processing": stream.ProcessingTimeTTL})
+			stageOpts = append(stageOpts, graph.StateTTL(ttl(dur(t, a.Vals[1]))))
 		case "policy":
-			p := map[string]actor.ErrorPolicy{"skip": actor.Skip, "restart": actor.RestartStage, "fail": actor.FailJob}[a.Vals[0]]
+			p := oneOf(t, "error policy", a.Vals[0], map[string]actor.ErrorPolicy{"skip": actor.Skip, "restart": actor.RestartStage, "fail": actor.FailJob})
 			opts = append(opts, graph.OnError(p))
 		}
 	}
@@ -103,8 +162,7 @@ func newScript(t *testing.T, d *datadriven.TestData) *scriptEnv {
 			case "sliding":
 				w = stream.Sliding(dur(t, a.Vals[0]))
 			case "count":
-				n, _ := strconv.ParseInt(a.Vals[0], 10, 64)
-				trigger = stream.CountTrigger(n)
+				trigger = stream.CountTrigger(atoi(t, a.Vals[0]))
 			case "processing":
 				trigger = stream.ProcessingTimeTrigger()
 			case "early":

@@ -234,9 +234,6 @@ func waitExit(t *testing.T, n *node, d time.Duration) {
 // checkpoint; then one leaves gracefully; and the committed output holds every (key, seq)
 // exactly once.
 func TestClusterFailoverAndJoin(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts four processes")
-	}
 	const n, keys = 100_000, 97
 	dir := t.TempDir()
 	bin := buildBinary(t)
@@ -339,9 +336,6 @@ func TestClusterFailoverAndJoin(t *testing.T) {
 // With TLS on the actor transport (certificates made here, signed by a CA made here), the
 // nodes run the job across the wire and the output is exact.
 func TestClusterTLS(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts two processes")
-	}
 	const n, keys = 20_000, 31
 	dir := t.TempDir()
 	bin := buildBinary(t)
@@ -387,9 +381,6 @@ func TestClusterTLS(t *testing.T) {
 // than hanging. A node gives up after -max-failures runs and leaves; the other may then run
 // the job alone, and what it commits is exact.
 func TestClusterTLSMismatch(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts two processes")
-	}
 	dir := t.TempDir()
 	bin := buildBinary(t)
 	cert, key, ca := writeTestPKI(t, dir)

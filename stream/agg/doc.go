@@ -4,5 +4,6 @@
 // of them merge, so they work with session windows. Approximate aggregators (distinct
 // counts, top-k, quantiles) are in package sketches.
 //
+//	perUser := graph.KeyBy(clicks, func(c Click) string { return c.User }, graph.WithCodec(stream.JSON[Click]()))
 //	counts := graph.Window(perUser, stream.Tumbling(time.Minute), agg.Count[Click]())
 package agg
