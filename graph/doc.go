@@ -23,4 +23,13 @@
 //		graph.Emit(stream.EmitAtEnd))
 //	counts.To(stream.StdoutSink[stream.KV[string, int64]]())
 //	err := g.Run(ctx, graph.Parallelism(2))
+//
+// # Tables
+//
+// ToTable materialises a keyed changelog (inserts are upserts, retractions deletes) as the
+// latest value per key, Kafka Streams' KTable; its changelog (Table.ToStream) retracts a
+// row's old value before it inserts the new one. JoinTables joins two tables (inner, left,
+// outer) and AggregateTable regroups a table and aggregates each group, subtracting a
+// row's old value from its old group before adding the new one: both emit the retractions
+// that keep a downstream table right after every change.
 package graph

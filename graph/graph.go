@@ -641,7 +641,12 @@ func Rebalance[T any](s Stream[T], opts ...Option) Stream[T] {
 // Process runs fn per key: the most general keyed stage, with per-key state, timers and
 // side outputs.
 func Process[K comparable, T, O any](k Keyed[K, T], fn stream.KeyedProcess[K, T, O], opts ...Option) Stream[O] {
-	ns, o := keyedStageOpts[K, T, O](k, "process", opts)
+	return process(k, fn, "process", opts)
+}
+
+// process adds a keyed process stage of the given kind (its default name is kind-N).
+func process[K comparable, T, O any](k Keyed[K, T], fn stream.KeyedProcess[K, T, O], kind string, opts []Option) Stream[O] {
+	ns, o := keyedStageOpts[K, T, O](k, kind, opts)
 	ns.snapshots = true
 	if err := o.ttl.Validate(); err != nil {
 		ns.g.errorf("stage %q: %v", ns.name, err)

@@ -33,13 +33,17 @@ func Name(name string) Option { return optFunc(func(o *stageOpts) { o.name = nam
 // WithCodec gives the codec of the records a stage produces (for KeyBy: of the records it
 // re-partitions). Built-in types (strings, numbers, []byte) have one already.
 func WithCodec[T any](c stream.Codec[T]) Option {
-	return optFunc(func(o *stageOpts) { o.codec = c })
+	return codecOption{func(o *stageOpts) { o.codec = c }}
 }
+
+// codecOption is WithCodec or WithKeyCodec: the options a table's stages hand to the KeyBy
+// in front of them.
+type codecOption struct{ optFunc }
 
 // WithKeyCodec gives KeyBy the codec of its key type, whose bytes are hashed to a key
 // group. Built-in key types (strings, integers, float64) need none.
 func WithKeyCodec[K any](c stream.Codec[K]) Option {
-	return optFunc(func(o *stageOpts) { o.keyCodec = c })
+	return codecOption{func(o *stageOpts) { o.keyCodec = c }}
 }
 
 // Emit sets when a running aggregate sends its results (default stream.EmitPerBatch).

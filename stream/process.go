@@ -49,6 +49,10 @@ type Context[K comparable] interface {
 	Key() K
 	// Timestamp returns the event timestamp (Unix ms) of the record being handled.
 	Timestamp() int64
+	// Kind returns whether the record being handled is an insert or a retraction (of an
+	// earlier insert: a changelog's delete, a re-org's orphaned record, a window's replaced
+	// result). Timers are inserts.
+	Kind() Kind
 	// Now returns the processing time.
 	Now() time.Time
 	// Watermark returns the stage's current input watermark (Unix ms; MinWatermark before

@@ -43,6 +43,7 @@ func (e *Emitter[T]) EmitSide(tag string, v any) {
 // ProcessOperator is handling.
 type processContext[K comparable] struct {
 	key         K
+	kind        Kind
 	ts          int64
 	now         time.Time
 	wm          int64
@@ -56,6 +57,9 @@ func (c *processContext[K]) Key() K { return c.key }
 
 // Timestamp returns the event timestamp (Unix ms) of the record being handled.
 func (c *processContext[K]) Timestamp() int64 { return c.ts }
+
+// Kind returns whether the record being handled is an insert or a retraction.
+func (c *processContext[K]) Kind() Kind { return c.kind }
 
 // Now returns the processing time.
 func (c *processContext[K]) Now() time.Time { return c.now }
@@ -149,6 +153,7 @@ func (op *ProcessOperator[K, I, O]) Process(r Record[I], now time.Time) error {
 		op.expiry.touch(op.ctx.key, now.UnixMilli())
 	}
 	op.ctx.ts = r.Time
+	op.ctx.kind = r.Kind
 	op.ctx.now = now
 	op.out.ts = r.Time
 	return op.fn.OnRecord(&op.ctx, r.Value, op.out)
@@ -168,6 +173,7 @@ func (op *ProcessOperator[K, I, O]) FireTimer(now time.Time) (fired bool, err er
 		return true, fmt.Errorf("timer at %s for key %v: the process function has no OnTimer", at.Format(time.RFC3339Nano), key)
 	}
 	op.ctx.key = key
+	op.ctx.kind = Insert
 	op.ctx.ts = at.UnixMilli()
 	op.ctx.now = now
 	op.out.ts = op.ctx.ts
@@ -192,6 +198,7 @@ func (op *ProcessOperator[K, I, O]) FireEventTimer(now time.Time) (fired bool, e
 		return true, fmt.Errorf("event-time timer at %d for key %v: the process function has no OnEventTimer", ts, key)
 	}
 	op.ctx.key = key
+	op.ctx.kind = Insert
 	op.ctx.ts = ts
 	op.ctx.now = now
 	op.out.ts = ts
