@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"runtime"
 	"time"
 
@@ -56,6 +57,13 @@ type Config struct {
 	CheckpointInterval time.Duration
 	// Checkpoints stores complete checkpoints. nil: no checkpoints.
 	Checkpoints CheckpointSink
+	// MicroBatch, when > 0, runs the job in micro-batches of this processing-time interval
+	// (graph.MicroBatch paces the sources): each batch ends with a checkpoint, the batch's
+	// commit, so checkpoints come at batch ends only and CheckpointInterval is not used.
+	MicroBatch time.Duration
+	// MicroBatchRecords bounds how many records a source split reads in one micro-batch:
+	// larger batches amortise more, smaller ones end sooner. Default 100,000.
+	MicroBatchRecords int
 	// StateBackend is where the stages keep keyed state; the runtime does not look into it
 	// (graph.BadgerState sets a Badger database). nil: memory.
 	StateBackend any
@@ -114,10 +122,12 @@ func (c *Config) Validate() error {
 		{"idle timeout", int64(c.IdleTimeout), 0},
 		{"watermark interval", int64(c.WatermarkInterval), 0},
 		{"checkpoint interval", int64(c.CheckpointInterval), 0},
+		{"micro-batch interval", int64(c.MicroBatch), 0},
+		{"micro-batch records", int64(c.MicroBatchRecords), 0},
 	}
 	for _, ch := range checks {
 		if ch.v < ch.min {
-			if ch.name == "linger" || ch.name == "idle timeout" || ch.name == "watermark interval" || ch.name == "checkpoint interval" {
+			if ch.name == "linger" || ch.name == "idle timeout" || ch.name == "watermark interval" || ch.name == "checkpoint interval" || ch.name == "micro-batch interval" {
 				return fmt.Errorf("config: %s %v is negative", ch.name, time.Duration(ch.v))
 			}
 			return fmt.Errorf("config: %s %d is negative", ch.name, ch.v)
@@ -143,6 +153,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Checkpoints != nil && c.CheckpointInterval == 0 {
 		c.CheckpointInterval = time.Second
+	}
+	if c.MicroBatch > 0 {
+		c.CheckpointInterval = math.MaxInt64 // checkpoints close batches, on request
+		if c.MicroBatchRecords == 0 {
+			c.MicroBatchRecords = 100_000
+		}
 	}
 	if c.Credits == 0 {
 		c.Credits = 4

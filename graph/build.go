@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/eddyflow/eddy/actor"
 	"github.com/eddyflow/eddy/internal/jobruntime"
@@ -102,6 +103,16 @@ func (g *Graph) Build(opts ...JobOption) (*Job, error) {
 		vertexOf[s.id] = vp
 		plan.Vertices = append(plan.Vertices, &actor.Vertex{Name: s.name, Instances: n, Keyed: s.keyed, Source: s.source})
 	}
+	var pace *microBatches
+	if cfg.MicroBatch > 0 {
+		splits := 0
+		for _, v := range plan.Vertices {
+			if v.Source {
+				splits += v.Instances
+			}
+		}
+		pace = newMicroBatches(&cfg, splits)
+	}
 	for _, vp := range vps {
 		seen := map[int]bool{}
 		var visit func(s *stage)
@@ -141,6 +152,7 @@ func (g *Graph) Build(opts ...JobOption) (*Job, error) {
 		}
 		v.New = func(env *actor.Env) (actor.Task, error) {
 			ic := newInst(env, vp)
+			ic.pace = pace
 			task, err := vp.newTask(ic)
 			if err != nil || len(ic.preCommits) == 0 {
 				return task, err
@@ -169,7 +181,7 @@ func (g *Graph) Build(opts ...JobOption) (*Job, error) {
 	for _, s := range g.stages {
 		s.abort = nil
 	}
-	job := &Job{aj: aj, desc: g.describe(plan, vps), twoPhase: append([]func(int64, func(int) bool) error(nil), g.twoPhase...)}
+	job := &Job{aj: aj, desc: g.describe(plan, vps), twoPhase: append([]func(int64, func(int) bool) error(nil), g.twoPhase...), pace: pace}
 	if cfg.Restore != nil {
 		job.restored = cfg.Restore.ID
 	}
@@ -270,6 +282,8 @@ type Job struct {
 	ran      atomic.Bool
 	twoPhase []func(lastComplete int64, owns func(uid int) bool) error
 	restored int64
+	// pace, in micro-batch mode, opens the batches.
+	pace *microBatches
 }
 
 // Run runs the job until its bounded sources are drained and everything is flushed, until
@@ -291,7 +305,28 @@ func (j *Job) Run(ctx context.Context) error {
 	if j.restored == actor.FinalCheckpoint {
 		return nil // the last run finished, and its output is committed now
 	}
-	return j.aj.Run(ctx)
+	if j.pace == nil {
+		return j.aj.Run(ctx)
+	}
+	if j.aj.Config().Cluster != nil {
+		return errors.New("run: micro-batch mode runs on one node")
+	}
+	batchCtx, stop := context.WithCancel(ctx)
+	var batches sync.WaitGroup
+	batches.Go(func() { j.pace.run(batchCtx, j.aj, j.aj.Config().Checkpoints != nil) })
+	err := j.aj.Run(ctx)
+	stop()
+	batches.Wait()
+	return err
+}
+
+// MicroBatches returns how long each micro-batch took, from its opening to its commit, in
+// micro-batch mode (nil otherwise).
+func (j *Job) MicroBatches() []time.Duration {
+	if j.pace == nil {
+		return nil
+	}
+	return j.pace.batches()
 }
 
 // Describe returns the logical and physical plan.

@@ -198,7 +198,7 @@ func From[T any](g *Graph, src stream.Source[T], opts ...Option) Stream[T] {
 			}
 		}
 		s.newTask = func(ic *inst) (actor.Task, error) {
-			t := &sourceTask[T]{env: ic.env, name: s.name, split: splits[ic.env.ID.Index], ic: ic}
+			t := &sourceTask[T]{env: ic.env, name: s.name, split: splits[ic.env.ID.Index], ic: ic, pace: ic.pace}
 			t.appender, _ = t.split.(appender[T])
 			t.wm = wmOf(ic, s)
 			t.push = pushOf[T](ic, s)

@@ -33,6 +33,8 @@ type inst struct {
 	// preCommits and commits are the two-phase sinks fused into the instance.
 	preCommits []func(id int64) error
 	commits    []func(id int64) error
+	// pace, in micro-batch mode, paces the instance if it reads a source split.
+	pace *microBatches
 }
 
 // twoPhaseTask wraps the task of an instance that feeds two-phase sinks: a checkpoint
@@ -324,6 +326,8 @@ type sourceTask[T any] struct {
 	wm       func(int64)
 	buf      []stream.Record[T]
 	emitted  int64
+	// pace, in micro-batch mode, says how much the split may read.
+	pace *microBatches
 }
 
 func (t *sourceTask[T]) Emit(r stream.Record[T]) { t.buf = append(t.buf, r) }
@@ -348,6 +352,14 @@ func (t *sourceTask[T]) DeadLetter(d stream.DeadLetter) {
 
 func (t *sourceTask[T]) Read(ctx context.Context, max int) (n int, err error) {
 	t.buf = t.buf[:0]
+	if t.pace != nil {
+		left := t.pace.allowance(ctx, t.env.ID)
+		if left == 0 {
+			return 0, nil
+		}
+		max = int(min(int64(max), left))
+		defer func() { t.pace.took(t.env.ID, n, err) }()
+	}
 	n, err = t.read(ctx, max)
 	if len(t.buf) > 0 {
 		t.emitted += int64(len(t.buf))

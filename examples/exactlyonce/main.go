@@ -68,6 +68,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	rate := fs.Int("rate", 0, "records per second, 0 = as fast as possible")
 	parallelism := fs.Int("parallelism", max(2, runtime.GOMAXPROCS(0)), "parallelism; a restart may change it (state is per key group)")
 	backend := fs.String("backend", "memory", "keyed state backend: memory, or badger (a database in -state DIR/badger)")
+	microBatch := fs.Duration("micro-batch", 0, "run in micro-batches of this interval, each committed by a checkpoint (0: continuous, checkpoints every -checkpoint)")
+	batchRecords := fs.Int("micro-batch-records", 10_000, "with -micro-batch: records a source split reads per batch at most")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -82,6 +84,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("-parallelism %d: want at least 1", *parallelism)
 	case *backend != "memory" && *backend != "badger":
 		return fmt.Errorf("-backend %q: want memory or badger", *backend)
+	case *microBatch < 0:
+		return fmt.Errorf("-micro-batch %v: want 0 or a positive interval", *microBatch)
+	case *batchRecords < 1:
+		return fmt.Errorf("-micro-batch-records %d: want at least 1", *batchRecords)
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
@@ -97,6 +103,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	g := keycount.Graph("exactlyonce", *in, *rate, sink)
 
 	opts := []graph.JobOption{graph.Parallelism(*parallelism), graph.Logger(logger), graph.Checkpoints(store, *interval)}
+	if *microBatch > 0 {
+		opts = append(opts, graph.MicroBatch(*microBatch), graph.MicroBatchRecords(*batchRecords))
+	}
 	if *backend == "badger" {
 		db, err := persistence.OpenBadger(filepath.Join(*state, "badger"))
 		if err != nil {

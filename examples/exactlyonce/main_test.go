@@ -19,11 +19,21 @@ import (
 // at least five times, is started again each time with the same flags, and at the end the
 // committed output holds every (key, seq) for seq = 1..count(key) exactly once. Runs
 // alternate between the memory and the Badger state backends.
-func TestKilledAndRestartedExactlyOnce(t *testing.T) {
+func TestKilledAndRestartedExactlyOnce(t *testing.T) { killAndRestart(t, nil) }
+
+// The same in micro-batch mode: batches of 2,000 records per split, each committed by its
+// checkpoint.
+func TestKilledAndRestartedMicroBatch(t *testing.T) {
+	killAndRestart(t, []string{"-micro-batch", "20ms", "-micro-batch-records", "2000"})
+}
+
+// killAndRestart kills the program at random moments, five times, restarts it with the same
+// flags (plus extra), and checks the committed output.
+func killAndRestart(t *testing.T, extra []string) {
 	const n, keys = 200_000, 97
 	rng := rand.New(rand.NewPCG(42, 7))
 	bin, in, out, state, want := setup(t, n, func(int) string { return fmt.Sprintf("key-%d", rng.IntN(keys)) })
-	args := []string{"-in", in, "-out", out, "-state", state, "-checkpoint", "50ms", "-rate", "40000"}
+	args := append([]string{"-in", in, "-out", out, "-state", state, "-checkpoint", "50ms", "-rate", "40000"}, extra...)
 
 	kills, finished := 0, false
 	for run := 0; run < 40 && !finished; run++ {

@@ -421,6 +421,25 @@ func TestAgainstReference(t *testing.T) {
 	}
 }
 
+// TestAgainstReferenceMicroBatch is TestAgainstReference in micro-batch mode, in batches of
+// 7 records per split: the same output, the same late records, the same dead letters.
+func TestAgainstReferenceMicroBatch(t *testing.T) {
+	micro := []string{"-micro-batch", "1ms", "-micro-batch-records", "7"}
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			for seed := uint64(1); seed <= min(*seeds, 3); seed++ {
+				input := genInput(seed)
+				want := reference(input, m.mode)
+				got := runBinary(t, input, append(modeFlags(m.mode), micro...))
+				if errs := mismatches(want, got); len(errs) > 0 {
+					t.Errorf("seed %d, flags %q:\n%s", seed, append(modeFlags(m.mode), micro...), strings.Join(errs, "\n"))
+				}
+			}
+		})
+	}
+}
+
 // TestGeneratorCoverage guards the generator: the inputs must exercise late records,
 // re-firings, malformed lines and negative timestamps in every mode.
 func TestGeneratorCoverage(t *testing.T) {
