@@ -211,7 +211,9 @@ func (j *Job) instantiate(drv driver, pidOf func(Identity) *pa.PID) ([]*runner, 
 
 // Run runs the job on Proto.Actor until every source is exhausted and everything is
 // flushed, until ctx is cancelled (it then stops cleanly and returns ctx's error), or until
-// the job fails. Sinks are closed before it returns.
+// the job fails. Sinks are closed before it returns, but when a local run ends with a
+// *RestartError (ErrorPolicy RestartStage): the caller runs the job again from the last
+// completed checkpoint into the same sinks (graph.Job.Run does), and closes them.
 func (j *Job) Run(ctx context.Context) (err error) {
 	logger := j.cfg.Logger
 	cl := j.cfg.Cluster
@@ -406,8 +408,12 @@ func (j *Job) Run(ctx context.Context) (err error) {
 			}
 		}
 	}
-	if endErr := j.end(); endErr != nil && err == nil {
-		err = endErr
+	// A local run that ends for a restart leaves its sinks open: the next run, from the last
+	// completed checkpoint, writes on into them.
+	if restart := cl == nil && errors.Is(context.Cause(ctx), ErrRestart); !restart {
+		if endErr := j.end(); endErr != nil && err == nil {
+			err = endErr
+		}
 	}
 	if cause := context.Cause(ctx); cause != nil && err == nil {
 		err = cause
@@ -508,8 +514,8 @@ type protoDriver struct {
 }
 
 func (d *protoDriver) ack(id int64, r *runner, state []byte, err error) {
-	if d.acks == nil {
-		return
+	if d.acks == nil || d.ctx.Err() != nil {
+		return // a snapshot taken after the run failed must not complete a checkpoint
 	}
 	a := ackMsg{id: id, identity: r.env.ID.String(), state: state, finished: r.done, err: err}
 	if d.cluster != nil && d.cluster.Coordinator != "" {
