@@ -300,8 +300,11 @@ func (j *Job) Run(ctx context.Context) error {
 	}
 	for attempt := 1; ; attempt++ {
 		err := j.runOnce(ctx)
-		if !errors.Is(err, actor.ErrRestart) || j.aj.Load().Config().Cluster != nil || ctx.Err() != nil {
-			return err
+		switch {
+		case !errors.Is(err, actor.ErrRestart), j.aj.Load().Config().Cluster != nil:
+			return err // on a cluster, the nodes restart the run together
+		case ctx.Err() != nil:
+			return errors.Join(err, j.closeSinks()) // no restart: the run left them open
 		}
 		if rerr := j.restart(ctx, err, attempt); rerr != nil {
 			return errors.Join(rerr, j.closeSinks())
