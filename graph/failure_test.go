@@ -349,3 +349,16 @@ func TestStateStoreFailureFailsTheJob(t *testing.T) {
 		t.Errorf("%d dead letters, the first %+v; want none: a store failure is no dead letter", len(ds), ds[0])
 	}
 }
+
+// RestartStage restarts from the last completed checkpoint: a job without checkpoints has
+// none to restart from, so Build refuses it rather than restart it from a start its sources
+// may not have.
+func TestRestartStageNeedsCheckpoints(t *testing.T) {
+	g := graph.New("no-checkpoints")
+	graph.Count(graph.KeyBy(graph.From(g, stream.Slice([]int64{1, 2, 3})), func(v int64) int64 { return v })).
+		To(stream.NewCollect[stream.KV[int64, int64]]())
+	_, err := g.Build(quiet, graph.OnError(actor.RestartStage))
+	if err == nil || !strings.Contains(err.Error(), "restart-stage") || !strings.Contains(err.Error(), "checkpoints") {
+		t.Fatalf("Build: %v; want an error saying restart-stage needs checkpoints", err)
+	}
+}
