@@ -160,6 +160,9 @@ func (c *coordinator) run(ctx context.Context, wg *sync.WaitGroup) {
 					return
 				}
 			}
+			if ctx.Err() != nil {
+				return // the run failed or stopped meanwhile: a restart restores the one before
+			}
 			if failed == nil {
 				failed = c.sink.Save(ctx, Checkpoint{ID: id, States: states, Finished: done})
 			}

@@ -40,7 +40,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Placement says where identities run. Default: Local.
 	Placement Placement
-	// ErrorPolicy says what a stage does when a user function fails. Default: Skip.
+	// ErrorPolicy says what happens when a user function fails on a record: skip it,
+	// restart from the last completed checkpoint, or fail the job. Failures of the engine
+	// and of state stores always fail the job. Default: Skip.
 	ErrorPolicy ErrorPolicy
 	// WatermarkInterval is how often, at most, an instance sends its watermark on to
 	// receivers it has no records for (records carry it with them). Shorter moves event
@@ -135,6 +137,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ErrorPolicy > FailJob {
 		return fmt.Errorf("config: unknown error policy %d", c.ErrorPolicy)
+	}
+	if c.ErrorPolicy == RestartStage && c.Checkpoints == nil {
+		return errors.New("config: error policy restart-stage restarts from the last completed checkpoint, and the job takes none (give it checkpoints)")
 	}
 	if c.Parallelism == 0 {
 		c.Parallelism = runtime.GOMAXPROCS(0)

@@ -44,22 +44,32 @@ func (e *Env) Now() time.Time { return e.Config.Clock.Now() }
 // Context is the job's context: done when the job is cancelled.
 func (e *Env) Context() context.Context { return e.r.drv.context() }
 
-// DeadLetter sends d to the dead-letter output, counts it and applies the error policy.
+// DeadLetter handles d, a record a user function failed on (or that cannot be handled), as
+// the ErrorPolicy says: under Skip and FailJob it goes to the dead-letter output, and is
+// counted, and FailJob fails the job; under RestartStage the run ends with a *RestartError
+// instead, and the record, read again after the restart, is no dead letter (yet).
 func (e *Env) DeadLetter(d stream.DeadLetter) {
+	if e.Config.ErrorPolicy == RestartStage {
+		e.Metrics.Restarts.Add(1)
+		e.Config.Logger.Warn("restarting from the last completed checkpoint", "identity", e.ID.String(), "stage", d.Stage, "reason", d.Reason)
+		e.r.drv.fail(&RestartError{Identity: e.ID, Stage: d.Stage, Reason: d.Reason})
+		return
+	}
 	e.Metrics.DeadLetters.Add(1)
 	if e.Config.DeadLetters != nil {
 		e.Config.DeadLetters(d)
 	} else {
 		e.Config.Logger.Warn("dead letter", "identity", e.ID.String(), "stage", d.Stage, "reason", d.Reason, "position", d.Position)
 	}
-	switch e.Config.ErrorPolicy {
-	case RestartStage:
-		e.Metrics.Restarts.Add(1)
-		e.r.task.Reset()
-	case FailJob:
+	if e.Config.ErrorPolicy == FailJob {
 		e.r.drv.fail(fmt.Errorf("stage %s (%s): %s", d.Stage, e.ID, d.Reason))
 	}
 }
+
+// Fail fails the job with err, whatever the ErrorPolicy: for failures of the engine and of
+// state stores, which no policy may turn into a dead letter (the state would be wrong from
+// then on). The first failure is what Run returns.
+func (e *Env) Fail(err error) { e.r.drv.fail(fmt.Errorf("%s: %w", e.ID, err)) }
 
 // OutputGroup is the set of channels from one instance to the instances of one downstream
 // vertex. A Writer fills its per-destination buffers; the group owns the credits.

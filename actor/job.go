@@ -211,205 +211,328 @@ func (j *Job) instantiate(drv driver, pidOf func(Identity) *pa.PID) ([]*runner, 
 
 // Run runs the job on Proto.Actor until every source is exhausted and everything is
 // flushed, until ctx is cancelled (it then stops cleanly and returns ctx's error), or until
-// the job fails. Sinks are closed before it returns.
-func (j *Job) Run(ctx context.Context) (err error) {
-	logger := j.cfg.Logger
+// the job fails. Sinks are closed before it returns, but when a local run ends with a
+// *RestartError (ErrorPolicy RestartStage): the caller runs the job again from the last
+// completed checkpoint into the same sinks (graph.Job.Run does), and closes them.
+func (j *Job) Run(ctx context.Context) error {
+	if j.cfg.Cluster != nil {
+		return j.runCluster(ctx)
+	}
+	return j.runLocal(ctx)
+}
+
+// runLocal runs every instance of the job in this process, on an actor system of its own.
+func (j *Job) runLocal(ctx context.Context) error {
+	sys := pa.NewActorSystem(pa.WithLoggerFactory(func(*pa.ActorSystem) *slog.Logger {
+		return j.cfg.Logger.With("component", "protoactor")
+	}))
+	defer sys.Shutdown()
+	r, err := j.prepare(ctx, sys)
+	if err != nil {
+		return err
+	}
+	defer r.cancel(nil)
+	if err := r.requireLocal(); err != nil {
+		j.end()
+		return err
+	}
+	r.startCoordinator(true)
+	defer r.stopCoordinator()
+	r.spawn()
+	finished := r.start() && r.await(r.d.allDone)
+	r.stop()
+	if finished && r.ctx.Err() == nil && j.cfg.Checkpoints != nil {
+		err = j.finalCheckpoint(r.ctx, r.finals(), r.runners)
+	}
+	return r.finish(err)
+}
+
+// runCluster runs this node's part of a job that spans nodes, on the node's actor system:
+// the identities placed here, with the other nodes' once all have spawned theirs. The owner
+// of the coordinator role triggers checkpoints, collects the final states and saves the
+// final checkpoint.
+func (j *Job) runCluster(ctx context.Context) error {
 	cl := j.cfg.Cluster
-	var sys *pa.ActorSystem
-	if cl != nil {
-		sys = cl.System // the node's: it outlives the run
-	} else {
-		sys = pa.NewActorSystem(pa.WithLoggerFactory(func(*pa.ActorSystem) *slog.Logger {
-			return logger.With("component", "protoactor")
-		}))
-		defer sys.Shutdown()
+	r, err := j.prepare(ctx, cl.System) // the node's system: it outlives the run
+	if err != nil {
+		return err
 	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	d := &protoDriver{sys: sys, ctx: ctx, cancel: cancel, allDone: make(chan struct{}), cluster: cl}
-	names := j.actorNames()
-	pidOf := func(id Identity) *pa.PID {
-		if node := j.cfg.Placement.Node(id); node != "" && cl != nil {
-			return pa.NewPID(node, names.instance(id))
-		}
-		return sys.NewLocalPID(names.instance(id))
-	}
-	runners, err := j.instantiate(d, pidOf)
+	defer r.cancel(nil)
+	coordinating := cl.Coordinator == ""
+	leave, err := r.d.enterCluster(r.names, coordinating, len(r.all))
 	if err != nil {
 		j.end()
 		return err
 	}
-	if cl == nil {
-		for _, r := range runners {
-			if node := j.cfg.Placement.Node(r.env.ID); node != "" {
-				j.end()
-				return fmt.Errorf("place %s: node %q is remote, and the job has no cluster to reach it", r.env.ID, node)
-			}
-		}
+	defer leave()
+	r.startCoordinator(coordinating)
+	defer r.stopCoordinator()
+	defer r.offerHandoff(coordinating)()
+	r.spawn()
+	r.awaitNodes()
+	var finals map[string][]byte // the final state of every instance of the job
+	var finished bool
+	switch {
+	case !r.start():
+	case coordinating:
+		finals, finished = r.d.awaitFinals(r.ctx, len(r.all))
+	default:
+		finished = r.await(r.d.remoteDone)
 	}
-	d.left.Store(int64(len(runners)))
-	// Every instance of the job, here or elsewhere: the coordinator triggers them all.
-	var all []*pa.PID
+	r.stop()
+	if finished && r.ctx.Err() == nil {
+		err = r.endCluster(coordinating, finals)
+	}
+	return r.finish(err)
+}
+
+// run is one Run of a job on Proto.Actor: its driver, the instances that run here, and the
+// coordinator and handoff goroutines it owns.
+type run struct {
+	j *Job
+	// ctx is done when the run fails or is stopped; cancel ends it with a cause.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	sys    *pa.ActorSystem
+	d      *protoDriver
+	names  actorNames
+	// runners are the instances that run here, all every instance of the job (here or
+	// elsewhere: the coordinator triggers them all), pids the actors spawned here.
+	runners []*runner
+	all     []*pa.PID
+	pids    []*pa.PID
+	// coordCtx ends the coordinator and the handoffs, which coordWG and handoffs wait for.
+	coordCtx  context.Context
+	stopCoord context.CancelFunc
+	coordWG   sync.WaitGroup
+	handoffs  sync.WaitGroup
+}
+
+// prepare makes the run's driver and the runners of the instances that run here, on sys.
+func (j *Job) prepare(ctx context.Context, sys *pa.ActorSystem) (*run, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	r := &run{j: j, ctx: ctx, cancel: cancel, sys: sys, names: j.actorNames()}
+	r.d = &protoDriver{sys: sys, ctx: ctx, cancel: cancel, allDone: make(chan struct{}), cluster: j.cfg.Cluster}
+	runners, err := j.instantiate(r.d, r.pidOf)
+	if err != nil {
+		cancel(nil)
+		j.end()
+		return nil, err
+	}
+	r.runners = runners
+	r.d.left.Store(int64(len(runners)))
 	for _, v := range j.plan.Vertices {
 		for i := range v.Instances {
-			all = append(all, pidOf(Identity{Job: j.plan.Job, Stage: v.Name, Index: i}))
+			r.all = append(r.all, r.pidOf(Identity{Job: j.plan.Job, Stage: v.Name, Index: i}))
 		}
 	}
-	coordinating := cl == nil || cl.Coordinator == ""
-	if cl != nil {
-		leave, err := d.enterCluster(names, coordinating, len(all))
-		if err != nil {
-			j.end()
-			return err
-		}
-		defer leave()
-	}
-	var coordWG sync.WaitGroup
-	coordCtx, stopCoord := context.WithCancel(ctx)
-	stopCoordinator := func() {
-		j.requests.Store(nil)
-		stopCoord()
-		coordWG.Wait()
-	}
-	defer stopCoordinator()
 	if j.cfg.Checkpoints != nil {
-		d.acks = make(chan ackMsg, 2*len(all))
+		r.d.acks = make(chan ackMsg, 2*len(r.all))
 	}
-	if j.cfg.Checkpoints != nil && coordinating {
-		requests := make(chan chan<- checkpointResult)
-		j.requests.Store(&requests)
-		var fence func() error
-		if cl != nil {
-			fence = cl.Fence
+	r.coordCtx, r.stopCoord = context.WithCancel(ctx)
+	return r, nil
+}
+
+// pidOf returns the actor of identity id: on its node in a cluster run, here otherwise.
+func (r *run) pidOf(id Identity) *pa.PID {
+	if node := r.j.cfg.Placement.Node(id); node != "" && r.j.cfg.Cluster != nil {
+		return pa.NewPID(node, r.names.instance(id))
+	}
+	return r.sys.NewLocalPID(r.names.instance(id))
+}
+
+// requireLocal refuses a placement that puts an instance on another node: a run without a
+// cluster cannot reach it.
+func (r *run) requireLocal() error {
+	for _, rn := range r.runners {
+		if node := r.j.cfg.Placement.Node(rn.env.ID); node != "" {
+			return fmt.Errorf("place %s: node %q is remote, and the job has no cluster to reach it", rn.env.ID, node)
 		}
-		c := &coordinator{fence: fence, sink: j.cfg.Checkpoints, interval: j.cfg.CheckpointInterval, total: len(all), first: j.restoredID(), requests: requests,
-			acks: d.acks, stats: &j.ckpt, onError: func(err error) {
-				if coordCtx.Err() == nil { // not a checkpoint cut short by the end of the run
-					logger.Warn("checkpoint failed", "err", err)
-				}
-			},
-			onFenced: d.fail,
-			send: func(id int64, complete bool) {
-				for _, pid := range all {
-					if complete {
-						d.send(pid, completeMsg{id})
-					} else {
-						d.send(pid, triggerMsg{id})
-					}
-				}
-			}}
-		coordWG.Add(1)
-		go c.run(coordCtx, &coordWG)
 	}
-	var handoffs sync.WaitGroup
-	if cl != nil {
-		h := func(hctx context.Context) error { return d.handoff(hctx, coordinating, j.Checkpoint) }
-		j.handoff.Store(&h)
-		defer j.handoff.Store(nil)
-		if coordinating {
-			// Other nodes ask for a handoff through the control actor.
-			d.handoffAsked = func() {
-				handoffs.Add(1)
-				go func() {
-					defer handoffs.Done()
-					if err := d.handoff(coordCtx, true, j.Checkpoint); err != nil && coordCtx.Err() == nil {
-						logger.Warn("handoff failed", "err", err)
-					}
-				}()
+	return nil
+}
+
+// startCoordinator starts the checkpoint coordinator, when the job takes checkpoints and
+// this node coordinates them; stopCoordinator stops it and waits for it.
+func (r *run) startCoordinator(coordinating bool) {
+	j := r.j
+	if j.cfg.Checkpoints == nil || !coordinating {
+		return
+	}
+	requests := make(chan chan<- checkpointResult)
+	j.requests.Store(&requests)
+	var fence func() error
+	if cl := j.cfg.Cluster; cl != nil {
+		fence = cl.Fence
+	}
+	c := &coordinator{fence: fence, sink: j.cfg.Checkpoints, interval: j.cfg.CheckpointInterval, total: len(r.all), first: j.restoredID(), requests: requests,
+		acks: r.d.acks, stats: &j.ckpt, onError: func(err error) {
+			if r.coordCtx.Err() == nil { // not a checkpoint cut short by the end of the run
+				j.cfg.Logger.Warn("checkpoint failed", "err", err)
 			}
+		},
+		onFenced: r.d.fail,
+		send:     r.sendAll}
+	r.coordWG.Add(1)
+	go c.run(r.coordCtx, &r.coordWG)
+}
+
+func (r *run) stopCoordinator() {
+	r.j.requests.Store(nil)
+	r.stopCoord()
+	r.coordWG.Wait()
+}
+
+// sendAll sends every instance of the job the trigger of checkpoint id, or its completion.
+func (r *run) sendAll(id int64, complete bool) {
+	for _, pid := range r.all {
+		if complete {
+			r.d.send(pid, completeMsg{id})
+		} else {
+			r.d.send(pid, triggerMsg{id})
 		}
 	}
-	var pids []*pa.PID
-	for _, r := range runners {
-		props := pa.PropsFromProducer(func() pa.Actor { return &instanceActor{r: r, drv: d} })
-		pid, err := sys.Root.SpawnNamed(props, r.self.Id)
+}
+
+// offerHandoff lets Job.Handoff end the cluster run at a checkpoint and, on the
+// coordinator, lets other nodes ask for one; the returned function withdraws the offer.
+func (r *run) offerHandoff(coordinating bool) func() {
+	j, d := r.j, r.d
+	h := func(hctx context.Context) error { return d.handoff(hctx, coordinating, j.Checkpoint) }
+	j.handoff.Store(&h)
+	if coordinating {
+		// Other nodes ask for a handoff through the control actor.
+		d.handoffAsked = func() {
+			r.handoffs.Add(1)
+			go func() {
+				defer r.handoffs.Done()
+				if err := d.handoff(r.coordCtx, true, j.Checkpoint); err != nil && r.coordCtx.Err() == nil {
+					j.cfg.Logger.Warn("handoff failed", "err", err)
+				}
+			}()
+		}
+	}
+	return func() { j.handoff.Store(nil) }
+}
+
+// spawn spawns the actor of every instance that runs here; a failure fails the run.
+func (r *run) spawn() {
+	for _, rn := range r.runners {
+		props := pa.PropsFromProducer(func() pa.Actor { return &instanceActor{r: rn, drv: r.d} })
+		pid, err := r.sys.Root.SpawnNamed(props, rn.self.Id)
 		if err != nil {
-			d.fail(fmt.Errorf("spawn %s: %w", r.env.ID, err))
-			break
+			r.d.fail(fmt.Errorf("spawn %s: %w", rn.env.ID, err))
+			return
 		}
-		pids = append(pids, pid)
+		r.pids = append(r.pids, pid)
 	}
-	finished := false
-	var finals map[string][]byte // the final state of every instance, on the coordinator
-	if cl != nil && ctx.Err() == nil {
-		// No instance starts before every node has spawned its actors: a batch sent to an
-		// actor not there yet would be lost.
-		// Nodes that disagree on the run (another member list, another checkpoint) never
-		// meet: after a while the run fails, and the next one starts from the store again.
-		startCtx, stop := context.WithTimeout(ctx, cl.startTimeout())
-		d.awaitGo(startCtx, len(cl.Nodes))
-		if startCtx.Err() != nil && ctx.Err() == nil {
-			d.cancel(fmt.Errorf("%w within %v", ErrNotStarted, cl.startTimeout()))
-		}
-		stop()
+}
+
+// awaitNodes returns once every node of the cluster run has spawned its actors: no
+// instance starts before, since a batch sent to an actor not there yet would be lost.
+// Nodes that disagree on the run (another member list, another checkpoint) never meet:
+// after StartTimeout the run fails, and the next one starts from the store again.
+func (r *run) awaitNodes() {
+	if r.ctx.Err() != nil {
+		return
 	}
-	if ctx.Err() == nil {
-		for _, r := range runners {
-			sys.Root.Send(r.self, startMsg{})
+	cl := r.j.cfg.Cluster
+	startCtx, stop := context.WithTimeout(r.ctx, cl.startTimeout())
+	defer stop()
+	r.d.awaitGo(startCtx, len(cl.Nodes))
+	if startCtx.Err() != nil && r.ctx.Err() == nil {
+		r.d.cancel(fmt.Errorf("%w within %v", ErrNotStarted, cl.startTimeout()))
+	}
+}
+
+// start starts every instance that runs here, unless the run has ended already; it
+// reports whether it did.
+func (r *run) start() bool {
+	if r.ctx.Err() != nil {
+		return false
+	}
+	for _, rn := range r.runners {
+		r.sys.Root.Send(rn.self, startMsg{})
+	}
+	return true
+}
+
+// await waits for done or the end of the run, and reports whether done came.
+func (r *run) await(done <-chan struct{}) bool {
+	select {
+	case <-done:
+		return true
+	case <-r.ctx.Done():
+		return false
+	}
+}
+
+// stop ends the run's work here: the other nodes may go, the coordinator and the handoffs
+// stop, then the actors. From then on nothing is sent (a message to an actor already
+// stopped would become a Proto.Actor dead letter), and the runners are the caller's again.
+func (r *run) stop() {
+	if r.d.disarm != nil {
+		r.d.disarm()
+	}
+	r.stopCoordinator()
+	r.handoffs.Wait()
+	r.d.stopping.Store(true)
+	for _, pid := range r.pids {
+		_ = r.sys.Root.StopFuture(pid).Wait()
+	}
+}
+
+// finals returns the state each instance here finished with, by identity.
+func (r *run) finals() map[string][]byte {
+	finals := make(map[string][]byte, len(r.runners))
+	for _, rn := range r.runners {
+		finals[rn.env.ID.String()] = rn.final
+	}
+	return finals
+}
+
+// endCluster ends a cluster run that finished: the coordinator saves the final checkpoint
+// from every instance's final state and tells the other nodes the job is done; the others'
+// two-phase sinks commit it, which the coordinator saved before it said so.
+func (r *run) endCluster(coordinating bool, finals map[string][]byte) error {
+	j := r.j
+	var err error
+	switch {
+	case j.cfg.Checkpoints == nil:
+	case coordinating:
+		err = j.finalCheckpoint(r.ctx, finals, r.runners)
+	default:
+		for _, rn := range r.runners {
+			rn.task.CheckpointComplete(FinalCheckpoint)
 		}
-		switch {
-		case cl == nil:
-			select {
-			case <-d.allDone:
-				finished = true
-			case <-ctx.Done():
+	}
+	if coordinating && err == nil {
+		for _, o := range r.d.others {
+			r.sys.Root.Send(o, encodeDone())
+		}
+	}
+	return err
+}
+
+// finish closes the tasks of the instances that did not finish and, unless a local run
+// ends for a restart, the sinks (the next run, from the last completed checkpoint, writes on
+// into them). It returns err, else the first failure to close, else why the run ended.
+func (r *run) finish(err error) error {
+	for _, rn := range r.runners {
+		if !rn.done {
+			rn.stopTimers()
+			if cerr := rn.task.Close(); cerr != nil && err == nil {
+				err = fmt.Errorf("close %s: %w", rn.env.ID, cerr)
 			}
-		case coordinating:
-			finals, finished = d.awaitFinals(ctx, len(all))
-		default:
-			select {
-			case <-d.remoteDone:
-				finished = true
-			case <-ctx.Done():
-			}
 		}
 	}
-	if d.disarm != nil {
-		d.disarm()
-	}
-	stopCoordinator()
-	handoffs.Wait()
-	// From here on nothing is sent: a message to an actor already stopped would become a
-	// Proto.Actor dead letter.
-	d.stopping.Store(true)
-	for _, pid := range pids {
-		_ = sys.Root.StopFuture(pid).Wait()
-	}
-	if finished && ctx.Err() == nil {
-		switch {
-		case cl == nil && j.cfg.Checkpoints != nil:
-			finals = map[string][]byte{}
-			for _, r := range runners {
-				finals[r.env.ID.String()] = r.final
-			}
-			err = j.finalCheckpoint(ctx, finals, runners)
-		case coordinating && j.cfg.Checkpoints != nil:
-			err = j.finalCheckpoint(ctx, finals, runners)
-		case !coordinating && j.cfg.Checkpoints != nil:
-			// The coordinator saved the final checkpoint before it said the job is done.
-			for _, r := range runners {
-				r.task.CheckpointComplete(FinalCheckpoint)
-			}
-		}
-		if coordinating && cl != nil && err == nil {
-			for _, o := range d.others {
-				sys.Root.Send(o, encodeDone())
-			}
+	cause := context.Cause(r.ctx)
+	if restart := r.j.cfg.Cluster == nil && errors.Is(cause, ErrRestart); !restart {
+		if endErr := r.j.end(); endErr != nil && err == nil {
+			err = endErr
 		}
 	}
-	// The actors are stopped: their runners are ours again. Close what did not finish.
-	for _, r := range runners {
-		if !r.done {
-			r.stopTimers()
-			if cerr := r.task.Close(); cerr != nil && err == nil {
-				err = fmt.Errorf("close %s: %w", r.env.ID, cerr)
-			}
-		}
-	}
-	if endErr := j.end(); endErr != nil && err == nil {
-		err = endErr
-	}
-	if cause := context.Cause(ctx); cause != nil && err == nil {
+	if cause != nil && err == nil {
 		err = cause
 	}
 	return err
@@ -508,8 +631,8 @@ type protoDriver struct {
 }
 
 func (d *protoDriver) ack(id int64, r *runner, state []byte, err error) {
-	if d.acks == nil {
-		return
+	if d.acks == nil || d.ctx.Err() != nil {
+		return // a snapshot taken after the run failed must not complete a checkpoint
 	}
 	a := ackMsg{id: id, identity: r.env.ID.String(), state: state, finished: r.done, err: err}
 	if d.cluster != nil && d.cluster.Coordinator != "" {

@@ -15,7 +15,8 @@ type StageMetrics struct {
 	Out atomic.Int64
 	// DeadLetters counts records sent to the dead-letter output.
 	DeadLetters atomic.Int64
-	// Restarts counts stage restarts (ErrorPolicy RestartStage).
+	// Restarts counts failures of the vertex that ended a run for a restart from the last
+	// completed checkpoint (ErrorPolicy RestartStage); graph.Job.Stats counts them over runs.
 	Restarts atomic.Int64
 	// Late counts records that came too late for every window they belong to.
 	Late atomic.Int64

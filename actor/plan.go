@@ -2,6 +2,7 @@ package actor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -114,7 +115,7 @@ type Task interface {
 	FireTimers(now time.Time)
 	// EndInput is called once every input has ended, before the final flush.
 	EndInput()
-	// Reset drops the task's state: a stage restart by ErrorPolicy RestartStage.
+	// Reset drops the task's state.
 	Reset()
 	// Snapshot returns the task's state as of checkpoint barrier id: everything before the
 	// barrier applied, nothing after (sources: the position to rewind to). nil: no state.
@@ -152,18 +153,56 @@ func (NopTask) CheckpointComplete(int64)               {}
 func (NopTask) Restore([]byte) error                   { return nil }
 func (NopTask) Close() error                           { return nil }
 
-// ErrorPolicy says what a stage does when a user function fails on a record.
+// ErrorPolicy says what happens when a user function fails on a record (it returns an
+// error or panics) or a record cannot be handled (a side output nobody takes, say). It never
+// applies to failures of the engine or of a state store: those fail the job with their
+// error, whatever the policy (Env.Fail). See docs/decisions-failure.md.
 type ErrorPolicy uint8
 
 const (
-	// Skip sends the record to the dead-letter output and goes on (the default).
+	// Skip sends the record to the dead-letter output and goes on (the default). What the
+	// failing call did to its key's state, or emitted, before it failed stays.
 	Skip ErrorPolicy = iota
-	// RestartStage sends the record to the dead-letter output, drops the failing
-	// instance's state (there is no checkpoint to restore yet) and goes on.
+	// RestartStage restarts the job from its last completed checkpoint (Flink's full
+	// restart strategy), the failing stage's key groups with every other instance: the run
+	// stops, each instance restores its state from that checkpoint (from nothing when none
+	// has completed; on the Badger backend into a fresh generation, so what a key group wrote
+	// back since, and what it had not written back yet, are gone), sources rewind, two-phase
+	// sinks drop what they had not committed, and the records since the checkpoint are read
+	// again, the failing one included. A record that fails once (a flaky lookup, say) so
+	// counts exactly once, in the state and in a two-phase sink's output; a plain sink sees
+	// the output since the checkpoint twice (at least once), as in Flink. A record that keeps
+	// failing fails the job after graph's restart attempts (3), as FailJob does. Restarting
+	// the failing stage alone cannot be exact: the records it took since the checkpoint are
+	// gone from its inputs, and replaying them to it alone would need every channel logged.
+	//
+	// The run ends with a *RestartError; graph.Job.Run restarts it in the process, and on a
+	// cluster the nodes restart the run together from the newest checkpoint. It needs
+	// checkpoints (Config.Checkpoints): without them there is nothing to restart from but
+	// the start, which sources that cannot rewind do not have.
 	RestartStage
 	// FailJob sends the record to the dead-letter output and fails the job.
 	FailJob
 )
+
+// ErrRestart is what a run under RestartStage ends with when a user function failed: a
+// *RestartError, which errors.Is matches to it.
+var ErrRestart = errors.New("restart from the last completed checkpoint")
+
+// RestartError ends a run under RestartStage: a user function of Stage failed on a record
+// in instance Identity, for Reason.
+type RestartError struct {
+	Identity Identity
+	Stage    string
+	Reason   string
+}
+
+func (e *RestartError) Error() string {
+	return fmt.Sprintf("stage %s (%s): %s: %v", e.Stage, e.Identity, e.Reason, ErrRestart)
+}
+
+// Is makes errors.Is(err, ErrRestart) hold.
+func (e *RestartError) Is(target error) bool { return target == ErrRestart }
 
 func (p ErrorPolicy) String() string {
 	return [...]string{"skip", "restart-stage", "fail-job"}[p]

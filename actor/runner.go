@@ -105,6 +105,11 @@ type runner struct {
 }
 
 func (r *runner) receive(msg any) {
+	if r.drv.context().Err() != nil {
+		// The run has failed or is being stopped: nothing more is done, and above all no
+		// snapshot is taken after a failure (a restart must not restore one).
+		return
+	}
 	if t, ok := msg.(triggerMsg); ok && r.done {
 		r.drv.ack(t.id, r, r.final, nil) // finished: its state as it ended
 		return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,7 +44,7 @@ func (g *Graph) Build(opts ...JobOption) (*Job, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("build %s: %w", g.name, err)
 	}
-	if s, ok := cfg.Checkpoints.(*storeSink); ok && cfg.Restore == nil && s.savepoint != "" {
+	if s, ok := cfg.Checkpoints.(*storeSink); ok && cfg.Restore == nil && s.savepoint != "" && !s.fromScratch {
 		cp, err := s.loadSavepoint(context.Background())
 		if err != nil {
 			return nil, fmt.Errorf("build %s: %w", g.name, err)
@@ -51,7 +52,7 @@ func (g *Graph) Build(opts ...JobOption) (*Job, error) {
 		cfg.Logger.Info("restoring from savepoint", "name", s.savepoint, "id", cp.ID)
 		cfg.Restore = cp
 	}
-	if s, ok := cfg.Checkpoints.(*storeSink); ok && cfg.Restore == nil {
+	if s, ok := cfg.Checkpoints.(*storeSink); ok && cfg.Restore == nil && !s.fromScratch {
 		cp, skipped, err := s.latest(context.Background())
 		for _, e := range skipped {
 			cfg.Logger.Warn("corrupt checkpoint skipped", "err", e)
@@ -181,10 +182,14 @@ func (g *Graph) Build(opts ...JobOption) (*Job, error) {
 	for _, s := range g.stages {
 		s.abort = nil
 	}
-	job := &Job{aj: aj, desc: g.describe(plan, vps), twoPhase: append([]func(int64, func(int) bool) error(nil), g.twoPhase...), pace: pace}
+	job := &Job{desc: g.describe(plan, vps), twoPhase: append([]func(int64, func(int) bool) error(nil), g.twoPhase...),
+		restore: cfg.Restore, sinks: plan.OnEnd, pace: pace}
+	job.aj.Store(aj)
 	if cfg.Restore != nil {
 		job.restored = cfg.Restore.ID
 	}
+	opts = slices.Clone(opts)
+	job.rebuild = func(more ...JobOption) (*Job, error) { return g.Build(append(opts, more...)...) }
 	return job, nil
 }
 
@@ -277,25 +282,58 @@ func (g *Graph) findCycle() []*stage {
 
 // Job is a built graph, ready to run once.
 type Job struct {
-	aj       *actor.Job
+	// aj is the run under way, or the last one: a restart replaces it.
+	aj       atomic.Pointer[actor.Job]
 	desc     Description
 	ran      atomic.Bool
 	twoPhase []func(lastComplete int64, owns func(uid int) bool) error
+	// restore is the checkpoint the run starts from (nil: none), restored its id (0: none).
+	restore  *actor.Checkpoint
 	restored int64
 	// pace, in micro-batch mode, opens the batches.
 	pace *microBatches
+	// sinks closes the sinks (once); rebuild builds the graph again with more options, for
+	// a restart.
+	sinks   []func() error
+	rebuild func(more ...JobOption) (*Job, error)
+	// restarts counts the restarts per vertex (ErrorPolicy RestartStage), for Stats.
+	restartsMu sync.Mutex
+	restarts   map[string]int64
 }
 
+// maxRestarts is how many times a job restarts from its last completed checkpoint under
+// actor.RestartStage before the next failure fails it (as under actor.FailJob).
+const maxRestarts = 3
+
 // Run runs the job until its bounded sources are drained and everything is flushed, until
-// ctx is cancelled, or until it fails. A job runs once.
+// ctx is cancelled, or until it fails. A job runs once. Under actor.RestartStage, a failed
+// user function restarts it from the last completed checkpoint, up to maxRestarts times
+// (on a cluster the run fails instead, and the nodes restart it together).
 func (j *Job) Run(ctx context.Context) error {
 	if j.ran.Swap(true) {
 		return errors.New("run: this job has run already; build the graph again")
 	}
+	for attempt := 1; ; attempt++ {
+		err := j.runOnce(ctx)
+		switch {
+		case !errors.Is(err, actor.ErrRestart), j.aj.Load().Config().Cluster != nil:
+			return err // on a cluster, the nodes restart the run together
+		case ctx.Err() != nil:
+			return errors.Join(err, j.closeSinks()) // no restart: the run left them open
+		}
+		if rerr := j.restart(ctx, err, attempt); rerr != nil {
+			return errors.Join(rerr, j.closeSinks())
+		}
+	}
+}
+
+// runOnce runs the job as built or last restarted.
+func (j *Job) runOnce(ctx context.Context) error {
+	aj := j.aj.Load()
 	// Two-phase sinks settle what the last run left before anything is written.
 	var owns func(int) bool
-	if j.aj.Config().Cluster != nil {
-		owns = j.aj.RunsHere
+	if aj.Config().Cluster != nil {
+		owns = aj.RunsHere
 	}
 	for _, recover := range j.twoPhase {
 		if err := recover(j.restored, owns); err != nil {
@@ -306,22 +344,22 @@ func (j *Job) Run(ctx context.Context) error {
 		return nil // the last run finished, and its output is committed now
 	}
 	if j.pace == nil {
-		return j.aj.Run(ctx)
+		return aj.Run(ctx)
 	}
-	if j.aj.Config().Cluster != nil {
+	if aj.Config().Cluster != nil {
 		return errors.New("run: micro-batch mode runs on one node")
 	}
 	batchCtx, stop := context.WithCancel(ctx)
 	var batches sync.WaitGroup
-	batches.Go(func() { j.pace.run(batchCtx, j.aj, j.aj.Config().Checkpoints != nil) })
-	err := j.aj.Run(ctx)
+	batches.Go(func() { j.pace.run(batchCtx, aj, aj.Config().Checkpoints != nil) })
+	err := aj.Run(ctx)
 	stop()
 	batches.Wait()
 	return err
 }
 
 // MicroBatches returns how long each micro-batch took, from its opening to its commit, in
-// micro-batch mode (nil otherwise).
+// micro-batch mode (nil otherwise). After a restart it is the batches of the current run.
 func (j *Job) MicroBatches() []time.Duration {
 	if j.pace == nil {
 		return nil
@@ -329,19 +367,93 @@ func (j *Job) MicroBatches() []time.Duration {
 	return j.pace.batches()
 }
 
+// restart builds the job again to run from the last completed checkpoint after the run
+// ended with failure, a *actor.RestartError: the newest checkpoint that run completed, else
+// the one it started from, else none (the start). After maxRestarts restarts the next run
+// fails on a failure.
+func (j *Job) restart(ctx context.Context, failure error, attempt int) error {
+	aj := j.aj.Load()
+	from := j.restore
+	if last := aj.Checkpoints().Last; last > 0 {
+		sink, ok := aj.Config().Checkpoints.(*storeSink)
+		if !ok {
+			return fmt.Errorf("restart after %w: checkpoint %d is in no store to load it from", failure, last)
+		}
+		cp, err := sink.loadCheckpoint(ctx, last)
+		if err == nil {
+			err = flattenDeltas(ctx, cp, sink.loadCheckpoint)
+		}
+		if err != nil {
+			return fmt.Errorf("restart after %w: load checkpoint %d: %w", failure, last, err)
+		}
+		from = cp
+	}
+	more := []JobOption{restartFrom(from)}
+	if attempt >= maxRestarts { // the next run is the last
+		more = append(more, OnError(actor.FailJob))
+	}
+	next, err := j.rebuild(more...)
+	if err != nil {
+		return fmt.Errorf("restart after %w: %w", failure, err)
+	}
+	var re *actor.RestartError
+	if errors.As(failure, &re) {
+		j.restartsMu.Lock()
+		if j.restarts == nil {
+			j.restarts = map[string]int64{}
+		}
+		j.restarts[re.Identity.Stage]++
+		j.restartsMu.Unlock()
+	}
+	j.restore, j.restored, j.sinks, j.pace = next.restore, next.restored, next.sinks, next.pace
+	j.aj.Store(next.aj.Load())
+	aj.Config().Logger.Warn("restarted the job", "attempt", attempt, "checkpoint", j.restored, "after", failure)
+	return nil
+}
+
+// restartFrom makes Build start the job from cp, and from nothing (not from the newest
+// checkpoint in the store) when cp is nil.
+func restartFrom(cp *actor.Checkpoint) JobOption {
+	return func(c *actor.Config) {
+		c.Restore = cp
+		if s, ok := c.Checkpoints.(*storeSink); ok {
+			s.fromScratch = cp == nil
+		}
+	}
+}
+
+// closeSinks closes the job's sinks, which a run that does not start, or ends for a
+// restart that does not happen, leaves open.
+func (j *Job) closeSinks() error {
+	var errs []error
+	for _, f := range j.sinks {
+		errs = append(errs, f())
+	}
+	return errors.Join(errs...)
+}
+
 // Describe returns the logical and physical plan.
 func (j *Job) Describe() Description { return j.desc }
 
-// Stats returns the counters of every vertex.
-func (j *Job) Stats() []actor.StageStats { return j.aj.Stats() }
+// Stats returns the counters of every vertex, of the run under way (or the last one); the
+// restarts count over the job's runs.
+func (j *Job) Stats() []actor.StageStats {
+	st := j.aj.Load().Stats()
+	j.restartsMu.Lock()
+	defer j.restartsMu.Unlock()
+	for i := range st {
+		st[i].Restarts = max(st[i].Restarts, j.restarts[st[i].Stage])
+	}
+	return st
+}
 
 // Checkpoints returns how many checkpoints completed and the last one's duration and size.
-func (j *Job) Checkpoints() actor.CheckpointStats { return j.aj.Checkpoints() }
+func (j *Job) Checkpoints() actor.CheckpointStats { return j.aj.Load().Checkpoints() }
 
 func init() {
 	jobruntime.Of = func(job any) *actor.Job {
 		if j, ok := job.(*Job); ok {
-			return j.aj
+			return j.aj.Load()
 		}
 		return nil
 	}

@@ -40,6 +40,9 @@ type storeSink struct {
 	// savepoint, when set, is the savepoint to start from instead of the newest checkpoint.
 	savepoint      string
 	savepointStore persistence.CheckpointStore
+	// fromScratch makes Build start the job from no checkpoint: a restart before the first
+	// one completed.
+	fromScratch bool
 }
 
 func (s *storeSink) Save(ctx context.Context, cp actor.Checkpoint) error {
@@ -93,11 +96,11 @@ func (s *storeSink) latest(ctx context.Context) (*actor.Checkpoint, []error, err
 // store under name until it is deleted (persistence.CheckpointStore.DeleteSavepoint). The
 // job must have been built with Checkpoints.
 func (j *Job) Savepoint(ctx context.Context, name string) error {
-	sink, ok := j.aj.Config().Checkpoints.(*storeSink)
+	sink, ok := j.aj.Load().Config().Checkpoints.(*storeSink)
 	if !ok {
 		return errors.New("savepoint: the job has no checkpoint store (build it with graph.Checkpoints)")
 	}
-	cp, err := j.aj.Checkpoint(ctx)
+	cp, err := j.aj.Load().Checkpoint(ctx)
 	if err != nil {
 		return fmt.Errorf("savepoint %q: %w", name, err)
 	}

@@ -700,7 +700,7 @@ func aggregate[K comparable, T, A, R any](k Keyed[K, T], agg stream.Aggregator[T
 			if err != nil {
 				return nil, fmt.Errorf("stage %q: %w", ns.name, err)
 			}
-			if err := t.op.SetStore(t.store, func(k K) ([]byte, error) { return t.keys.Append(nil, k) }, stateCacheKeys); err != nil {
+			if err := t.op.SetStore(stateStore{t.store}, func(k K) ([]byte, error) { return t.keys.Append(nil, k) }, stateCacheKeys); err != nil {
 				return nil, fmt.Errorf("stage %q: %w", ns.name, err)
 			}
 			if ic.env.Config.Checkpoints != nil {

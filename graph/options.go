@@ -131,7 +131,9 @@ func Clock(clock stream.Clock) JobOption { return func(c *actor.Config) { c.Cloc
 // Logger sets the logger of the runtime and of Proto.Actor.
 func Logger(l *slog.Logger) JobOption { return func(c *actor.Config) { c.Logger = l } }
 
-// OnError sets what a stage does when a user function fails (default actor.Skip).
+// OnError sets what happens when a user function fails on a record (default actor.Skip):
+// skip it, restart the job from its last completed checkpoint (actor.RestartStage, which
+// needs Checkpoints), or fail the job. A failing state store always fails the job.
 func OnError(p actor.ErrorPolicy) JobOption { return func(c *actor.Config) { c.ErrorPolicy = p } }
 
 // DeadLetters sets the dead-letter output (default: a warning in the log). It is called

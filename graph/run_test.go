@@ -541,52 +541,6 @@ func TestRunFailJob(t *testing.T) {
 	}
 }
 
-func TestRunRestartStage(t *testing.T) {
-	tests := []struct {
-		policy    actor.ErrorPolicy
-		last      int64
-		restarts  int64
-		deadLines int64
-	}{
-		// A restart drops the stage's state: the count starts again after the bad record.
-		{actor.RestartStage, 39, 1, 1},
-		{actor.Skip, 99, 0, 1},
-	}
-	for _, tt := range tests {
-		t.Run(tt.policy.String(), func(t *testing.T) {
-			seen := stream.NewValueState[int64]("seen")
-			g := graph.New("restart")
-			src := graph.From(g, count(100), graph.Name("src"))
-			p := graph.Process(graph.KeyBy(src, func(int64) string { return "one key" }), stream.KeyedProcess[string, int64, int64]{
-				OnRecord: func(ctx stream.Context[string], v int64, out stream.Emitter[int64]) error {
-					if v == 60 {
-						return errors.New("cannot count 60")
-					}
-					n, _ := seen.Get(ctx)
-					seen.Set(ctx, n+1)
-					out.Emit(n + 1)
-					return nil
-				}}, graph.Name("tally"))
-			out := stream.NewCollectSink[int64]()
-			p.To(out)
-			var dl letters
-			job := run(t, g, graph.Parallelism(1), graph.OnError(tt.policy), dl.option())
-
-			vs := out.Values()
-			if len(vs) != 99 || vs[len(vs)-1] != tt.last {
-				t.Errorf("%d results ending in %v; want 99 ending in %d", len(vs), vs[len(vs)-1:], tt.last)
-			}
-			st := statsOf(t, job, "tally")
-			if st.Restarts != tt.restarts || st.DeadLetters != tt.deadLines {
-				t.Errorf("stats %+v; want %d restarts, %d dead letters", st, tt.restarts, tt.deadLines)
-			}
-			if ds := dl.all(); len(ds) != 1 || ds[0].Stage != "tally" || ds[0].Reason != "cannot count 60" {
-				t.Errorf("dead letters %+v; want the error of stage tally", ds)
-			}
-		})
-	}
-}
-
 // TestRunCancelUnbounded cancels a job whose source never ends: Run must return the
 // context's error promptly and leave no goroutine behind.
 func TestRunCancelUnbounded(t *testing.T) {

@@ -234,11 +234,51 @@ func filterFrom[T any](env *actor.Env, stage string, in []stream.Record[T], star
 }
 
 // recoverRecord, deferred by a loop over in, turns a panic while handling in[*next] into that
-// record's dead letter and moves past it; the loop's caller then goes on from *next.
+// record's dead letter and moves past it; the loop's caller then goes on from *next. A
+// failure of the state store is no dead letter: it fails the job.
 func recoverRecord[T any](env *actor.Env, stage string, in []stream.Record[T], next *int) {
 	if p := recover(); p != nil {
-		deadLetter(env, stage, fmt.Sprintf("panic: %v", p), in[*next])
+		if sf, ok := p.(stateStoreFailure); ok {
+			env.Fail(fmt.Errorf("stage %q: %w", stage, sf.err))
+		} else {
+			deadLetter(env, stage, fmt.Sprintf("panic: %v", p), in[*next])
+		}
 		*next++
+	}
+}
+
+// stateStoreFailure is the panic of a stateStore whose read or write failed: it unwinds the
+// operator (whose AccStore calls cannot fail otherwise) to the task, which fails the job
+// with err. Only the engine's store panics so; a user function's panic stays a dead letter.
+type stateStoreFailure struct{ err error }
+
+// stateStore is a key group's state in Badger as an aggregate operator's AccStore.
+type stateStore struct{ kv *persistence.KeyedValues }
+
+func (s stateStore) Get(key []byte) ([]byte, bool, error) {
+	v, ok, err := s.kv.Get(key)
+	if err != nil {
+		panic(stateStoreFailure{fmt.Errorf("read key %x from the state store: %w", key, err)})
+	}
+	return v, ok, nil
+}
+
+func (s stateStore) PutBatch(keys, values [][]byte) error {
+	if err := s.kv.PutBatch(keys, values); err != nil {
+		panic(stateStoreFailure{fmt.Errorf("write %d keys back to the state store: %w", len(keys), err)})
+	}
+	return nil
+}
+
+// failOnStoreFailure, deferred by a task's call that may write back to the state store,
+// fails the job when the store failed while doing what says; other panics go on.
+func failOnStoreFailure(env *actor.Env, stage, doing string) {
+	if p := recover(); p != nil {
+		sf, ok := p.(stateStoreFailure)
+		if !ok {
+			panic(p)
+		}
+		env.Fail(fmt.Errorf("stage %q: %s: %w", stage, doing, sf.err))
 	}
 }
 
@@ -504,12 +544,20 @@ func (t *aggregateTask[K, T, A, R]) from(recs []stream.Record[T], start int) (ne
 }
 
 func (t *aggregateTask[K, T, A, R]) EndBatch() {
-	t.op.EndBatch()
+	t.endBatch()
 	t.out.flush()
 	t.ic.endBatch()
 }
 
-func (t *aggregateTask[K, T, A, R]) EndInput() { t.op.EndInput() }
+func (t *aggregateTask[K, T, A, R]) endBatch() {
+	defer failOnStoreFailure(t.env, t.name, "end a batch")
+	t.op.EndBatch()
+}
+
+func (t *aggregateTask[K, T, A, R]) EndInput() {
+	defer failOnStoreFailure(t.env, t.name, "end the input")
+	t.op.EndInput()
+}
 
 // An aggregate's snapshot is binary: aggSnapshotVersion, then per key the uvarint length
 // and bytes of the key (the key codec) and of the accumulator (stream.EncodeState). Memory
@@ -577,7 +625,9 @@ const restoreBatch = 4096
 func (t *aggregateTask[K, T, A, R]) Snapshot(id int64) ([]byte, error) {
 	out := []byte{aggSnapshotVersion}
 	if t.store != nil {
-		t.op.Flush()
+		if err := t.flush(); err != nil {
+			return nil, err
+		}
 		if t.deltas != nil {
 			if delta, ok := t.deltas.snapshot(id); ok {
 				return delta, nil // even with no pairs: it says "as at the base"
@@ -588,7 +638,9 @@ func (t *aggregateTask[K, T, A, R]) Snapshot(id int64) ([]byte, error) {
 			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("snapshot: %w", err)
+			err = fmt.Errorf("snapshot checkpoint %d: read the state store: %w", id, err)
+			t.env.Fail(fmt.Errorf("stage %q: %w", t.name, err))
+			return nil, err
 		}
 	} else {
 		var err error
@@ -612,6 +664,22 @@ func (t *aggregateTask[K, T, A, R]) Snapshot(id int64) ([]byte, error) {
 		return nil, nil
 	}
 	return out, nil
+}
+
+// flush writes every changed accumulator back to the state store; a failure fails the job.
+func (t *aggregateTask[K, T, A, R]) flush() (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			sf, ok := p.(stateStoreFailure)
+			if !ok {
+				panic(p)
+			}
+			err = fmt.Errorf("snapshot: %w", sf.err)
+			t.env.Fail(fmt.Errorf("stage %q: %w", t.name, err))
+		}
+	}()
+	t.op.Flush()
+	return nil
 }
 
 func (t *aggregateTask[K, T, A, R]) Reset() { t.op.Reset() }

@@ -45,11 +45,13 @@ type TwoPhaseSink[T any] interface {
 	// Commit makes visible every transaction pre-committed at checkpoints ≤ n, of all
 	// instances (idempotent: committing again is a no-op). Called once n is complete.
 	Commit(n int64) error
-	// Recover is called once at start, before any write: for every writer instance that
-	// owns accepts, it commits what belongs to checkpoints ≤ lastComplete (they completed,
-	// but a crash may have come before Commit) and discards pending data of later or
-	// unfinished transactions; it leaves other instances alone (on a cluster, each node
-	// recovers the instances it runs). lastComplete is 0 when there is no checkpoint.
+	// Recover is called at start, before any write: for every writer instance that owns
+	// accepts, it commits what belongs to checkpoints ≤ lastComplete (they completed, but a
+	// crash may have come before Commit) and discards pending data of later or unfinished
+	// transactions; it leaves other instances alone (on a cluster, each node recovers the
+	// instances it runs). lastComplete is 0 when there is no checkpoint. Called again after
+	// writes began, it is a restart from lastComplete in the same process
+	// (actor.RestartStage): the open transactions are abandoned too.
 	Recover(lastComplete int64, owns func(instance int) bool) error
 }
 
@@ -280,6 +282,18 @@ func (w *txnWriter) breakTxn(err error) error {
 	return err
 }
 
+// abandon closes the open transaction's file unflushed (Recover removes it) and refuses
+// writes from then on.
+func (w *txnWriter) abandon() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.closed = true
+	if w.f != nil {
+		_ = w.f.Close()
+		w.f = nil
+	}
+}
+
 // flushFile flushes and fsyncs the open file and closes it.
 func (w *txnWriter) flushFile() error {
 	f := w.f
@@ -419,12 +433,19 @@ func (s *twoPhaseJSONL[T]) Recover(lastComplete int64, owns func(instance int) b
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	switch {
-	case s.closed:
+	if s.closed {
 		return fmt.Errorf("two-phase jsonl sink %s: recover after Close", s.dir)
-	case len(s.instances) > 0 || len(s.precommitted) > 0:
-		return fmt.Errorf("two-phase jsonl sink %s: recover after writes began", s.dir)
 	}
+	// A recover after writes began is a restart in the same process (ErrorPolicy
+	// RestartStage): the open transactions are abandoned, and the files are sorted out below
+	// as after a crash.
+	for i, w := range s.instances {
+		if owns(i) {
+			w.abandon()
+			delete(s.instances, i)
+		}
+	}
+	s.precommitted = slices.DeleteFunc(s.precommitted, func(t txnFile) bool { return owns(t.instance) })
 
 	entries, err := os.ReadDir(s.pending)
 	if err != nil {

@@ -3,7 +3,9 @@ package stream
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -180,21 +182,39 @@ func TestTwoPhaseJSONLProtocolErrors(t *testing.T) {
 	if err := raw.PreCommit(0, 3); err == nil {
 		t.Error("pre-commit twice at 3: no error")
 	}
-	if err := raw.Recover(2, allInstances); err == nil {
-		t.Error("Recover after writes: no error")
-	}
 	mustDo(t, "commit", raw.Commit(3))
 	b, err := os.ReadFile(filepath.Join(dir, committedName(3, 0)))
 	mustDo(t, "read", err)
 	if string(b) != "2\n" {
 		t.Errorf("committed %q, want only the good batch", b)
 	}
+	// Recover after writes is a restart from that checkpoint in the same process: what was
+	// pre-committed after it, and the open transaction, are dropped.
+	mustDo(t, "write", raw.WriteBatchFor(0, []Record[float64]{{Value: 5}}))
+	mustDo(t, "pre-commit", raw.PreCommit(0, 4))
+	mustDo(t, "write", raw.WriteBatchFor(0, []Record[float64]{{Value: 6}}))
+	mustDo(t, "recover after writes (a restart from 3)", raw.Recover(3, allInstances))
+	mustDo(t, "commit the dropped checkpoint", raw.Commit(4))
+	if _, err := os.Stat(filepath.Join(dir, committedName(4, 0))); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the transaction pre-committed before the restart was committed (stat: %v)", err)
+	}
+	mustDo(t, "write after the restart", raw.WriteBatchFor(0, []Record[float64]{{Value: 7}}))
+	mustDo(t, "pre-commit after the restart", raw.PreCommit(0, 4))
+	mustDo(t, "commit after the restart", raw.Commit(4))
+	b, err = os.ReadFile(filepath.Join(dir, committedName(4, 0)))
+	mustDo(t, "read", err)
+	if string(b) != "7\n" {
+		t.Errorf("committed %q after the restart, want only what was written after it", b)
+	}
 	mustDo(t, "close", raw.Close())
 	if err := raw.WriteBatchFor(0, []Record[float64]{{Value: 1}}); err == nil {
 		t.Error("write after Close: no error")
 	}
-	if err := raw.PreCommit(0, 4); err == nil {
+	if err := raw.PreCommit(0, 5); err == nil {
 		t.Error("pre-commit after Close: no error")
+	}
+	if err := raw.Recover(4, allInstances); err == nil {
+		t.Error("Recover after Close: no error")
 	}
 }
 
