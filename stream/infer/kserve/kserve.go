@@ -252,34 +252,44 @@ func (c *Client) Infer(ctx context.Context, rows [][]float32) ([][]float32, erro
 	if err := c.do(req, &resp); err != nil {
 		return nil, err
 	}
-	out, err := c.pick(resp.Outputs)
+	res, err := answerRows(resp, c.output, len(rows))
 	if err != nil {
 		return nil, infer.Permanent(fmt.Errorf("POST %s: %w", path, err))
 	}
-	if len(out.Shape) != 2 || out.Shape[0] != int64(len(rows)) || out.Shape[1] < 0 || int64(len(out.Data)) != out.Shape[0]*out.Shape[1] {
-		return nil, infer.Permanent(fmt.Errorf("POST %s: output %q has shape %v and %d values for %d rows", path, out.Name, out.Shape, len(out.Data), len(rows)))
+	return res, nil
+}
+
+// answerRows cuts the output tensor named output (or the first) of an answer into n rows.
+func answerRows(resp InferResponse, output string, n int) ([][]float32, error) {
+	out, err := pick(resp.Outputs, output)
+	if err != nil {
+		return nil, err
+	}
+	if len(out.Shape) != 2 || out.Shape[0] != int64(n) || out.Shape[1] < 0 || out.Shape[1] > int64(len(out.Data)) ||
+		int64(len(out.Data)) != out.Shape[0]*out.Shape[1] {
+		return nil, fmt.Errorf("output %q has shape %v and %d values for %d rows", out.Name, out.Shape, len(out.Data), n)
 	}
 	m := int(out.Shape[1])
-	res := make([][]float32, len(rows))
+	res := make([][]float32, n)
 	for i := range res {
 		res[i] = out.Data[i*m : (i+1)*m : (i+1)*m]
 	}
 	return res, nil
 }
 
-func (c *Client) pick(outs []Tensor) (Tensor, error) {
+func pick(outs []Tensor, output string) (Tensor, error) {
 	if len(outs) == 0 {
 		return Tensor{}, errors.New("the answer has no outputs")
 	}
-	if c.output == "" {
+	if output == "" {
 		return outs[0], nil
 	}
 	for _, o := range outs {
-		if o.Name == c.output {
+		if o.Name == output {
 			return o, nil
 		}
 	}
-	return Tensor{}, fmt.Errorf("the answer has no output %q", c.output)
+	return Tensor{}, fmt.Errorf("the answer has no output %q", output)
 }
 
 // StatusError is a non-2xx answer.
