@@ -94,17 +94,6 @@ type Feedback struct {
 	At       int64     `json:"at"`
 }
 
-// Metric is the quality of one version over one window of labelled predictions.
-type Metric struct {
-	Version   string  `json:"version"`
-	Start     int64   `json:"start"`
-	End       int64   `json:"end"`
-	N         int     `json:"n"`
-	AUC       float64 `json:"auc"`
-	Precision float64 `json:"precision"`
-	Recall    float64 `json:"recall"`
-}
-
 const (
 	cards      = 2000
 	merchants  = 300
@@ -183,7 +172,7 @@ func run(ctx context.Context, args []string, log *slog.Logger) error {
 // result is what a run found.
 type result struct {
 	alerts, published int64
-	metrics           []Metric
+	metrics           []online.Metric
 	drifts            []drift.Event
 	stats             map[string]infer.VersionStats
 }
@@ -305,18 +294,11 @@ func pipeline(ctx context.Context, c config, log *slog.Logger) (result, error) {
 	}).To(stream.Func(func([]stream.Record[int64]) error { return nil }), graph.Name("published"))
 
 	// Quality per window and version.
-	var metrics []Metric
-	byVersion := graph.KeyBy(feedback, func(f Feedback) string { return f.Version }, graph.WithCodec(stream.JSON[Feedback]()))
-	graph.ProcessWindow(byVersion, stream.Tumbling(window), func(v string, w stream.Window, fb []Feedback, emit func(Metric)) {
-		scores, truth := make([]float64, len(fb)), make([]bool, len(fb))
-		var conf online.Confusion
-		for i, f := range fb {
-			scores[i], truth[i] = float64(f.Score), f.Label
-			conf = conf.Add(float64(f.Score), c.threshold, f.Label)
-		}
-		emit(Metric{Version: v, Start: w.Start, End: w.End, N: len(fb), AUC: online.AUC(scores, truth), Precision: conf.Precision(), Recall: conf.Recall()})
-	}, graph.Name("metrics"), graph.WithCodec(stream.JSON[Metric]())).
-		To(stream.Func(func(recs []stream.Record[Metric]) error {
+	var metrics []online.Metric
+	online.Metrics(feedback, func(f Feedback) online.Labelled {
+		return online.Labelled{Version: f.Version, Score: float64(f.Score), Label: f.Label}
+	}, stream.Tumbling(window), c.threshold).
+		To(stream.Func(func(recs []stream.Record[online.Metric]) error {
 			mu.Lock()
 			defer mu.Unlock()
 			for _, r := range recs {
@@ -364,7 +346,7 @@ func pipeline(ctx context.Context, c config, log *slog.Logger) (result, error) {
 		}
 	}
 	log.Info("ran", "transactions", c.n, "took", time.Since(start).Round(time.Millisecond))
-	slices.SortFunc(metrics, func(a, b Metric) int {
+	slices.SortFunc(metrics, func(a, b online.Metric) int {
 		if a.Start != b.Start {
 			return int(a.Start - b.Start)
 		}

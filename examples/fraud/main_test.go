@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/eddyflow/eddy/stream/infer/online"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -56,7 +58,7 @@ func TestPipeline(t *testing.T) {
 		t.Errorf("first drift event at %d, more than a window after the shift at %d", first.Start, shift)
 	}
 	// The online version learned: its AUC in the last whole window is above 0.9.
-	var last Metric
+	var last online.Metric
 	for _, m := range res.metrics {
 		if m.Version == "B" && m.N > 1000 {
 			last = m
