@@ -40,7 +40,9 @@ func TestMetricsPerVersionAndWindow(t *testing.T) {
 	g := graph.New("metrics")
 	src := graph.Timestamps(graph.From(g, stream.Slice(preds)), func(p prediction) int64 { return p.At }, stream.BoundedOutOfOrder[prediction](0))
 	out := stream.NewCollect[online.Metric]()
-	online.Metrics(src, func(p prediction) online.Labelled { return online.Labelled{Version: p.Version, Score: p.Score, Label: p.Label} }, stream.Tumbling(time.Minute), 0.5).To(out)
+	online.Metrics(src, func(p prediction) online.Labelled {
+		return online.Labelled{Version: p.Version, Score: p.Score, Label: p.Label}
+	}, stream.Tumbling(time.Minute), 0.5).To(out)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := g.Run(ctx, graph.Parallelism(2), graph.Logger(slog.New(slog.DiscardHandler))); err != nil {
