@@ -901,3 +901,12 @@ func MapBatches[T, O any](s Stream[T], f func(ctx context.Context, in []stream.R
 	})
 	return Stream[O]{st: ns}
 }
+
+// Invalid records err as an error of the graph s belongs to, which Build returns: for
+// packages that make stages out of this DSL (an inference stage, a connector) and find
+// their own configuration wrong, so that the mistake is a Build error, not a run-time one.
+func Invalid[T any](s Stream[T], err error) {
+	if err != nil {
+		s.g().errs = append(s.g().errs, err)
+	}
+}

@@ -2,6 +2,7 @@ package graph_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -100,5 +101,16 @@ func TestMapBatchesPanic(t *testing.T) {
 	}
 	if len(letters) == 0 || len(letters) > 100 {
 		t.Errorf("%d dead letters, want the one batch of the panic", len(letters))
+	}
+}
+
+func TestInvalid(t *testing.T) {
+	g := graph.New("invalid")
+	s := graph.From(g, count(3))
+	graph.Invalid(s, nil)
+	graph.Invalid(s, errors.New("stage x: bad max batch -1"))
+	s.To(stream.NewCollect[int64]())
+	if _, err := g.Build(quiet); err == nil || !strings.Contains(err.Error(), "stage x: bad max batch -1") {
+		t.Errorf("Build: %v; want the reported error", err)
 	}
 }
