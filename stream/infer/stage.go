@@ -66,6 +66,9 @@ func Stage[T any](s graph.Stream[T], m Model, features func(T) []float32, opts .
 	} else if _, ok := stream.CodecFor[T](); !ok {
 		boundary = append(boundary, graph.WithCodec(stream.JSON[T]()))
 	}
+	if cfgErr != nil {
+		graph.Invalid(s, cfgErr)
+	}
 	in := graph.Rebalance(s, boundary...)
 
 	versions, _ := m.(*Versions)
@@ -79,11 +82,7 @@ func Stage[T any](s graph.Stream[T], m Model, features func(T) []float32, opts .
 	}
 	return graph.MapBatches(in, func(ctx context.Context, recs []stream.Record[T], emit func(stream.Record[Scored[T]]), reject func(stream.Record[T], string)) {
 		if cfgErr != nil {
-			// A wrong configuration is the job's error: every record says why.
-			for _, r := range recs {
-				reject(r, cfgErr.Error())
-			}
-			return
+			return // not reached: Build failed
 		}
 		b := &batch[T]{cfg: &c, ctx: ctx, recs: recs, emit: emit, reject: reject, limit: limit}
 		b.run(versions, features, key)

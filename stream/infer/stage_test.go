@@ -313,12 +313,26 @@ func TestStageRateLimit(t *testing.T) {
 }
 
 func TestStageBadConfig(t *testing.T) {
-	g := graph.New("bad")
-	out := stream.NewCollect[infer.Scored[point]]()
-	infer.Stage(graph.From(g, points(5)), infer.RowFunc(affine), features, infer.MaxBatch(-1)).To(out)
-	var dl letters
-	run(t, g, graph.Parallelism(1), dl.option())
-	if d := dl.all(); len(d) != 5 || !strings.Contains(d[0].Reason, "bad max batch -1") {
-		t.Errorf("dead letters %v; want 5 saying the max batch is bad", d)
+	for _, tc := range []struct {
+		name string
+		m    infer.Model
+		f    func(point) []float32
+		opts []infer.Option
+		want string
+	}{
+		{"max batch", infer.RowFunc(affine), features, []infer.Option{infer.MaxBatch(-1)}, `infer stage "infer": bad max batch -1`},
+		{"concurrency", infer.RowFunc(affine), features, []infer.Option{infer.Concurrency(-2), infer.Name("m")}, `infer stage "m": bad concurrency -2`},
+		{"backoff", infer.RowFunc(affine), features, []infer.Option{infer.Backoff(time.Second, time.Millisecond)}, "bad backoff 1s..1ms"},
+		{"no model", nil, features, nil, "model is nil"},
+		{"no features", infer.RowFunc(affine), nil, nil, "features function is nil"},
+		{"key of another type", infer.RowFunc(affine), features, []infer.Option{infer.Key(func(s string) string { return s })}, "Key takes a func(infer_test.point) string"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := graph.New("bad")
+			infer.Stage(graph.From(g, points(5)), tc.m, tc.f, tc.opts...).To(stream.NewCollect[infer.Scored[point]]())
+			if _, err := g.Build(quiet); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Build: %v; want an error saying %q", err, tc.want)
+			}
+		})
 	}
 }
