@@ -19,7 +19,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -229,11 +228,9 @@ func pipeline(ctx context.Context, c config, log *slog.Logger) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	if cl, ok := a.(io.Closer); ok {
-		defer cl.Close()
-	}
 	learner := online.NewLogistic(width, 0.05)
 	versions := infer.NewVersions()
+	defer versions.Close() // closes version A's ONNX session, and replaced versions
 	if err := versions.Set("A", a, 50); err != nil {
 		return result{}, err
 	}

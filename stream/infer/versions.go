@@ -34,6 +34,8 @@ type Versions struct {
 	// stats are per version name, kept across swaps of that name.
 	statsMu sync.Mutex
 	stats   map[string]*versionStats
+	// closing counts the replaced models waiting for their last batch to be closed.
+	closing sync.WaitGroup
 }
 
 // versionTable is one immutable routing table.
@@ -131,13 +133,36 @@ func (v *Versions) update(change func(t *versionTable) (*version, error)) error 
 	v.table.Store(next)
 	if old != nil {
 		if c, ok := old.model.(io.Closer); ok {
-			go func() { // owned by the batches that hold old: it ends when they are done
+			// Ends when the batches that hold old are done; Close waits for it.
+			v.closing.Go(func() {
 				old.refs.Wait()
 				_ = c.Close()
-			}()
+			})
 		}
 	}
 	return nil
+}
+
+// Close waits for the replaced models to be closed, then closes the live and shadow models
+// that are io.Closers. Call it once no job uses v any more.
+func (v *Versions) Close() error {
+	v.closing.Wait()
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	t := v.table.Load()
+	var errs []error
+	for _, x := range append(slices.Clone(t.live), t.shadow) {
+		if x == nil {
+			continue
+		}
+		if c, ok := x.model.(io.Closer); ok {
+			if err := c.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close model version %q: %w", x.name, err))
+			}
+		}
+	}
+	v.table.Store(&versionTable{})
+	return errors.Join(errs...)
 }
 
 // acquire returns the current table with a reference on each of its versions, released by

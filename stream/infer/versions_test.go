@@ -294,10 +294,15 @@ func TestVersionsHotSwapUnderLoad(t *testing.T) {
 			t.Errorf("generation %d scored nothing: the swaps were not mid-run", k)
 		}
 		sum += perGen[k]
-		if k < swaps && !m.closed.Load() {
-			// Closed in the background once its last batch is done; by the end of the
-			// job every batch is.
-			t.Logf("generation %d not closed yet", k)
+
+	}
+	// Close waits for the replaced generations to be closed, and closes the live one.
+	if err := vs.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for k, m := range gens {
+		if !m.closed.Load() {
+			t.Errorf("generation %d not closed after Versions.Close", k)
 		}
 	}
 	if st := vs.Stats()["model"]; sum != n || st.Records != n {

@@ -93,6 +93,9 @@ func TestStageHotSwapsSessions(t *testing.T) {
 	if bad > 0 || dead.Load() > 0 {
 		t.Fatalf("%d records scored twice or wrong, %d dead letters", bad, dead.Load())
 	}
+	if err := vs.Close(); err != nil {
+		t.Fatal(err)
+	}
 	total := 0
 	for k, c := range perGen {
 		total += c
