@@ -169,7 +169,7 @@ func score(ctx context.Context, c config, model *onnxrt.Model, log *slog.Logger)
 	lines := graph.From(g, numberedLines(c.in), graph.Name("lines"))
 	reqs := graph.TryMap(lines, func(l numberedLine) (request, error) { return parse(l, width) }, graph.Name("parse"))
 	scored := infer.Stage(reqs, model, func(r request) []float32 { return r.Features },
-		infer.MaxBatch(c.batch), infer.Concurrency(c.concurrency), infer.MaxDelay(c.maxDelay), infer.Name("model"),
+		infer.MaxBatch(c.batch), infer.Concurrency(c.concurrency), infer.Name("model"),
 		infer.WithCodec(stream.JSON[request]()))
 	out := graph.TryMap(scored, func(s infer.Scored[request]) (result, error) {
 		for _, v := range s.Output {

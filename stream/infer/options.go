@@ -20,11 +20,6 @@ type config struct {
 	// per-call cost (an HTTP round trip, a session run) and delay the first record of each.
 	// Default 64.
 	maxBatch int
-	// maxDelay is how long a partly filled batch waits for more records before it goes:
-	// Triton's max queue delay. It is the linger of the exchange in front of the stage,
-	// which the job sets (graph.Linger); the stage records it to describe itself. See
-	// MaxDelay.
-	maxDelay time.Duration
 	// concurrency bounds the requests in flight per instance of the stage. Default 4.
 	concurrency int
 	// timeout is the deadline of one request (each attempt). Default 10s.
@@ -76,7 +71,6 @@ func (c *config) validate() error {
 		{"concurrency", c.concurrency < 1, c.concurrency},
 		{"timeout", c.timeout < 0, c.timeout},
 		{"backoff", c.backoff < 0 || c.maxBackoff < c.backoff, fmt.Sprintf("%v..%v", c.backoff, c.maxBackoff)},
-		{"max delay", c.maxDelay < 0, c.maxDelay},
 		{"rate", c.rate < 0, c.rate},
 	} {
 		if chk.bad {
@@ -88,14 +82,12 @@ func (c *config) validate() error {
 
 // MaxBatch sets the most rows in one request to the model (default 64). The stage cuts
 // each batch it receives into requests of at most n rows.
+//
+// Batches form in the exchange in front of the stage, which sends one when it holds the
+// job's BatchSize records or when its oldest has waited the job's Linger: Triton's dynamic
+// batcher with the max queue delay = graph.Linger. Run the job with graph.BatchSize a
+// multiple of MaxBatch (MaxBatch × Concurrency fills every request of a batch).
 func MaxBatch(n int) Option { return optFunc(func(c *config) { c.maxBatch = n }) }
-
-// MaxDelay records the longest a record waits for its batch to fill. Batches form in the
-// exchange in front of the stage, which sends one when it holds the job's BatchSize records
-// or its oldest has waited the job's Linger: Triton's dynamic batcher with max batch =
-// BatchSize and max queue delay = Linger. Run the job with graph.Linger(d) (and
-// graph.BatchSize a multiple of MaxBatch); MaxDelay only checks d and shows it.
-func MaxDelay(d time.Duration) Option { return optFunc(func(c *config) { c.maxDelay = d }) }
 
 // Concurrency bounds the requests in flight per instance of the stage (default 4). With the
 // credits of the exchange in front, it is the stage's backpressure: when every request is

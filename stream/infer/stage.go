@@ -23,7 +23,7 @@ import (
 //
 // The stage runs behind an exchange (an asynchronous boundary, as Flink's AsyncIO is its
 // own operator): the source goes on reading while the stage scores, the exchange's batches
-// are the dynamic batches (see MaxDelay), and its credits with Concurrency bound what is in
+// are the dynamic batches (see MaxBatch), and its credits with Concurrency bound what is in
 // flight. Each batch the stage receives is cut into requests of at most MaxBatch rows, sent
 // up to Concurrency at a time; the batch is done, and its results go on, when all its
 // requests are. So a checkpoint barrier, which follows the batch, never finds a record in
