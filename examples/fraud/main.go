@@ -192,7 +192,7 @@ func (r result) log(log *slog.Logger) {
 		}
 	}) {
 		s := r.stats[v]
-		log.Info("version", "name", v, "scored", s.Records, "requests", s.Batches)
+		log.Info("version", "name", v, "scored", s.Records, "requests", s.Batches, "p50", s.P50, "p99", s.P99)
 	}
 	log.Info("done", "alerts", r.alerts, "online versions published", r.published, "drift events", len(r.drifts))
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"maps"
 	"math"
+	"math/bits"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -230,8 +231,11 @@ type VersionStats struct {
 	// Records and Batches scored successfully; Failures counts failed requests (each retry
 	// that failed is one).
 	Records, Batches, Failures int64
-	// Latency is the total time of the successful requests; MaxLatency the longest.
+	// Latency is the total time of the successful requests; MaxLatency the longest;
+	// P50 and P99 their quantiles, to within a factor of 2 (the upper edge of a
+	// power-of-two bucket).
 	Latency, MaxLatency time.Duration
+	P50, P99            time.Duration
 	// Shadow only: ShadowRecords compared, Disagreements among them (an output element more
 	// than ShadowTolerance from the live version's), MaxDiff the largest difference seen.
 	ShadowRecords, Disagreements int64
@@ -245,14 +249,50 @@ const ShadowTolerance = 1e-6
 type versionStats struct {
 	records, batches, failures atomic.Int64
 	latency, maxLatency        atomic.Int64
-	shadowRecords, disagree    atomic.Int64
-	maxDiffBits                atomic.Uint64 // float64 bits; differences are >= 0, so bits order as values
+	// buckets[i] counts the requests that took [2^i, 2^(i+1)) µs (bucket 0: under 2 µs).
+	buckets                 [latencyBuckets]atomic.Int64
+	shadowRecords, disagree atomic.Int64
+	maxDiffBits             atomic.Uint64 // float64 bits; differences are >= 0, so bits order as values
+}
+
+// latencyBuckets covers up to 2^40 µs (12 days) in powers of two.
+const latencyBuckets = 41
+
+func latencyBucket(d time.Duration) int {
+	us := d.Microseconds()
+	if us < 2 {
+		return 0
+	}
+	return min(bits.Len64(uint64(us))-1, latencyBuckets-1)
+}
+
+// quantile is the upper edge of the bucket that holds the q-th request by latency.
+func (s *versionStats) quantile(q float64) time.Duration {
+	var counts [latencyBuckets]int64
+	var total int64
+	for i := range counts {
+		counts[i] = s.buckets[i].Load()
+		total += counts[i]
+	}
+	if total == 0 {
+		return 0
+	}
+	rank := int64(math.Ceil(q * float64(total)))
+	var seen int64
+	for i, c := range counts {
+		seen += c
+		if seen >= rank {
+			return time.Duration(int64(1)<<(i+1)) * time.Microsecond
+		}
+	}
+	return time.Duration(int64(1)<<latencyBuckets) * time.Microsecond
 }
 
 func (s *versionStats) ok(rows int, d time.Duration) {
 	s.records.Add(int64(rows))
 	s.batches.Add(1)
 	s.latency.Add(int64(d))
+	s.buckets[latencyBucket(d)].Add(1)
 	for {
 		cur := s.maxLatency.Load()
 		if int64(d) <= cur || s.maxLatency.CompareAndSwap(cur, int64(d)) {
@@ -271,6 +311,7 @@ func (v *Versions) Stats() map[string]VersionStats {
 		out[name] = VersionStats{
 			Records: s.records.Load(), Batches: s.batches.Load(), Failures: s.failures.Load(),
 			Latency: time.Duration(s.latency.Load()), MaxLatency: time.Duration(s.maxLatency.Load()),
+			P50: s.quantile(0.5), P99: s.quantile(0.99),
 			ShadowRecords: s.shadowRecords.Load(), Disagreements: s.disagree.Load(),
 			MaxDiff: math.Float64frombits(s.maxDiffBits.Load()),
 		}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/eddyflow/eddy/graph"
 	"github.com/eddyflow/eddy/stream"
@@ -309,4 +310,30 @@ func TestVersionsHotSwapUnderLoad(t *testing.T) {
 		t.Errorf("per-generation counts add up to %d, version stats %d; want %d", sum, st.Records, n)
 	}
 	t.Logf("per generation: %v", perGen)
+}
+
+// The latency quantiles of a version: requests of about 1 ms, and one of about 50 ms.
+func TestVersionLatencyQuantiles(t *testing.T) {
+	vs := infer.NewVersions()
+	var calls atomic.Int64
+	model := infer.Func(func(ctx context.Context, rows [][]float32) ([][]float32, error) {
+		d := time.Millisecond
+		if calls.Add(1) == 50 {
+			d = 50 * time.Millisecond
+		}
+		time.Sleep(d)
+		return infer.RowFunc(affine).Infer(ctx, rows)
+	})
+	if err := vs.Set("m", model, 1); err != nil {
+		t.Fatal(err)
+	}
+	g := graph.New("latency")
+	infer.Stage(graph.From(g, points(100)), vs, features, infer.MaxBatch(1), infer.Concurrency(1)).To(stream.NewCollect[infer.Scored[point]]())
+	run(t, g, graph.Parallelism(1))
+	st := vs.Stats()["m"]
+	// Buckets are powers of two in µs: 1 ms falls in [1024, 2048) µs, reported as 2.048 ms
+	// (a sleep may run long on a loaded machine: at most a bucket or two more).
+	if st.Batches != 100 || st.P50 < time.Millisecond || st.P50 > 8*time.Millisecond || st.P99 < st.P50 || st.MaxLatency < 50*time.Millisecond {
+		t.Errorf("stats %+v; want p50 about 1 ms, max at least 50 ms", st)
+	}
 }
