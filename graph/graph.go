@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"context"
 	"fmt"
 	"reflect"
 
@@ -855,4 +856,60 @@ func callWindowFunc[R any](env *actor.Env, stage string, r stream.Record[R], f f
 		}
 	}()
 	f()
+}
+
+// MapBatches calls f once per batch of records that reaches the stage (what its upstream
+// hands on at a time: a source's chunk, an exchange's batch), for work that pays per call
+// rather than per record, such as scoring a batch with a model. f emits results with emit,
+// any number in any order, stamped as it likes, and sends a record it cannot handle to the
+// dead-letter output with reject; it may run goroutines while it works, but the batch is
+// done when f returns: f must not keep in, nor call emit or reject after it returns. ctx
+// is the job's context, done when the job is cancelled.
+//
+// The stage holds nothing between batches, so a checkpoint barrier, which passes between
+// batches, never finds a record half done: what f emitted goes out before the barrier. A
+// panic in f costs the whole batch (every record to the dead-letter output, nothing of
+// what f emitted goes on).
+func MapBatches[T, O any](s Stream[T], f func(ctx context.Context, in []stream.Record[T], emit func(stream.Record[O]), reject func(r stream.Record[T], reason string)), opts ...Option) Stream[O] {
+	ns, _ := newStage[O](s.g(), "mapBatches", opts, s.st)
+	nilFunc(ns.g, ns, "batch function", f == nil)
+	consume(s, ns, func(ic *inst) push[T] {
+		next := pushOf[O](ic, ns)
+		bm := &batchMapper[T, O]{env: ic.env, name: ns.name, f: f}
+		bm.emit = func(r stream.Record[O]) {
+			bm.mu.Lock()
+			bm.out = append(bm.out, r)
+			bm.mu.Unlock()
+		}
+		bm.reject = func(r stream.Record[T], reason string) {
+			bm.mu.Lock()
+			bm.rejected = append(bm.rejected, rejected[T]{r, reason})
+			bm.mu.Unlock()
+		}
+		return func(in []stream.Record[T]) {
+			if len(in) == 0 {
+				return
+			}
+			bm.run(in)
+			for _, rj := range bm.rejected {
+				deadLetter(ic.env, ns.name, rj.reason, rj.rec)
+			}
+			if len(bm.out) > 0 {
+				next(bm.out)
+			}
+			clear(bm.out)
+			clear(bm.rejected)
+			bm.out, bm.rejected = bm.out[:0], bm.rejected[:0]
+		}
+	})
+	return Stream[O]{st: ns}
+}
+
+// Invalid records err as an error of the graph s belongs to, which Build returns: for
+// packages that make stages out of this DSL (an inference stage, a connector) and find
+// their own configuration wrong, so that the mistake is a Build error, not a run-time one.
+func Invalid[T any](s Stream[T], err error) {
+	if err != nil {
+		s.g().errs = append(s.g().errs, err)
+	}
 }

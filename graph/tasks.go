@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/eddyflow/eddy/actor"
@@ -1013,4 +1014,40 @@ type replayable interface {
 // what was appended before it in the returned slice.
 type appender[T any] interface {
 	Append(ctx context.Context, dst []stream.Record[T], max int) ([]stream.Record[T], error)
+}
+
+// batchMapper is the push of a MapBatches stage. f may call emit and reject from its own
+// goroutines, hence the lock; they append to out and rejected, handed on once f returns.
+type batchMapper[T, O any] struct {
+	env    *actor.Env
+	name   string
+	f      func(context.Context, []stream.Record[T], func(stream.Record[O]), func(stream.Record[T], string))
+	emit   func(stream.Record[O])
+	reject func(stream.Record[T], string)
+
+	mu       sync.Mutex
+	out      []stream.Record[O]
+	rejected []rejected[T]
+}
+
+type rejected[T any] struct {
+	rec    stream.Record[T]
+	reason string
+}
+
+// run calls f on in; a panic in f drops what it emitted and rejects every record of in.
+func (bm *batchMapper[T, O]) run(in []stream.Record[T]) {
+	defer func() {
+		if p := recover(); p != nil {
+			bm.mu.Lock()
+			defer bm.mu.Unlock()
+			clear(bm.out)
+			clear(bm.rejected)
+			bm.out, bm.rejected = bm.out[:0], bm.rejected[:0]
+			for _, r := range in {
+				bm.rejected = append(bm.rejected, rejected[T]{r, fmt.Sprintf("panic in the batch function: %v", p)})
+			}
+		}
+	}()
+	bm.f(bm.env.Context(), in, bm.emit, bm.reject)
 }
