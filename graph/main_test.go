@@ -25,7 +25,7 @@ var quiet = graph.Logger(slog.New(slog.DiscardHandler))
 
 // runTimeout bounds every job of these tests; a job that hangs fails its test instead of
 // the whole package.
-const runTimeout = 30 * time.Second
+const runTimeout = 2 * time.Minute
 
 // build builds g with the quiet logger and opts, failing the test on an error.
 func build(t *testing.T, g *graph.Graph, opts ...graph.JobOption) *graph.Job {
