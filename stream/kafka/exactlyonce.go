@@ -46,7 +46,7 @@ type ExactlyOnceSink[T any] struct {
 }
 
 var (
-	_ stream.TwoPhaseSink[int]  = (*ExactlyOnceSink[int])(nil)
+	_ stream.TwoPhaseSink[int] = (*ExactlyOnceSink[int])(nil)
 	_ stream.InstanceRecoverer = (*ExactlyOnceSink[int])(nil)
 )
 
@@ -115,7 +115,9 @@ func ExactlyOnce[T any](cfg Config, topic string, encode Encoder[T], transaction
 	return s, nil
 }
 
-func (s *ExactlyOnceSink[T]) txnID(instance int) string { return s.prefix + "-" + strconv.Itoa(instance) }
+func (s *ExactlyOnceSink[T]) txnID(instance int) string {
+	return s.prefix + "-" + strconv.Itoa(instance)
+}
 
 // instanceOf parses a transactional id of this sink back to its instance.
 func (s *ExactlyOnceSink[T]) instanceOf(txnID string) (int, bool) {
