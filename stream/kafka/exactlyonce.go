@@ -201,6 +201,9 @@ func (s *ExactlyOnceSink[T]) writeMarker(ctx context.Context, adm *kadm.Client, 
 
 func (s *ExactlyOnceSink[T]) readMarker(ctx context.Context, adm *kadm.Client, txnID string) (marker, bool, error) {
 	resps, err := adm.FetchOffsets(ctx, txnID)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		return marker{}, false, nil // no pre-commit yet
+	}
 	if err != nil {
 		return marker{}, false, fmt.Errorf("read the transaction note of %s: %w", txnID, err)
 	}
@@ -324,8 +327,8 @@ func endTxn(ctx context.Context, cl *kgo.Client, txnID string, pid int64, epoch 
 	return nil
 }
 
-// writer returns the writer of instance i, created on first use.
-func (s *ExactlyOnceSink[T]) writer(i int, op string) (*txWriter, error) {
+// lookup returns the writer of instance i; without create, nil if it has not written yet.
+func (s *ExactlyOnceSink[T]) lookup(i int, op string, create bool) (*txWriter, error) {
 	if i < 0 {
 		return nil, fmt.Errorf("kafka exactly-once sink %s: %s: negative instance %d", s.topic, op, i)
 	}
@@ -339,6 +342,9 @@ func (s *ExactlyOnceSink[T]) writer(i int, op string) (*txWriter, error) {
 	}
 	if w := s.writers[i]; w != nil {
 		return w, nil
+	}
+	if !create {
+		return nil, nil
 	}
 	w := &txWriter{instance: i, txnID: s.txnID(i)}
 	opts := []kgo.Opt{kgo.DefaultProduceTopic(s.topic), kgo.TransactionalID(w.txnID), kgo.TransactionTimeout(s.opts.txnTimeout)}
@@ -396,7 +402,7 @@ func (s *ExactlyOnceSink[T]) produce(w *txWriter, krs []*kgo.Record) error {
 // WriteBatchFor writes recs into the open transaction of instance, or holds them while a
 // pre-committed transaction waits for its checkpoint to complete.
 func (s *ExactlyOnceSink[T]) WriteBatchFor(instance int, recs []stream.Record[T]) error {
-	w, err := s.writer(instance, "write")
+	w, err := s.lookup(instance, "write", true)
 	if err != nil {
 		return err
 	}
@@ -424,8 +430,9 @@ func (s *ExactlyOnceSink[T]) WriteBatch([]stream.Record[T]) error {
 
 // PreCommit flushes the open transaction of instance and notes it as checkpoint n's.
 func (s *ExactlyOnceSink[T]) PreCommit(instance int, n int64) error {
-	w, err := s.writer(instance, "pre-commit")
-	if err != nil {
+	w, err := s.lookup(instance, "pre-commit", false)
+	if err != nil || w == nil {
+		// An instance that never wrote has nothing to pre-commit, and needs no producer.
 		return err
 	}
 	w.mu.Lock()
