@@ -159,7 +159,6 @@ func newBroker(t *testing.T) (*kfake.Cluster, string) {
 	return c, c.ListenAddrs()[0]
 }
 
-
 func start(t *testing.T, bin string, args []string) (*exec.Cmd, chan error, *strings.Builder) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
