@@ -129,7 +129,8 @@ func (r *uvarintReader) next(what string, max uint64) uint64 {
 		return 0
 	}
 	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
+	// A zero last byte is a longer encoding than needed: one offset, one encoding.
+	if n <= 0 || (n > 1 && r.b[n-1] == 0) {
 		r.err = errors.New("kafka offset: truncated or overlong " + what)
 		return 0
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/eddyflow/eddy/stream"
 )
@@ -372,24 +373,39 @@ func (sp *split[T]) start(ctx context.Context) error {
 func (sp *split[T]) discover(ctx context.Context, first bool) error {
 	s := sp.src
 	sp.lastDiscover = s.opts.clock.Now()
-	md, err := sp.adm.Metadata(ctx, s.topics...)
+	// A metadata request of its own, not kadm's cached metadata: a new partition must show.
+	req := kmsg.NewPtrMetadataRequest()
+	for _, t := range s.topics {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(t)
+		req.Topics = append(req.Topics, rt)
+	}
+	resp, err := req.RequestWith(ctx, sp.client)
 	if err != nil {
 		return fmt.Errorf("kafka source split %d: list partitions of %v: %w", sp.index, s.topics, err)
 	}
-	var fresh []topicPartition
-	for _, t := range s.topics {
-		td, ok := md.Topics[t]
-		if !ok || td.Err != nil {
+	partitions := map[string][]int32{}
+	for _, rt := range resp.Topics {
+		if rt.Topic == nil {
+			continue
+		}
+		if err := kerr.ErrorForCode(rt.ErrorCode); err != nil {
 			if first {
-				err := errors.New("not in the metadata")
-				if ok {
-					err = td.Err
-				}
-				return fmt.Errorf("kafka source split %d: topic %s: %w", sp.index, t, err)
+				return fmt.Errorf("kafka source split %d: topic %s: %w", sp.index, *rt.Topic, err)
 			}
 			continue
 		}
-		for p := range td.Partitions {
+		for _, p := range rt.Partitions {
+			partitions[*rt.Topic] = append(partitions[*rt.Topic], p.Partition)
+		}
+	}
+	var fresh []topicPartition
+	for _, t := range s.topics {
+		ps, ok := partitions[t]
+		if !ok && first {
+			return fmt.Errorf("kafka source split %d: topic %s: not in the metadata", sp.index, t)
+		}
+		for _, p := range ps {
 			tp := topicPartition{t, p}
 			if owner(tp, sp.count) != sp.index {
 				continue
@@ -424,6 +440,8 @@ func (sp *split[T]) discover(ctx context.Context, first bool) error {
 	sp.statsMu.Unlock()
 	sp.client.AddConsumePartitions(add)
 	if !first {
+		// The client's own metadata may not know the new partitions for minutes.
+		sp.client.ForceMetadataRefresh()
 		s.cfg.logger().Info("kafka source: new partitions", "split", sp.index, "partitions", fmt.Sprint(fresh))
 	}
 	return nil
