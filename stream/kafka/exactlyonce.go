@@ -66,6 +66,8 @@ type txWriter struct {
 	// written after that barrier wait in held until Commit ends the transaction.
 	upTo  int64
 	held  []*kgo.Record
+	// epoch is the producer epoch the pre-committed transaction was noted with.
+	epoch int16
 	lastN int64
 	// broken is the error that broke the writer; it refuses everything after it.
 	broken error
@@ -469,7 +471,7 @@ func (s *ExactlyOnceSink[T]) PreCommit(instance int, n int64) error {
 	if err := s.writeMarker(ctx, kadm.NewClient(w.client), w.txnID, marker{checkpoint: n, pid: pid, epoch: epoch}); err != nil {
 		return s.breakWriter(w, fmt.Errorf("kafka exactly-once sink %s: instance %d: %w", s.topic, instance, err))
 	}
-	w.upTo = n
+	w.upTo, w.epoch = n, epoch
 	return nil
 }
 
@@ -483,12 +485,14 @@ func (s *ExactlyOnceSink[T]) Commit(n int64) error {
 	}
 	ws := slices.SortedFunc(maps.Values(s.writers), func(a, b *txWriter) int { return cmp.Compare(a.instance, b.instance) })
 	s.mu.Unlock()
-	var errs []error
-	for _, w := range ws {
-		if err := s.commitWriter(w, n); err != nil {
-			errs = append(errs, err)
-		}
+	// The writers' transactions end at once: one round trip to the brokers, not one per
+	// writer, holds up the instance that calls Commit.
+	errs := make([]error, len(ws))
+	var wg sync.WaitGroup
+	for i, w := range ws {
+		wg.Go(func() { errs[i] = s.commitWriter(w, n) })
 	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 
@@ -507,10 +511,13 @@ func (s *ExactlyOnceSink[T]) commitWriter(w *txWriter, n int64) error {
 	s.transactions.Add(1)
 	done := marker{checkpoint: w.upTo, done: true}
 	w.inTxn, w.records, w.upTo = false, 0, 0
-	if err := s.writeMarker(ctx, kadm.NewClient(w.client), w.txnID, done); err != nil {
-		// Recovery tells a committed transaction from an open one by its producer epoch
-		// too; the note only spares it the question.
-		s.cfg.logger().Warn("kafka sink: note a committed transaction", "transactional_id", w.txnID, "err", err)
+	// A broker with KIP-890 transactions bumps the epoch at each commit, so recovery tells
+	// the next transaction from this one by its epoch and needs no note. Older brokers keep
+	// the epoch: then the note "done" tells it.
+	if _, epoch, err := w.client.ProducerID(ctx); err != nil || epoch == w.epoch {
+		if err := s.writeMarker(ctx, kadm.NewClient(w.client), w.txnID, done); err != nil {
+			s.cfg.logger().Warn("kafka sink: note a committed transaction", "transactional_id", w.txnID, "err", err)
+		}
 	}
 	held := w.held
 	w.held = nil
