@@ -64,8 +64,8 @@ type txWriter struct {
 	records int64
 	// upTo is the checkpoint the open transaction was pre-committed at (0: not yet). Records
 	// written after that barrier wait in held until Commit ends the transaction.
-	upTo  int64
-	held  []*kgo.Record
+	upTo int64
+	held []*kgo.Record
 	// epoch is the producer epoch the pre-committed transaction was noted with.
 	epoch int16
 	lastN int64
