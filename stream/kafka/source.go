@@ -470,7 +470,8 @@ func (sp *split[T]) startOffsets(ctx context.Context, tps []topicPartition, firs
 	var committed kadm.OffsetResponses
 	if start.kind == startCommitted {
 		var err error
-		if committed, err = sp.adm.FetchOffsets(ctx, start.group); err != nil {
+		// A group that never committed starts every partition at its earliest record.
+		if committed, err = sp.adm.FetchOffsets(ctx, start.group); err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
 			return nil, fmt.Errorf("fetch the offsets group %s committed: %w", start.group, err)
 		}
 	}
