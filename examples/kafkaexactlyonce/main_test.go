@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -20,8 +20,8 @@ import (
 // produced while the job is being killed), the binary SIGKILLed at random moments at least
 // ten times and started again with the same flags each time, then left to finish. A
 // read_committed consumer of the output sees every (key, seq) for seq = 1..count(key)
-// exactly once, and nothing else. The broker is kfake, in this test's process: it outlives
-// the killed job, as a real cluster would.
+// exactly once, and nothing else. The broker is examples/kafkabroker (kfake) in a process of
+// its own: it outlives the killed job, as a real cluster would.
 func TestKilledAndRestartedExactlyOnce(t *testing.T) {
 	const n, keys, kills = 200_000, 97, 10
 	bin := build(t)
@@ -149,14 +149,33 @@ func build(t *testing.T) string {
 	return bin
 }
 
-func newBroker(t *testing.T) (*kfake.Cluster, string) {
+// newBroker starts examples/kafkabroker (kfake in its own process, so that the race
+// detector of this test does not slow the broker down) with topics in and out of 4
+// partitions, and returns its address once it accepts connections.
+func newBroker(t *testing.T) (*exec.Cmd, string) {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "in", "out"))
+	bin := filepath.Join(t.TempDir(), "kafkabroker")
+	if b, err := exec.Command("go", "build", "-o", bin, "../kafkabroker").CombinedOutput(); err != nil {
+		t.Fatalf("build kafkabroker: %v\n%s", err, b)
+	}
+	cmd := exec.Command(bin, "-listen", "127.0.0.1:0", "-topics", "in:4,out:4")
+	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(c.Close)
-	return c, c.ListenAddrs()[0]
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening on ")
+	if err != nil || !ok {
+		t.Fatalf("kafkabroker said %q, %v; want \"listening on ADDR\"", line, err)
+	}
+	return cmd, addr
 }
 
 func start(t *testing.T, bin string, args []string) (*exec.Cmd, chan error, *strings.Builder) {
