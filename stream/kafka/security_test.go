@@ -117,4 +117,3 @@ func TestTLSAndSASLPassedThrough(t *testing.T) {
 		})
 	}
 }
-
