@@ -561,7 +561,7 @@ func (sp *split[T]) Read(ctx context.Context, max int, out stream.Output[T]) (in
 				continue // already read (a fetch that raced a restart of the partition)
 			}
 			p.next = r.Offset + 1
-			p.lastActive, p.idle = now, false
+			p.lastActive, p.idle = now, false // a malformed record is activity too
 			msg = Message{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value, Timestamp: r.Timestamp}
 			if len(r.Headers) > 0 {
 				msg.Headers = make([]Header, len(r.Headers))
@@ -584,20 +584,12 @@ func (sp *split[T]) Read(ctx context.Context, max int, out stream.Output[T]) (in
 			if sp.src.eventTime != nil {
 				ts = sp.src.eventTime(v, &msg)
 			}
-			if p.gen != nil {
-				if w, ok := p.gen.OnRecord(v, ts); ok && w > p.wm {
-					p.wm = w
-				}
-			}
+			p.observe(v, ts)
 			p.records++
 			n++
 			out.Emit(stream.Record[T]{Value: v, Time: ts})
 		}
-		if p.gen != nil {
-			if w, ok := p.gen.OnBatchEnd(); ok && w > p.wm {
-				p.wm = w
-			}
-		}
+		p.batchEnd()
 	})
 	if n > 0 {
 		sp.lastRecord = now
@@ -613,13 +605,41 @@ func (sp *split[T]) Read(ctx context.Context, max int, out stream.Output[T]) (in
 	return n, nil
 }
 
-// emitWatermark hands on the minimum watermark of the partitions that are not idle, when it
-// has advanced. With every partition idle (or none), nothing: the split is idle, and the
-// runtime's idle timeout (graph.IdleTimeout) lets the stages after it go on without it.
+// emitWatermark hands on the split's watermark when it has advanced.
 func (sp *split[T]) emitWatermark(now time.Time, out stream.Output[T]) {
-	idle := sp.src.opts.idle
+	if w, ok := splitWatermark(sp.parts, sp.src.opts.idle, now, sp.wmEmitted); ok {
+		sp.wmEmitted = w
+		out.Watermark(w)
+	}
+}
+
+// observe shows a record to the partition's watermark generator.
+func (p *partition[T]) observe(v T, ts int64) {
+	if p.gen == nil {
+		return
+	}
+	if w, ok := p.gen.OnRecord(v, ts); ok && w > p.wm {
+		p.wm = w
+	}
+}
+
+// batchEnd lets a periodic generator move the partition's watermark after a fetch.
+func (p *partition[T]) batchEnd() {
+	if p.gen == nil {
+		return
+	}
+	if w, ok := p.gen.OnBatchEnd(); ok && w > p.wm {
+		p.wm = w
+	}
+}
+
+// splitWatermark is the minimum watermark of the partitions that are not idle at now (those
+// without a record for idle, when idle > 0; it marks them), and whether it is above emitted.
+// With every partition idle (or none) there is none: the split is idle, and the runtime's
+// idle timeout (graph.IdleTimeout) lets the stages after it go on without it.
+func splitWatermark[T any](parts map[topicPartition]*partition[T], idle time.Duration, now time.Time, emitted int64) (int64, bool) {
 	low, active := stream.MaxWatermark, 0
-	for _, p := range sp.parts {
+	for _, p := range parts {
 		if idle > 0 && now.Sub(p.lastActive) >= idle {
 			p.idle = true
 			continue
@@ -627,11 +647,10 @@ func (sp *split[T]) emitWatermark(now time.Time, out stream.Output[T]) {
 		active++
 		low = min(low, p.wm)
 	}
-	if active == 0 || low == stream.MinWatermark || low <= sp.wmEmitted {
-		return
+	if active == 0 || low == stream.MinWatermark || low <= emitted {
+		return 0, false
 	}
-	sp.wmEmitted = low
-	out.Watermark(low)
+	return low, true
 }
 
 // Close closes the client and waits for the courtesy commits to stop.
