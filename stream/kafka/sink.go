@@ -92,14 +92,28 @@ type AtLeastOnceSink[T any] struct {
 	// failed holds the first produce error not yet reported.
 	failed             atomic.Pointer[error]
 	written, committed atomic.Int64
+
+	// pendingMu guards pending: per writer instance, its records not acknowledged yet, so
+	// that an instance's pre-commit waits for its own records only, not for what the
+	// others produce meanwhile (a Flush of the shared producer would).
+	pendingMu sync.Mutex
+	pending   map[int]*instancePending
+}
+
+// instancePending counts an instance's records in flight; acked is closed (and replaced)
+// when the count falls to zero.
+type instancePending struct {
+	n     int64
+	acked chan struct{}
 }
 
 var _ stream.TwoPhaseSink[int] = (*AtLeastOnceSink[int])(nil)
 
 // AtLeastOnce writes each record to topic (or to the topic its Encoder names) with an
 // idempotent producer, partitioned by key. Records are produced asynchronously; at each
-// checkpoint barrier the sink waits until every record before it is acknowledged (it is a
-// stream.TwoPhaseSink whose pre-commit is that flush), so a checkpoint completes only when
+// checkpoint barrier a writer instance waits until every record it wrote before it is
+// acknowledged (it is a stream.TwoPhaseSink whose pre-commit is that wait; the other
+// instances go on producing meanwhile), so a checkpoint completes only when
 // its output is in Kafka: after a crash the job replays from the checkpoint and records may
 // be written twice, never lost. A failed produce fails the next pre-commit, so its
 // checkpoint never completes.
@@ -156,8 +170,14 @@ func (s *AtLeastOnceSink[T]) clientFor() (*kgo.Client, error) {
 	return cl, nil
 }
 
-// WriteBatch produces recs asynchronously.
+// WriteBatch produces recs asynchronously, as instance 0's.
 func (s *AtLeastOnceSink[T]) WriteBatch(recs []stream.Record[T]) error {
+	return s.WriteBatchFor(0, recs)
+}
+
+// WriteBatchFor produces recs asynchronously for writer instance i; every instance shares
+// one producer.
+func (s *AtLeastOnceSink[T]) WriteBatchFor(instance int, recs []stream.Record[T]) error {
 	if errp := s.failed.Load(); errp != nil {
 		return fmt.Errorf("kafka sink %s: an earlier produce failed: %w", s.topic, *errp)
 	}
@@ -169,34 +189,64 @@ func (s *AtLeastOnceSink[T]) WriteBatch(recs []stream.Record[T]) error {
 	if err != nil {
 		return fmt.Errorf("kafka sink %s: %w", s.topic, err)
 	}
+	if len(krs) == 0 {
+		return nil
+	}
+	ip := s.instancePending(instance)
+	s.pendingMu.Lock()
+	ip.n += int64(len(krs))
+	s.pendingMu.Unlock()
+	done := func(_ *kgo.Record, err error) {
+		if err != nil {
+			s.failed.CompareAndSwap(nil, &err)
+		} else {
+			s.committed.Add(1)
+		}
+		s.pendingMu.Lock()
+		ip.n--
+		if ip.n == 0 {
+			close(ip.acked)
+			ip.acked = make(chan struct{})
+		}
+		s.pendingMu.Unlock()
+	}
 	for _, r := range krs {
-		cl.Produce(context.Background(), r, s.produced)
+		cl.Produce(context.Background(), r, done)
 	}
 	s.written.Add(int64(len(krs)))
 	return nil
 }
 
-func (s *AtLeastOnceSink[T]) produced(_ *kgo.Record, err error) {
-	if err != nil {
-		s.failed.CompareAndSwap(nil, &err)
-		return
+func (s *AtLeastOnceSink[T]) instancePending(i int) *instancePending {
+	s.pendingMu.Lock()
+	defer s.pendingMu.Unlock()
+	if s.pending == nil {
+		s.pending = map[int]*instancePending{}
 	}
-	s.committed.Add(1)
+	ip := s.pending[i]
+	if ip == nil {
+		ip = &instancePending{acked: make(chan struct{})}
+		s.pending[i] = ip
+	}
+	return ip
 }
 
-// WriteBatchFor is WriteBatch: every instance shares one producer.
-func (s *AtLeastOnceSink[T]) WriteBatchFor(_ int, recs []stream.Record[T]) error {
-	return s.WriteBatch(recs)
-}
-
-// PreCommit waits until every record written so far is acknowledged.
-func (s *AtLeastOnceSink[T]) PreCommit(_ int, n int64) error {
-	s.mu.Lock()
-	cl := s.client
-	s.mu.Unlock()
-	if cl != nil {
-		if err := cl.Flush(context.Background()); err != nil {
-			return fmt.Errorf("kafka sink %s: flush at checkpoint %d: %w", s.topic, n, err)
+// PreCommit waits until every record instance wrote so far is acknowledged.
+func (s *AtLeastOnceSink[T]) PreCommit(instance int, n int64) error {
+	ip := s.instancePending(instance)
+	timeout := time.NewTimer(opTimeout)
+	defer timeout.Stop()
+	for {
+		s.pendingMu.Lock()
+		left, acked := ip.n, ip.acked
+		s.pendingMu.Unlock()
+		if left == 0 {
+			break
+		}
+		select {
+		case <-acked:
+		case <-timeout.C:
+			return fmt.Errorf("kafka sink %s: instance %d: %d records not acknowledged %v after checkpoint %d", s.topic, instance, left, opTimeout, n)
 		}
 	}
 	if errp := s.failed.Load(); errp != nil {
