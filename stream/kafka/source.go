@@ -463,8 +463,10 @@ func (sp *split[T]) startOffsets(ctx context.Context, tps []topicPartition, firs
 	if len(need) == 0 {
 		return out, nil
 	}
+	// A partition found later, or missing from the checkpoint a run restored (it appeared
+	// while the job was down), is new: all of its records are read.
 	start := s.opts.start
-	if !first {
+	if !first || sp.seeked != nil {
 		start = Earliest()
 	}
 	var committed kadm.OffsetResponses

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -235,5 +236,39 @@ func TestCreateTopicsOnStart(t *testing.T) {
 	}
 	if p := len(md.Topics["another"].Partitions); p != 1 {
 		t.Errorf("another has %d partitions, want 1", p)
+	}
+}
+
+// A restored split reads from its checkpoint's offsets; a partition the checkpoint does not
+// have (it appeared while the job was down) is new and read from its first record, whatever
+// StartFrom says.
+func TestRestoredSplitReadsNewPartitionsFromTheStart(t *testing.T) {
+	_, cfg := newCluster(t, 2, "t")
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.DefaultProduceTopic("t"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for p := range int32(2) {
+		for i := range 3 {
+			if err := cl.ProduceSync(context.Background(), &kgo.Record{Partition: p, Value: fmt.Appendf(nil, "p%d-%d", p, i)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	src := Source(cfg, []string{"t"}, text, StartFrom(Latest()))
+	splits, err := src.Splits(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer splits[0].Close()
+	off := encodeOffsets(splitOffsets{splits: 1, index: 0, next: map[topicPartition]int64{{"t", 0}: 2}})
+	if err := splits[0].(stream.Replayable).Seek(off); err != nil {
+		t.Fatal(err)
+	}
+	got := readSplit(t, splits[0], 4).values()
+	slices.Sort(got)
+	if want := []string{"p0-2", "p1-0", "p1-1", "p1-2"}; !slices.Equal(got, want) {
+		t.Errorf("read %v, want %v", got, want)
 	}
 }
