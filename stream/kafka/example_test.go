@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -67,4 +68,43 @@ func ExampleExactlyOnce() {
 	fmt.Println(got)
 	// Output:
 	// [actor! graph! stream!]
+}
+
+// Reading a topic: its partitions are the job's source splits, the decoder sees the whole
+// record, and Stats reports each partition's position and lag.
+func ExampleSource() {
+	broker, _ := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "clicks"))
+	defer broker.Close()
+	cfg := kafka.Config{Brokers: broker.ListenAddrs()}
+	producer, _ := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.DefaultProduceTopic("clicks"))
+	for _, user := range []string{"ann", "bob", "ann"} {
+		producer.ProduceSync(context.Background(), &kgo.Record{Key: []byte(user), Value: []byte("/home")})
+	}
+	producer.Close()
+
+	type click struct{ User, Page string }
+	src := kafka.Source(cfg, []string{"clicks"}, func(m *kafka.Message) (click, error) {
+		return click{User: string(m.Key), Page: string(m.Value)}, nil
+	})
+	g := graph.New("clicks")
+	out := stream.NewCollect[click]()
+	graph.From(g, src).To(out)
+	job, _ := g.Build(graph.Parallelism(2))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- job.Run(ctx) }()
+	for len(out.Values()) < 3 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+
+	got := out.Values()
+	slices.SortFunc(got, func(a, b click) int { return strings.Compare(a.User, b.User) })
+	fmt.Println(got)
+	st := src.Stats()
+	fmt.Println("records", st.Records, "partitions", len(st.Partitions), "lag", st.Lag)
+	// Output:
+	// [{ann /home} {ann /home} {bob /home}]
+	// records 3 partitions 2 lag 0
 }
