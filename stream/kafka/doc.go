@@ -27,5 +27,9 @@
 //
 // The exactly-once sink needs checkpoints (graph.Checkpoints) and readers with
 // read_committed isolation; see ExactlyOnce for the protocol and its limits, and
-// examples/kafkaexactlyonce for a job that survives SIGKILL at any moment.
+// examples/kafkaexactlyonce for a job that survives SIGKILL at any moment. It has one
+// transactional producer per writer instance; a sink right after a keyed stage runs in
+// each of its key groups (128 by default), so set graph.MaxKeyGroups lower, or put
+// graph.Rebalance before the sink, to keep the producers and the transactions per
+// checkpoint few.
 package kafka
