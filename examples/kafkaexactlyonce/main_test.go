@@ -44,6 +44,7 @@ func TestKilledAndRestartedExactlyOnce(t *testing.T) {
 			time.Sleep(40 * time.Millisecond) // a pace for the producer, not a wait for a result
 		}
 	}()
+	t.Cleanup(func() { <-produced }) // before the broker stops, even when the test fails early
 	state := t.TempDir()
 	args := []string{"-brokers", brokers, "-in", "in", "-out", "out", "-state", state, "-checkpoint", "100ms", "-idle-exit", "1s"}
 
