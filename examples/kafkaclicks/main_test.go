@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"strings"
 	"testing"
 	"time"
@@ -45,6 +46,35 @@ func TestClicksCountedPerWindow(t *testing.T) {
 	}
 	if len(got) != len(want) {
 		t.Errorf("%d distinct windows printed, want %d", len(got), len(want))
+	}
+}
+
+// With -brokers it uses that cluster, creating its topics when they are missing.
+func TestBrokersFlag(t *testing.T) {
+	broker, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer broker.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	var stdout, stderr strings.Builder
+	if err := run(ctx, []string{"-brokers", broker.ListenAddrs()[0], "-clicks", "500", "-users", "3"}, &stdout, &stderr); err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	var sum int64
+	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+		var w WindowCount
+		if err := json.Unmarshal([]byte(line), &w); err != nil {
+			t.Fatalf("output line %q: %v", line, err)
+		}
+		sum += w.Clicks
+	}
+	if sum != 500 {
+		t.Errorf("the windows count %d clicks, want 500", sum)
+	}
+	if strings.Contains(stderr.String(), "in-process broker") {
+		t.Error("started its own broker although -brokers was given")
 	}
 }
 
