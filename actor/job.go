@@ -765,6 +765,7 @@ func (a *instanceActor) Receive(c pa.Context) {
 		return
 	case *pa.Stopped:
 		a.r.stopTimers()
+		a.r.stopEmission()
 		return
 	}
 	defer func() {
@@ -780,5 +781,5 @@ func (a *instanceActor) Receive(c pa.Context) {
 			return
 		}
 	}
-	a.r.receive(msg)
+	a.r.deliver(msg)
 }

@@ -234,6 +234,9 @@ func filterFrom[T any](env *actor.Env, stage string, in []stream.Record[T], star
 // record's dead letter and moves past it; the loop's caller then goes on from *next.
 func recoverRecord[T any](env *actor.Env, stage string, in []stream.Record[T], next *int) {
 	if p := recover(); p != nil {
+		if actor.Unwinding(p) {
+			panic(p) // the instance stops while its work waits for credit
+		}
 		deadLetter(env, stage, fmt.Sprintf("panic: %v", p), in[*next])
 		*next++
 	}
@@ -372,6 +375,9 @@ func (t *sourceTask[T]) read(ctx context.Context, max int) (n int, err error) {
 	}
 	defer func() {
 		if p := recover(); p != nil {
+			if actor.Unwinding(p) {
+				panic(p) // the instance stops while its work waits for credit
+			}
 			t.env.DeadLetter(stream.DeadLetter{Stage: t.name, Reason: fmt.Sprintf("panic while reading: %v", p)})
 			n, err = len(t.buf), nil
 		}
@@ -657,6 +663,9 @@ func (t *processTask[K, T, O]) Watermark(w int64) {
 func (t *processTask[K, T, O]) fireEvent(now time.Time) (fired bool, err error) {
 	defer func() {
 		if p := recover(); p != nil {
+			if actor.Unwinding(p) {
+				panic(p) // the instance stops while its work waits for credit
+			}
 			fired, err = true, fmt.Errorf("panic in OnEventTimer: %v", p)
 		}
 	}()
@@ -706,6 +715,9 @@ func (t *processTask[K, T, O]) FireTimers(now time.Time) {
 func (t *processTask[K, T, O]) fireOne(now time.Time) (fired bool, err error) {
 	defer func() {
 		if p := recover(); p != nil {
+			if actor.Unwinding(p) {
+				panic(p) // the instance stops while its work waits for credit
+			}
 			fired, err = true, fmt.Errorf("panic in OnTimer: %v", p)
 		}
 	}()
@@ -828,6 +840,9 @@ func (t *windowTask[K, T, A, R]) Watermark(w int64) {
 func (t *windowTask[K, T, A, R]) fire(w int64) {
 	defer func() {
 		if p := recover(); p != nil {
+			if actor.Unwinding(p) {
+				panic(p) // the instance stops while its work waits for credit
+			}
 			t.env.DeadLetter(stream.DeadLetter{Stage: t.name, Reason: fmt.Sprintf("panic while firing windows at watermark %d: %v", w, p)})
 		}
 	}()
@@ -869,6 +884,9 @@ func (t *windowTask[K, T, A, R]) NextTimer() (time.Time, bool) {
 func (t *windowTask[K, T, A, R]) FireTimers(now time.Time) {
 	defer func() {
 		if p := recover(); p != nil {
+			if actor.Unwinding(p) {
+				panic(p) // the instance stops while its work waits for credit
+			}
 			t.env.DeadLetter(stream.DeadLetter{Stage: t.name, Reason: fmt.Sprintf("panic in a processing-time firing: %v", p)})
 		}
 	}()
