@@ -1,6 +1,7 @@
 package graph_test
 
 import (
+	"context"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
@@ -156,36 +157,6 @@ func pushKeys(h *actortest.StageHarness[int64], n int, ts int64) {
 
 func identity(v int64) int64 { return v }
 
-func TestBoundedWindowFiring(t *testing.T) {
-	h := boundedHarness[int64](t)
-	counts := graph.Window(graph.KeyBy(h.Input(), identity), stream.Tumbling(time.Second), stream.Count[int64]())
-	probe := probed(graph.Map(counts, func(r stream.WindowResult[int64, int64]) int64 { return r.Key*2 + r.Value }))
-	pushKeys(h, firingKeys, 0)
-	h.Flush()
-	measureEmission(t, probe, firingKeys, func() {
-		h.Watermark(time.Second.Milliseconds())
-		h.Flush()
-	})
-	if err := h.Err(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func TestBoundedAggregateAtEnd(t *testing.T) {
-	h := boundedHarness[int64](t)
-	counts := graph.Aggregate(graph.KeyBy(h.Input(), identity), stream.Count[int64](), graph.Emit(stream.EmitAtEnd))
-	probe := probed(graph.Map(counts, func(kv stream.KV[int64, int64]) int64 { return kv.Key*2 + kv.Value }))
-	pushKeys(h, firingKeys, 0)
-	h.Flush()
-	measureEmission(t, probe, firingKeys, h.End)
-	if err := h.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if !h.Done() {
-		t.Error("the job did not finish after the end of input")
-	}
-}
-
 func TestBoundedJoinMatches(t *testing.T) {
 	h := boundedHarness[int64](t)
 	right := actortest.AddInput[int64](h, "right")
@@ -238,4 +209,25 @@ func TestBoundedProcessTimers(t *testing.T) {
 	if err := h.Err(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// The same fan-out on Proto.Actor: two source splits, each FlatMap emitting 200,000 records
+// per input into a Rebalance over two receivers with one credit each.
+func TestBoundedFlatMapOnProtoActor(t *testing.T) {
+	const inputs = 8
+	g := graph.New("fan")
+	src := graph.From(g, stream.Generate(inputs, func(i int64) int64 { return i }))
+	probe := probed(graph.FlatMap(src, func(n int64, emit func(int64)) {
+		for i := range int64(fanOut) {
+			emit(n*fanOut + i)
+		}
+	}))
+	job := build(t, g, graph.BatchSize(boundedBatch), graph.Credits(1), graph.Parallelism(2))
+	measureEmission(t, probe, inputs*fanOut, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+		defer cancel()
+		if err := job.Run(ctx); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	})
 }
