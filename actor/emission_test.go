@@ -144,3 +144,48 @@ func TestCheckpointWaitsForPendingEmission(t *testing.T) {
 		})
 	}
 }
+
+// Closing a job whose source's work waits for credit in the middle of a call of its
+// FlatMap's function unwinds that call: its deferred code runs, and no coroutine is left
+// behind (TestMain fails the package on a leaked goroutine).
+func TestCloseUnwindsSuspendedWork(t *testing.T) {
+	unwound, returned := 0, 0
+	g := graph.New("stop")
+	src := graph.From(g, stream.Generate(4, func(i int64) int64 { return i }), graph.Name("src"))
+	copies := graph.FlatMap(src, func(i int64, emit func(int64)) {
+		done := false
+		defer func() {
+			if done {
+				returned++
+			} else {
+				unwound++
+			}
+		}()
+		for range 1_000 {
+			emit(i)
+		}
+		done = true
+	})
+	graph.Count(graph.KeyBy(copies, func(i int64) int64 { return i })).To(stream.NewCollect[stream.KV[int64, int64]]())
+	job, err := g.Build(graph.Parallelism(1), graph.MaxKeyGroups(2), graph.BatchSize(fanBatch), graph.Credits(1),
+		graph.Clock(stream.NewManualClock(time.Unix(0, 0))), graph.Logger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := actor.NewSyncDriver(job.Runtime())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Begin()
+	// The start messages, the source's first pull, and a few batches and credits: far from
+	// the 1,000 copies of the first record.
+	if _, err := d.Step(8); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if unwound != 1 || returned != 0 {
+		t.Errorf("the FlatMap's calls: %d unwound, %d returned; want the one in progress unwound", unwound, returned)
+	}
+}

@@ -2,10 +2,12 @@ package graph_test
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -230,4 +232,39 @@ func TestBoundedFlatMapOnProtoActor(t *testing.T) {
 			t.Fatalf("Run: %v", err)
 		}
 	})
+}
+
+// Cancelling a job on Proto.Actor while a FlatMap call waits for credit unwinds the call (its
+// deferred code runs) and leaves no coroutine behind (TestMain checks for leaks).
+func TestBoundedCancelUnwindsOnProtoActor(t *testing.T) {
+	var unwound, returned atomic.Int64
+	g := graph.New("cancel")
+	src := graph.From(g, stream.Generate(1, func(i int64) int64 { return i }))
+	fanned := graph.FlatMap(src, func(n int64, emit func(int64)) {
+		done := false
+		defer func() {
+			if done {
+				returned.Add(1)
+			} else {
+				unwound.Add(1)
+			}
+		}()
+		for i := range int64(100 * fanOut) {
+			emit(i)
+		}
+		done = true
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	defer cancel()
+	graph.Rebalance(fanned).To(stream.Func(func([]stream.Record[int64]) error {
+		cancel() // the first batch ends the job, with most of the FlatMap's output to come
+		return nil
+	}))
+	job := build(t, g, graph.BatchSize(boundedBatch), graph.Credits(1), graph.Parallelism(1))
+	if err := job.Run(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run: %v; want it cancelled", err)
+	}
+	if unwound.Load() != 1 || returned.Load() != 0 {
+		t.Errorf("the FlatMap's calls: %d unwound, %d returned; want the one in progress unwound", unwound.Load(), returned.Load())
+	}
 }
