@@ -59,8 +59,10 @@ func Unwinding(p any) bool {
 // deliver hands msg to the instance: to its work when none is suspended, to the outputs when
 // it is a credit, and otherwise to the backlog.
 func (r *runner) deliver(msg any) {
-	if r.done {
-		r.receive(msg) // finished: nothing to emit, only checkpoint triggers to answer
+	if r.done || len(r.outputs) == 0 {
+		// Finished (only checkpoint triggers to answer), or no channel out (its chain ends
+		// in sinks): nothing ever waits for credit, and no coroutine is needed.
+		r.receive(msg)
 		return
 	}
 	if r.em.suspended {
