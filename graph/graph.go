@@ -262,9 +262,11 @@ func FlatMap[T, O any](s Stream[T], f func(in T, emit func(O)), opts ...Option) 
 		next := pushOf[O](ic, ns)
 		fm := &flatMapper[T, O]{env: ic.env, name: ns.name, f: f}
 		send := func() {
+			defer func() { // even when next panics: no record goes on twice
+				clear(fm.out)
+				fm.out = fm.out[:0]
+			}()
 			next(fm.out)
-			clear(fm.out)
-			fm.out = fm.out[:0]
 		}
 		// What f emits goes on a batch at a time, even in the middle of one call of f: one
 		// record may make any number, and the stages after it (an exchange that waits
