@@ -24,14 +24,18 @@ type Config struct {
 	// state. It is fixed for the life of a job's state (like Flink's max parallelism); more
 	// groups spread load finer but cost a batch buffer each per sender. Default 128.
 	MaxKeyGroups int
-	// BatchSize is how many records a sender buffers per destination before it sends them.
-	// Larger batches amortise the per-message cost; smaller ones cut latency. Default 512.
+	// BatchSize is how many records a sender buffers per destination before it sends them,
+	// and the most a batch ever holds: an operator that emits more at once (a FlatMap's
+	// fan-out, a window's firings, the end of input) waits in the middle until credit
+	// returns. Larger batches amortise the per-message cost; smaller ones cut latency.
+	// Default 512.
 	BatchSize int
 	// Linger is how long a partly filled batch may wait before it is sent anyway. Default 5ms.
 	Linger time.Duration
-	// Credits is how many batches a sender may have in flight on one channel. It bounds
-	// every mailbox: memory is at most senders × Credits × BatchSize records per receiver.
-	// Default 4.
+	// Credits is how many batches a sender may have in flight on one channel. With
+	// BatchSize it bounds memory, whatever the operators emit: a receiver's mailbox holds at
+	// most senders × Credits batches, and a sender holds, besides its batches in flight, at
+	// most one partly filled batch per destination and one per fused stage. Default 4.
 	Credits int
 	// Clock gives processing time and timers. Default: the real clock. Tests pass a
 	// stream.ManualClock.

@@ -16,6 +16,11 @@
 // sender, a sender never has more in flight, and a receiver grants one more only when it has
 // processed a batch. A sender without credit stops taking input (a source stops reading), so
 // no mailbox and no buffer grows without bound; the time spent so is measured per stage.
+// That holds however much an operator emits at once — a FlatMap's fan-out, a window's
+// firings at one watermark, a join's matches, timers, the results at the end of input: an
+// instance's work runs as a coroutine that waits, in the middle, for credit, and no batch
+// holds more than BatchSize records. Barriers, watermarks and the end of stream wait behind
+// that output, so a checkpoint never cuts an emission in two (see emission.go).
 //
 // The package has two drivers for the same instance logic: Run, on Proto.Actor, and
 // SyncDriver, a deterministic single-goroutine driver with a manual clock that the testing

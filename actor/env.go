@@ -245,28 +245,34 @@ func NewWriter[T any](g *OutputGroup, dest func(stream.Record[T]) int) *Writer[T
 }
 
 // Write adds r to the buffer of its destination, sending the buffer when it is full and
-// credit allows. Without credit the group stalls the instance; the caller checks
-// Env.Blocked between records.
+// credit allows. A full buffer without credit stalls the instance (Env.Blocked reports it,
+// and tasks stop taking input); a record for a destination whose buffer is full and stalled
+// waits, its work suspended, until credit has come back and the buffer has gone. So no
+// buffer holds more than a batch. (Rebalance fills another receiver's buffer meanwhile, and
+// waits only when every one is full.)
 func (w *Writer[T]) Write(r stream.Record[T]) {
 	if w.g.partitioning == Hash {
 		w.append(w.dest(r), r)
 		return
 	}
-	if len(w.bufs[w.next]) >= w.batch {
+	for len(w.bufs[w.next]) >= w.batch {
 		// The current receiver's batch waits for credit: fill another one's meanwhile.
+		moved := false
 		for k := 1; k < len(w.bufs); k++ {
 			if d := (w.next + k) % len(w.bufs); len(w.bufs[d]) < w.batch {
-				w.next = d
+				w.next, moved = d, true
 				break
 			}
+		}
+		if moved || !w.g.r.waitForCredit() {
+			break
 		}
 	}
 	w.append(w.next, r)
 }
 
-// WriteAll writes every record of recs. It does not stop when the group stalls: a buffer
-// may then grow past the batch size by at most len(recs), and the runtime takes no more
-// input until credit comes.
+// WriteAll writes every record of recs, as Write does: where a destination's buffer is full
+// and has no credit, the work waits for credit in the middle of recs.
 func (w *Writer[T]) WriteAll(recs []stream.Record[T]) {
 	if w.g.partitioning != Hash {
 		for i := range recs {
@@ -286,8 +292,16 @@ func (w *Writer[T]) WriteAll(recs []stream.Record[T]) {
 	}
 }
 
-// append is the whole path: a fresh buffer when there is none, and the send when full.
+// append is the whole path: the wait for a full buffer to go, a fresh buffer when there is
+// none, and the send when full.
 func (w *Writer[T]) append(d int, r stream.Record[T]) {
+	for len(w.bufs[d]) >= w.batch {
+		// Full, and no credit to send it: wait. Outside the instance's work (nothing
+		// emits there) there is no waiting, and the buffer grows.
+		if !w.g.r.waitForCredit() {
+			break
+		}
+	}
 	if w.told[d] != w.wm {
 		w.marks[d] = append(w.marks[d], Mark{Pos: len(w.bufs[d]), Watermark: w.wm})
 		w.told[d] = w.wm

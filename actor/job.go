@@ -888,6 +888,7 @@ func (a *instanceActor) Receive(c pa.Context) {
 		return
 	case *pa.Stopped:
 		a.r.stopTimers()
+		a.r.stopEmission()
 		return
 	}
 	defer func() {
@@ -903,5 +904,5 @@ func (a *instanceActor) Receive(c pa.Context) {
 			return
 		}
 	}
-	a.r.receive(msg)
+	a.r.deliver(msg)
 }

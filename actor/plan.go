@@ -96,6 +96,11 @@ type Plan struct {
 // Task is the logic of one vertex instance: the fused chain with its input handling. The
 // runtime calls its methods from one goroutine at a time. A task that needs no timers or no
 // inputs embeds NopTask.
+//
+// Any method may emit more than the outputs can take: a Writer then suspends the call until
+// credit returns (the runtime runs it as a coroutine) and the task never sees it. When the
+// instance stops meanwhile, the call is unwound by a panic: a task that recovers panics must
+// panic again with what it recovered when Unwinding reports true.
 type Task interface {
 	// Read reads at most max records of a source split into the chain; io.EOF ends it.
 	Read(ctx context.Context, max int) (int, error)

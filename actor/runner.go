@@ -102,6 +102,9 @@ type runner struct {
 	wmStop    func() bool
 	timerStop func() bool
 	timerAt   time.Time
+
+	// em runs the instance's work as a coroutine that waits for credit (emission.go).
+	em emission
 }
 
 func (r *runner) receive(msg any) {
@@ -462,7 +465,16 @@ func (r *runner) unstall() {
 		return
 	}
 	r.env.Metrics.BackpressureNanos.Add(int64(r.env.Now().Sub(r.stalledSince)))
-	if r.finishing {
+	if r.em.suspended {
+		r.em.woken = true // once the suspended work is done
+		return
+	}
+	r.wake()
+}
+
+// wake goes on taking input once no output is stalled any more.
+func (r *runner) wake() {
+	if r.stalled > 0 || r.finishing {
 		return
 	}
 	if r.vertex.Source {

@@ -174,7 +174,7 @@ func (d *SyncDriver) deliver(r *runner, msg any) {
 			d.fail(fmt.Errorf("instance %s: panic: %v", r.env.ID, p))
 		}
 	}()
-	r.receive(msg)
+	r.deliver(msg)
 }
 
 // Wake sends a pull to every instance of vertex v (a source whose Read returned ErrWait)
@@ -226,6 +226,7 @@ func (d *SyncDriver) Close() error {
 		for _, r := range rs {
 			if !r.done {
 				r.stopTimers()
+				r.stopEmission()
 				if err := r.task.Close(); err != nil {
 					errs = append(errs, err)
 				}

@@ -264,16 +264,31 @@ func FlatMap[T, O any](s Stream[T], f func(in T, emit func(O)), opts ...Option) 
 	consume(s, ns, func(ic *inst) push[T] {
 		next := pushOf[O](ic, ns)
 		fm := &flatMapper[T, O]{env: ic.env, name: ns.name, f: f}
-		fm.emit = func(v O) { fm.out = append(fm.out, stream.Record[O]{Value: v, Time: fm.cur.Time, Kind: fm.cur.Kind}) }
+		send := func() {
+			defer func() { // even when next panics: no record goes on twice
+				clear(fm.out)
+				fm.out = fm.out[:0]
+			}()
+			next(fm.out)
+		}
+		// What f emits goes on a batch at a time, even in the middle of one call of f: one
+		// record may make any number, and the stages after it (an exchange that waits
+		// for credit) must not receive them all at once.
+		batch := ic.env.Config.BatchSize
+		fm.emit = func(v O) {
+			fm.out = append(fm.out, stream.Record[O]{Value: v, Time: fm.cur.Time, Kind: fm.cur.Kind})
+			if len(fm.out) >= batch {
+				send()
+			}
+		}
 		return func(in []stream.Record[T]) {
 			fm.out = fm.out[:0]
 			for i := 0; i < len(in); {
 				i = fm.from(in, i)
 			}
 			if len(fm.out) > 0 {
-				next(fm.out)
+				send()
 			}
-			clear(fm.out)
 		}
 	})
 	return Stream[O]{st: ns}
@@ -482,22 +497,27 @@ func SideOutput[O, E any](s Stream[O], tag stream.Tag[E], opts ...Option) Stream
 	s.st.wms = append(s.st.wms, func(ic *inst) func(int64) { return wmOf(ic, ns) })
 	s.st.sides[tag.Name()] = &sideOut{st: ns, push: func(ic *inst) sideBuffer {
 		next := pushOf[E](ic, ns)
+		batch := ic.env.Config.BatchSize
 		var buf []stream.Record[E]
+		flush := func() {
+			if len(buf) > 0 {
+				next(buf)
+			}
+			clear(buf)
+			buf = buf[:0]
+		}
 		return sideBuffer{
 			add: func(v any, ts int64) bool {
 				e, ok := v.(E)
 				if ok {
 					buf = append(buf, stream.Record[E]{Value: e, Time: ts})
+					if len(buf) >= batch {
+						flush() // a batch at a time, however many one record makes
+					}
 				}
 				return ok
 			},
-			flush: func() {
-				if len(buf) > 0 {
-					next(buf)
-				}
-				clear(buf)
-				buf = buf[:0]
-			},
+			flush: flush,
 		}
 	}}
 	return Stream[E]{st: ns}
@@ -852,6 +872,9 @@ func ProcessWindow[K comparable, T, O any](k Keyed[K, T], w stream.WindowAssigne
 func callWindowFunc[R any](env *actor.Env, stage string, r stream.Record[R], f func()) {
 	defer func() {
 		if p := recover(); p != nil {
+			if actor.Unwinding(p) {
+				panic(p)
+			}
 			env.DeadLetter(stream.DeadLetter{Stage: stage, Reason: fmt.Sprintf("panic in the window function: %v", p), Value: r.Value, Time: r.Time})
 		}
 	}()

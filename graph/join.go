@@ -254,6 +254,9 @@ func (t *joinTask[O]) Watermark(w int64) {
 func (t *joinTask[O]) advanceSafely(w int64) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
+			if actor.Unwinding(p) {
+				panic(p) // the instance stops while its work waits for credit
+			}
 			err = fmt.Errorf("panic at watermark %d: %v", w, p)
 		}
 	}()

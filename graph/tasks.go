@@ -239,6 +239,9 @@ func filterFrom[T any](env *actor.Env, stage string, in []stream.Record[T], star
 // failure of the state store is no dead letter: it fails the job.
 func recoverRecord[T any](env *actor.Env, stage string, in []stream.Record[T], next *int) {
 	if p := recover(); p != nil {
+		if actor.Unwinding(p) {
+			panic(p) // the instance stops while its work waits for credit
+		}
 		if sf, ok := p.(stateStoreFailure); ok {
 			env.Fail(fmt.Errorf("stage %q: %w", stage, sf.err))
 		} else {
@@ -426,6 +429,9 @@ func (t *sourceTask[T]) read(ctx context.Context, max int) (n int, err error) {
 	}
 	defer func() {
 		if p := recover(); p != nil {
+			if actor.Unwinding(p) {
+				panic(p) // the instance stops while its work waits for credit
+			}
 			t.env.DeadLetter(stream.DeadLetter{Stage: t.name, Reason: fmt.Sprintf("panic while reading: %v", p)})
 			n, err = len(t.buf), nil
 		}
@@ -739,6 +745,9 @@ func (t *processTask[K, T, O]) Watermark(w int64) {
 func (t *processTask[K, T, O]) fireEvent(now time.Time) (fired bool, err error) {
 	defer func() {
 		if p := recover(); p != nil {
+			if actor.Unwinding(p) {
+				panic(p) // the instance stops while its work waits for credit
+			}
 			fired, err = true, fmt.Errorf("panic in OnEventTimer: %v", p)
 		}
 	}()
@@ -788,6 +797,9 @@ func (t *processTask[K, T, O]) FireTimers(now time.Time) {
 func (t *processTask[K, T, O]) fireOne(now time.Time) (fired bool, err error) {
 	defer func() {
 		if p := recover(); p != nil {
+			if actor.Unwinding(p) {
+				panic(p) // the instance stops while its work waits for credit
+			}
 			fired, err = true, fmt.Errorf("panic in OnTimer: %v", p)
 		}
 	}()
@@ -910,6 +922,9 @@ func (t *windowTask[K, T, A, R]) Watermark(w int64) {
 func (t *windowTask[K, T, A, R]) fire(w int64) {
 	defer func() {
 		if p := recover(); p != nil {
+			if actor.Unwinding(p) {
+				panic(p) // the instance stops while its work waits for credit
+			}
 			t.env.DeadLetter(stream.DeadLetter{Stage: t.name, Reason: fmt.Sprintf("panic while firing windows at watermark %d: %v", w, p)})
 		}
 	}()
@@ -951,6 +966,9 @@ func (t *windowTask[K, T, A, R]) NextTimer() (time.Time, bool) {
 func (t *windowTask[K, T, A, R]) FireTimers(now time.Time) {
 	defer func() {
 		if p := recover(); p != nil {
+			if actor.Unwinding(p) {
+				panic(p) // the instance stops while its work waits for credit
+			}
 			t.env.DeadLetter(stream.DeadLetter{Stage: t.name, Reason: fmt.Sprintf("panic in a processing-time firing: %v", p)})
 		}
 	}()
@@ -1039,6 +1057,9 @@ type rejected[T any] struct {
 func (bm *batchMapper[T, O]) run(in []stream.Record[T]) {
 	defer func() {
 		if p := recover(); p != nil {
+			if actor.Unwinding(p) {
+				panic(p) // the instance stops while its work waits for credit
+			}
 			bm.mu.Lock()
 			defer bm.mu.Unlock()
 			clear(bm.out)
