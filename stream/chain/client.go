@@ -31,7 +31,9 @@ func newEndpoints(cfg Config) *endpoints {
 	return &endpoints{cfg: cfg, clients: make([]*rpc.Client, len(cfg.Endpoints))}
 }
 
-func isWS(url string) bool { return strings.HasPrefix(url, "ws://") || strings.HasPrefix(url, "wss://") }
+func isWS(url string) bool {
+	return strings.HasPrefix(url, "ws://") || strings.HasPrefix(url, "wss://")
+}
 
 // client returns the client of endpoint i, dialling it if needed.
 func (e *endpoints) client(ctx context.Context, i int) (*rpc.Client, error) {

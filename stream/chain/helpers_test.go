@@ -3,17 +3,15 @@ package chain_test
 import (
 	"context"
 	"log/slog"
-	"os"
-	"strings"
 	"math/big"
 	"math/rand/v2"
-	"slices"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
-	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/ethclient"
 
 	"github.com/eddyflow/eddy/internal/devchain"
@@ -291,9 +289,6 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-var _ = slices.Sort[[]int]
-var _ = types.Log{}
-
 // testLogger logs to the test's log when CHAIN_TEST_LOG is set.
 func testLogger(t testing.TB) *slog.Logger {
 	if os.Getenv("CHAIN_TEST_LOG") == "" {
@@ -304,6 +299,9 @@ func testLogger(t testing.TB) *slog.Logger {
 
 type tWriter struct{ t testing.TB }
 
-func (w tWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 var debugState func() string

@@ -1,8 +1,8 @@
 package chain_test
 
 import (
-	"fmt"
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"

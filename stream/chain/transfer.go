@@ -76,7 +76,9 @@ func (volumeAgg) Merge(a, b Volume) Volume {
 	return Volume{Sum: new(big.Int).Add(orZero(a.Sum), orZero(b.Sum)), Count: a.Count + b.Count}
 }
 
-func (volumeAgg) Result(acc Volume) Volume { return Volume{Sum: new(big.Int).Set(orZero(acc.Sum)), Count: acc.Count} }
+func (volumeAgg) Result(acc Volume) Volume {
+	return Volume{Sum: new(big.Int).Set(orZero(acc.Sum)), Count: acc.Count}
+}
 
 func orZero(v *big.Int) *big.Int {
 	if v == nil {
