@@ -240,9 +240,16 @@ func (c *Chain) DeployToken(ctx context.Context, from int, name, symbol string, 
 		return common.Address{}, err
 	}
 	c.Commit()
-	rcpt, err := c.Client.TransactionReceipt(ctx, txh)
-	if err != nil {
-		return common.Address{}, fmt.Errorf("devchain: deploy receipt: %w", err)
+	// The node indexes transactions in the background: the receipt may take a moment.
+	var rcpt *types.Receipt
+	for try := 0; ; try++ {
+		if rcpt, err = c.Client.TransactionReceipt(ctx, txh); err == nil {
+			break
+		}
+		if try == 100 {
+			return common.Address{}, fmt.Errorf("devchain: deploy receipt: %w", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	if rcpt.Status != types.ReceiptStatusSuccessful {
 		return common.Address{}, errors.New("devchain: token deployment reverted")
