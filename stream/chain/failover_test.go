@@ -241,4 +241,3 @@ func TestEndpointsDownPastLimitFail(t *testing.T) {
 		t.Fatal("the job did not fail with every endpoint down")
 	}
 }
-

@@ -21,8 +21,8 @@ type output struct {
 }
 
 func (o *output) Emit(r stream.Record[chain.Event]) { o.recs = append(o.recs, r) }
-func (o *output) DeadLetter(d stream.DeadLetter)     { o.dead = append(o.dead, d) }
-func (o *output) Watermark(w int64)                  { o.marks = append(o.marks, w) }
+func (o *output) DeadLetter(d stream.DeadLetter)    { o.dead = append(o.dead, d) }
+func (o *output) Watermark(w int64)                 { o.marks = append(o.marks, w) }
 
 func openSplit(t *testing.T, cfg chain.Config) stream.Split[chain.Event] {
 	t.Helper()
