@@ -187,19 +187,42 @@ func (c *Chain) Head() *types.Header { return c.eth.BlockChain().CurrentBlock() 
 
 // Fork makes the block depth blocks below the head the head: the blocks above it leave the
 // canonical chain, and the next Commits build a side chain on it (a re-org of depth
-// `depth` once they are more). There must be no pending transactions.
+// `depth` once they are more). Transactions still pending (the pool can take a moment to
+// hand a sent transaction to the block builder) are sealed into a block first.
 func (c *Chain) Fork(depth int) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	head := c.Head().Number.Uint64()
-	if uint64(depth) > head {
-		return fmt.Errorf("devchain: fork %d deep at head %d", depth, head)
+	var err error
+	for range 20 {
+		head := c.Head().Number.Uint64()
+		if uint64(depth) > head {
+			return fmt.Errorf("devchain: fork %d deep at head %d", depth, head)
+		}
+		h := c.eth.BlockChain().GetHeaderByNumber(head - uint64(depth))
+		if h == nil {
+			return fmt.Errorf("devchain: no block %d", head-uint64(depth))
+		}
+		if err = c.beacon.Fork(h.Hash()); err == nil {
+			return nil
+		}
+		c.beacon.Commit()
 	}
-	h := c.eth.BlockChain().GetHeaderByNumber(head - uint64(depth))
-	if h == nil {
-		return fmt.Errorf("devchain: no block %d", head-uint64(depth))
+	return fmt.Errorf("devchain: fork: %w", err)
+}
+
+// AdjustTime seals an empty block whose time is the head's plus d: the blocks after it keep
+// counting from there. Pending transactions are sealed into a block first.
+func (c *Chain) AdjustTime(d time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var err error
+	for range 20 {
+		if err = c.beacon.AdjustTime(d); err == nil {
+			return nil
+		}
+		c.beacon.Commit()
 	}
-	return c.beacon.Fork(h.Hash())
+	return fmt.Errorf("devchain: adjust time: %w", err)
 }
 
 // Send signs and sends a transaction from account `from` (an index into Accounts) to `to`
@@ -281,10 +304,3 @@ func (c *Chain) call(ctx context.Context, from int, token common.Address, method
 	return err
 }
 
-// AdjustTime seals an empty block whose time is the head's plus d: the blocks after it keep
-// counting from there. There must be no pending transactions.
-func (c *Chain) AdjustTime(d time.Duration) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.beacon.AdjustTime(d)
-}
