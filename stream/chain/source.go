@@ -163,7 +163,13 @@ func (s *split) follow(ctx context.Context) error {
 	if s.sub == nil && time.Now().After(s.subRetryAt) {
 		s.subscribe(ctx)
 	}
-	if s.pollNow || (s.sub == nil && time.Since(s.lastPoll) >= s.cfg.PollInterval) {
+	// With a subscription up, a slow poll still runs: a subscription that stalls without an
+	// error must not stall the source.
+	every := s.cfg.PollInterval
+	if s.sub != nil {
+		every *= 10
+	}
+	if s.pollNow || time.Since(s.lastPoll) >= every {
 		h, err := s.eps.header(ctx, 0, true)
 		if err != nil {
 			return err
