@@ -2,6 +2,7 @@ package chain
 
 import (
 	"bytes"
+	"math/big"
 	"testing"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -71,7 +72,7 @@ func TestSeekRejectsBadOffsets(t *testing.T) {
 		{"too many blocks", enc(func(st *offsetState) {
 			for i := range 4 {
 				last := st.Ring[len(st.Ring)-1]
-				st.Ring = append(st.Ring, block{Number: last.Number + 1, Hash: common.BigToHash(common.Big1.SetInt64(int64(50 + i))), Parent: last.Hash})
+				st.Ring = append(st.Ring, block{Number: last.Number + 1, Hash: common.BigToHash(big.NewInt(int64(50 + i))), Parent: last.Hash})
 			}
 			st.Next = st.Ring[len(st.Ring)-1].Number + 1
 		})},
