@@ -304,4 +304,3 @@ func (c *Chain) call(ctx context.Context, from int, token common.Address, method
 	_, err = c.Send(ctx, from, &token, data, 200_000)
 	return err
 }
-
