@@ -118,6 +118,10 @@ func Start(n int) (*Chain, error) {
 	nodeConf.HTTPVirtualHosts = []string{"*"}
 	nodeConf.WSOrigins = []string{"*"}
 	nodeConf.Logger = log.NewLogger(slog.DiscardHandler)
+	// A log search over many blocks is slow when the node runs under -race on a loaded
+	// machine: give its HTTP requests minutes, not the default 30 s.
+	nodeConf.HTTPTimeouts = rpc.DefaultHTTPTimeouts
+	nodeConf.HTTPTimeouts.WriteTimeout = 5 * time.Minute
 
 	ethConf := ethconfig.Defaults
 	ethConf.Genesis = &core.Genesis{Config: params.AllDevChainProtocolChanges, GasLimit: ethconfig.Defaults.Miner.GasCeil, Alloc: alloc}
