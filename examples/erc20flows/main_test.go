@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -76,15 +77,20 @@ func TestKilledDuringReorgsExactlyOnce(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	var driveErr error
+	// The chain stays short of until while the program is being killed, so that no run can
+	// finish before the fourth kill however fast the machine is.
+	var hold atomic.Bool
+	hold.Store(true)
 	forks := 0
 	go func() {
 		defer wg.Done()
-		driveErr = driveChain(c, []common.Address{tokenA, tokenB}, until, stop, rand.New(rand.NewPCG(9, 9)), &forks)
+		driveErr = driveChain(c, []common.Address{tokenA, tokenB}, until, stop, &hold, rand.New(rand.NewPCG(9, 9)), &forks)
 	}()
-	defer func() {
+	stopDriver := sync.OnceFunc(func() {
 		close(stop)
 		wg.Wait()
-	}()
+	})
+	defer stopDriver()
 
 	kills, finished := 0, false
 	for run := 0; run < 20 && !finished; run++ {
@@ -115,11 +121,15 @@ func TestKilledDuringReorgsExactlyOnce(t *testing.T) {
 			_ = cmd.Process.Signal(syscall.SIGKILL)
 			<-done
 			kills++
+			if kills == 4 {
+				hold.Store(false)
+			}
 		}
 	}
 	if kills < 4 || !finished {
 		t.Fatalf("%d kills, finished %v: the test did not do what it says", kills, finished)
 	}
+	stopDriver() // the chain is final from here on, and forks and driveErr are ours to read
 	if driveErr != nil {
 		t.Fatal(driveErr)
 	}
@@ -144,7 +154,7 @@ func TestKilledDuringReorgsExactlyOnce(t *testing.T) {
 // driveChain makes blocks with random transfers, mints and burns of both tokens every
 // 10–40 ms, and forks the chain 1–8 blocks deep at random while the head is more than 10
 // blocks below until. It runs until stop is closed.
-func driveChain(c *devchain.Chain, tokens []common.Address, until uint64, stop chan struct{}, rng *rand.Rand, forks *int) error {
+func driveChain(c *devchain.Chain, tokens []common.Address, until uint64, stop chan struct{}, hold *atomic.Bool, rng *rand.Rand, forks *int) error {
 	ctx := context.Background()
 	block := func() error {
 		for range 1 + rng.IntN(3) {
@@ -187,6 +197,9 @@ func driveChain(c *devchain.Chain, tokens []common.Address, until uint64, stop c
 					return err
 				}
 			}
+			continue
+		}
+		if hold.Load() && head+12 >= until {
 			continue
 		}
 		if rng.IntN(8) == 0 {
