@@ -59,10 +59,9 @@ type BucketFence struct {
 	key    string
 	where  string
 
-	// mu guards the claimed epoch and the commit number of this fence's last write.
-	mu     sync.Mutex
-	epoch  uint64
-	commit uint64
+	// mu guards the claimed epoch.
+	mu    sync.Mutex
+	epoch uint64
 
 	// afterRead, when set (by tests), runs between Commit's read and its conditional
 	// write: a claim made there must be refused by the store's precondition.
@@ -87,6 +86,9 @@ type FenceState struct {
 func NewBucketFence(bucket *blob.Bucket, key, where string) *BucketFence {
 	return &BucketFence{bucket: bucket, key: key, where: redactURL(where) + "/" + key}
 }
+
+// maxFenceRecord bounds a committed record: the fence object is read whole on every commit.
+const maxFenceRecord = 64 << 10
 
 // claimAttempts bounds how often Claim retries when other claims race it.
 const claimAttempts = 16
@@ -114,7 +116,7 @@ func (f *BucketFence) Claim(ctx context.Context, holder string) (uint64, error) 
 		if err != nil {
 			return 0, fmt.Errorf("claim fence %s: %w", f.where, err)
 		}
-		f.epoch, f.commit = next.Epoch, 0
+		f.epoch = next.Epoch
 		return next.Epoch, nil
 	}
 	return 0, fmt.Errorf("claim fence %s: %d attempts lost to concurrent claims", f.where, claimAttempts)
@@ -136,20 +138,23 @@ func (f *BucketFence) Commit(ctx context.Context, record []byte) error {
 	if f.epoch == 0 {
 		return fmt.Errorf("commit under fence %s: no epoch claimed", f.where)
 	}
+	if len(record) > maxFenceRecord {
+		return fmt.Errorf("commit under fence %s epoch %d: record of %d bytes, want at most %d (commit a key, not the data)", f.where, f.epoch, len(record), maxFenceRecord)
+	}
 	cur, etag, err := f.read(ctx)
 	if err != nil {
 		return fmt.Errorf("commit under fence %s epoch %d: %w", f.where, f.epoch, err)
 	}
-	if cur.Epoch != f.epoch || cur.Commit != f.commit {
-		// Not the version this fence wrote last: a newer claim (a higher epoch; or, after
-		// it, a rewrite of the object by hand). The precondition below would refuse the
-		// write too; this only saves the round trip.
+	if cur.Epoch != f.epoch {
+		// A newer claim. The precondition below would refuse the write too; this only
+		// saves the round trip. (A version with this epoch is this fence's own: Claim's
+		// compare-and-swap gives each epoch to one fence.)
 		return fmt.Errorf("commit under fence %s epoch %d: %w (it holds epoch %d of %q)", f.where, f.epoch, ErrFenced, cur.Epoch, cur.Holder)
 	}
 	if f.afterRead != nil {
 		f.afterRead()
 	}
-	next := FenceState{Epoch: f.epoch, Holder: cur.Holder, Commit: f.commit + 1, Record: record}
+	next := FenceState{Epoch: f.epoch, Holder: cur.Holder, Commit: cur.Commit + 1, Record: record}
 	err = f.write(ctx, next, etag)
 	if errors.Is(err, errPrecondition) {
 		return fmt.Errorf("commit under fence %s epoch %d: %w (the store refused the write: the object changed since it was read)", f.where, f.epoch, ErrFenced)
@@ -157,7 +162,6 @@ func (f *BucketFence) Commit(ctx context.Context, record []byte) error {
 	if err != nil {
 		return fmt.Errorf("commit under fence %s epoch %d: %w", f.where, f.epoch, err)
 	}
-	f.commit = next.Commit
 	return nil
 }
 
@@ -187,7 +191,7 @@ func (f *BucketFence) read(ctx context.Context) (FenceState, string, error) {
 	if !r.As(&out) || aws.ToString(out.ETag) == "" {
 		return FenceState{}, "", ErrNoCompareAndSwap
 	}
-	b, err := io.ReadAll(io.LimitReader(r, 1<<20))
+	b, err := io.ReadAll(io.LimitReader(r, 2*maxFenceRecord))
 	if err != nil {
 		return FenceState{}, "", err
 	}

@@ -78,7 +78,13 @@ func requireWeed(t testing.TB) string {
 func Start(t testing.TB) *Server {
 	t.Helper()
 	weed := requireWeed(t)
-	dir := t.TempDir()
+	// A short path of its own, not t.TempDir(): weed puts Unix sockets in it, whose
+	// paths must stay under 108 bytes.
+	dir, err := os.MkdirTemp("", "eddy-weed-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
 	ports := freePorts(t, 8)
 	logPath := filepath.Join(dir, "weed.log")
 	logFile, err := os.Create(logPath)
@@ -93,6 +99,10 @@ func Start(t testing.TB) *Server {
 		"-volume.port="+p(2), "-volume.port.grpc="+p(3),
 		"-filer.port="+p(4), "-filer.port.grpc="+p(5),
 		"-s3", "-s3.port="+p(6), "-s3.port.grpc="+p(7),
+		// Off: they listen on fixed ports, which two servers (two test packages) would
+		// share.
+		"-s3.port.iceberg=0", "-s3.port.lance=0",
+		"-filer.localSocket="+filepath.Join(dir, "filer.sock"), "-s3.localSocket="+filepath.Join(dir, "s3.sock"),
 		// Small volumes: the tests write kilobytes, and the default (30 GB) volumes
 		// reserve more disk than a CI machine may have.
 		"-master.volumeSizeLimitMB=64", "-volume.max=16",
