@@ -10,7 +10,7 @@ import (
 
 // BenchmarkCheckpointStores writes and loads checkpoint metadata of a few sizes in the
 // directory store (fsync per write) and in an S3 bucket on a local SeaweedFS server, side
-// by side in one run:
+// by side in one run, and the cost of a commit under a BucketFence:
 //
 //	go test ./persistence -run '^$' -bench CheckpointStores -benchtime 200x
 func BenchmarkCheckpointStores(b *testing.B) {
@@ -73,4 +73,17 @@ func BenchmarkCheckpointStores(b *testing.B) {
 			})
 		}
 	}
+	b.Run("fence-commit/s3", func(b *testing.B) {
+		// A commit under a fence: a GET of the fence object and a conditional PUT.
+		f := NewBucketFence(bucket, "fence", "s3://bench")
+		if _, err := f.Claim(ctx, "bench"); err != nil {
+			b.Fatal(err)
+		}
+		record := []byte("checkpoint 1234567")
+		for b.Loop() {
+			if err := f.Commit(ctx, record); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
