@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
+	_ "gocloud.dev/blob/s3blob"
 
 	"github.com/eddyflow/eddy/persistence/s3test"
 )
@@ -35,6 +36,28 @@ func TestBucketCheckpointsS3(t *testing.T) {
 	for _, tc := range bucketCases {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, bucket, newPrefix(), where) })
 	}
+
+	t.Run("open by URL", func(t *testing.T) {
+		// The way docs/readme-objstore.md tells users to point a job at a server.
+		ctx := context.Background()
+		for _, query := range []string{"", "&request_checksum_calculation=when_required"} {
+			url := srv.URL("ckpt") + query
+			s, b, err := OpenBucketCheckpoints(ctx, url, newPrefix())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Write(ctx, 7, []byte("by url")); err != nil {
+				t.Fatalf("write through %s: %v", url, err)
+			}
+			if got, err := s.Load(ctx, 7); err != nil || string(got) != "by url" {
+				t.Fatalf("load through %s: %q, %v", url, got, err)
+			}
+			if err := s.Write(ctx, 7, nil); !errors.Is(err, ErrExists) {
+				t.Fatalf("rewrite through %s: %v, want ErrExists", url, err)
+			}
+			b.Close()
+		}
+	})
 
 	t.Run("server refuses conditional puts", func(t *testing.T) {
 		// What the store and the fence rest on, asked of the server directly.
