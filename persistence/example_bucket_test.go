@@ -35,3 +35,30 @@ func ExampleNewBucketCheckpoints() {
 	// rewrite 3: true
 	// restore from 3: offsets after checkpoint 3 (<nil>)
 }
+
+// A run claims an epoch in the job's bucket and commits through the fence; once a newer
+// run has claimed, the older run's commits are refused by the store (412) with ErrFenced.
+// Needs an S3 bucket (compare-and-swap); not run here.
+func ExampleBucketFence() {
+	ctx := context.Background()
+	store, bucket, err := persistence.OpenBucketCheckpoints(ctx, "s3://ckpt?region=eu-west-1", "jobs/clicks/")
+	if err != nil {
+		panic(err)
+	}
+	defer bucket.Close()
+	fence := persistence.NewBucketFence(bucket, "jobs/clicks/fence", "s3://ckpt")
+	epoch, err := fence.Claim(ctx, "node-a")
+	if err != nil {
+		panic(err)
+	}
+	last, _ := fence.Current(ctx) // the restore point the previous run committed
+	fmt.Printf("epoch %d restores from %q\n", epoch, last.Record)
+	// Checkpoint 8's metadata is written first (harmless if this run is stale) ...
+	if err := store.Write(ctx, 8, []byte("metadata")); err != nil {
+		panic(err)
+	}
+	// ... and becomes the restore point only through the fence.
+	if err := fence.Commit(ctx, []byte("checkpoint 8")); errors.Is(err, persistence.ErrFenced) {
+		fmt.Println("a newer run holds the job: stop")
+	}
+}
