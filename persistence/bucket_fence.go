@@ -195,15 +195,28 @@ func (f *BucketFence) read(ctx context.Context) (FenceState, string, error) {
 	if err != nil {
 		return FenceState{}, "", err
 	}
-	payload, err := decodeFrame(b)
+	st, err := decodeFenceState(b)
 	if err != nil {
 		return FenceState{}, "", &CorruptError{Where: f.where, Reason: err.Error()}
 	}
+	return st, aws.ToString(out.ETag), nil
+}
+
+// decodeFenceState decodes a fence object: a frame holding FenceState as JSON, with an
+// epoch of at least 1. The error's text is the reason for a CorruptError.
+func decodeFenceState(b []byte) (FenceState, error) {
+	payload, err := decodeFrame(b)
+	if err != nil {
+		return FenceState{}, err
+	}
 	var st FenceState
 	if err := json.Unmarshal(payload, &st); err != nil {
-		return FenceState{}, "", &CorruptError{Where: f.where, Reason: "fence record: " + err.Error()}
+		return FenceState{}, fmt.Errorf("fence record: %w", err)
 	}
-	return st, aws.ToString(out.ETag), nil
+	if st.Epoch == 0 {
+		return FenceState{}, errors.New("fence record: epoch 0, want at least 1")
+	}
+	return st, nil
 }
 
 // write puts st with If-Match: etag, or If-None-Match: * when etag is empty;

@@ -148,6 +148,22 @@ func TestBucketCheckpointsS3(t *testing.T) {
 		}
 	})
 
+	t.Run("fence: a damaged fence object is an error, not a fresh start", func(t *testing.T) {
+		// Claiming over it would restart epochs at 1 and let old runs commit again.
+		ctx := context.Background()
+		key := newPrefix() + "fence"
+		a := NewBucketFence(bucket, key, where)
+		if _, err := a.Claim(ctx, "run-a"); err != nil {
+			t.Fatal(err)
+		}
+		editObject(t, bucket, key, flipByte(12))
+		_, err := NewBucketFence(bucket, key, where).Claim(ctx, "run-b")
+		wantCorrupt(t, err, where+"/"+key, "CRC-32C mismatch")
+		if err := a.Commit(ctx, []byte("x")); err == nil {
+			t.Fatal("commit over a damaged fence object: no error")
+		}
+	})
+
 	t.Run("fence: concurrent claims get distinct epochs", func(t *testing.T) {
 		// Without compare-and-swap, two claimers reading epoch e would both write e+1.
 		ctx := context.Background()
