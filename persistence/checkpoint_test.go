@@ -7,6 +7,10 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/fileblob"
+	"gocloud.dev/blob/memblob"
 )
 
 type checkpointImpl struct {
@@ -14,7 +18,8 @@ type checkpointImpl struct {
 	open func(t *testing.T) CheckpointStore
 }
 
-// checkpointImpls lists the CheckpointStore implementations; an S3-compatible one joins here.
+// checkpointImpls lists the CheckpointStore implementations that need no server; the
+// S3-compatible one runs the same cases against SeaweedFS (TestBucketCheckpointsS3).
 var checkpointImpls = []checkpointImpl{
 	{"dir", func(t *testing.T) CheckpointStore {
 		s, err := OpenDirCheckpoints(t.TempDir())
@@ -23,6 +28,28 @@ var checkpointImpls = []checkpointImpl{
 		}
 		return s
 	}},
+	{"memblob", func(t *testing.T) CheckpointStore {
+		return newTestBucketStore(t, memblob.OpenBucket(nil), "jobs/a/", "mem://ckpt")
+	}},
+	{"fileblob", func(t *testing.T) CheckpointStore {
+		b, err := fileblob.OpenBucket(t.TempDir(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return newTestBucketStore(t, b, "", "file://ckpt")
+	}},
+}
+
+// newTestBucketStore returns the checkpoint store under prefix in bucket, which is closed
+// when the test ends.
+func newTestBucketStore(t *testing.T, bucket *blob.Bucket, prefix, where string) *BucketCheckpoints {
+	t.Helper()
+	t.Cleanup(func() { bucket.Close() })
+	s, err := NewBucketCheckpoints(bucket, prefix, where)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 func wantCheckpoints(t *testing.T, s CheckpointStore, want ...uint64) {
@@ -124,9 +151,15 @@ var checkpointCases = []struct {
 
 func TestCheckpointStore(t *testing.T) {
 	for _, impl := range checkpointImpls {
-		for _, tc := range checkpointCases {
-			t.Run(impl.name+"/"+tc.name, func(t *testing.T) { tc.run(t, impl.open(t)) })
-		}
+		t.Run(impl.name, func(t *testing.T) { runCheckpointContract(t, impl.open) })
+	}
+}
+
+// runCheckpointContract runs the cases every CheckpointStore passes, each on a new, empty
+// store from open.
+func runCheckpointContract(t *testing.T, open func(t *testing.T) CheckpointStore) {
+	for _, tc := range checkpointCases {
+		t.Run(tc.name, func(t *testing.T) { tc.run(t, open(t)) })
 	}
 }
 

@@ -2,7 +2,9 @@
 // Journal of each identity's events, a SnapshotStore of its snapshots, and a CheckpointStore
 // of completed checkpoints and savepoints. Journals and snapshots come in memory
 // (MemoryJournal, MemorySnapshots) and Badger (OpenBadger) flavours; checkpoints in a local
-// directory (OpenDirCheckpoints). ActorProvider puts a Journal and a SnapshotStore behind
+// directory (OpenDirCheckpoints) or an object store (BucketCheckpoints: S3 and S3-compatible
+// servers through gocloud.dev/blob, whose conditional writes make a checkpoint's creation
+// atomic), with BucketFence to claim a run's epoch by compare-and-swap. ActorProvider puts a Journal and a SnapshotStore behind
 // Proto.Actor's persistence.Provider, so a plain Proto.Actor actor can be event-sourced too.
 //
 // An identity is a string such as "job/stage/17" (a stage instance, or one key group of

@@ -1,0 +1,245 @@
+package persistence
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+)
+
+// ErrFenced is returned (wrapped) by a fenced write whose epoch is no longer the newest: a
+// newer run has claimed the fence, and this run must stop committing.
+var ErrFenced = errors.New("fenced: a newer run has claimed the epoch")
+
+// ErrNoCompareAndSwap is returned (wrapped) by BucketFence on a bucket whose driver offers
+// no conditional write on an object's ETag (only s3blob's does here).
+var ErrNoCompareAndSwap = errors.New("the bucket offers no compare-and-swap (If-Match) writes; use an S3-compatible bucket")
+
+// BucketFence gives each run of a job an epoch, claimed in one object of an S3-compatible
+// bucket by compare-and-swap, and makes commits conditional on that epoch still being the
+// newest, by the store's own precondition.
+//
+// The fence object holds the newest epoch, its holder's name, and the record of the last
+// commit made under it (for example "checkpoint 42 is complete"). Claim reads the object
+// and its ETag and writes epoch+1 with If-Match: ETag (If-None-Match: * when there is no
+// object yet); of two runs that claim at once, the store accepts one write and answers
+// the other 412, and the other reads again and claims the epoch after. Commit reads the
+// object, and writes the new record with If-Match: the ETag of a version that holds this
+// fence's epoch and its own last commit; a claim by a newer run changes the object, so the
+// store refuses the write (412) and Commit returns an error wrapping ErrFenced.
+//
+// What it guarantees: once Claim(e+1) has returned, no Commit under an epoch <= e
+// succeeds, however long that run was paused; every successful Commit is the newest
+// record of the newest epoch at the instant the store applied it; the commits of one epoch
+// are applied in order, none lost. This rests on the store applying conditional PUTs to
+// one key linearizably (AWS S3 since 2024, SeaweedFS), and on distinct contents having
+// distinct ETags (each write carries a new epoch or commit number).
+//
+// What it does not guarantee: it fences only what goes through Commit. Objects a stale run
+// writes elsewhere (snapshot data, a checkpoint's metadata under its own key, sink files)
+// are not refused; they must become visible only through a committed record (as a
+// checkpoint does when its number is committed), or be harmless to write twice. It does
+// not tell a stale run that it is stale until its next Commit (or Current), so a paused
+// node may still emit uncommitted output; there are no leases or clocks. It does not
+// choose who should run: the newest claimer wins, so a partitioned node that claims after
+// the majority fences the majority; quorum is the caller's. On buckets other than S3
+// (memblob, fileblob, GCS, Azure here) Claim and Commit return ErrNoCompareAndSwap.
+//
+// A BucketFence is safe for concurrent use; its methods serialise.
+type BucketFence struct {
+	bucket *blob.Bucket
+	key    string
+	where  string
+
+	// mu guards the claimed epoch.
+	mu    sync.Mutex
+	epoch uint64
+
+	// afterRead, when set (by tests), runs between Commit's read and its conditional
+	// write: a claim made there must be refused by the store's precondition.
+	afterRead func()
+}
+
+// FenceState is what the fence object holds.
+type FenceState struct {
+	// Epoch is the newest claimed epoch (1 after the first claim).
+	Epoch uint64 `json:"epoch"`
+	// Holder names the run that claimed Epoch, for messages.
+	Holder string `json:"holder"`
+	// Commit counts the commits under Epoch (0 right after the claim).
+	Commit uint64 `json:"commit"`
+	// Record is the last committed record: the one of the previous epoch until the new
+	// holder commits (a claim carries it over), nil before the first commit.
+	Record []byte `json:"record,omitempty"`
+}
+
+// NewBucketFence returns the fence in object key of bucket; where names the bucket in
+// errors ("s3://ckpt").
+func NewBucketFence(bucket *blob.Bucket, key, where string) *BucketFence {
+	return &BucketFence{bucket: bucket, key: key, where: redactURL(where) + "/" + key}
+}
+
+// maxFenceRecord bounds a committed record: the fence object is read whole on every commit.
+const maxFenceRecord = 64 << 10
+
+// claimAttempts bounds how often Claim retries when other claims race it.
+const claimAttempts = 16
+
+// Claim makes holder the holder of a new epoch, one above any claimed before, and returns
+// it. From then on, commits under older epochs fail. The last committed record is carried
+// over: Current shows it to the new holder, which recovers from it.
+func (f *BucketFence) Claim(ctx context.Context, holder string) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var client *s3.Client
+	if !f.bucket.As(&client) {
+		return 0, fmt.Errorf("claim fence %s: %w", f.where, ErrNoCompareAndSwap)
+	}
+	for range claimAttempts {
+		cur, etag, err := f.read(ctx)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return 0, fmt.Errorf("claim fence %s: %w", f.where, err)
+		}
+		next := FenceState{Epoch: cur.Epoch + 1, Holder: holder, Record: cur.Record}
+		err = f.write(ctx, next, etag)
+		if errors.Is(err, errPrecondition) {
+			continue // another claim came between the read and the write
+		}
+		if err != nil {
+			return 0, fmt.Errorf("claim fence %s: %w", f.where, err)
+		}
+		f.epoch = next.Epoch
+		return next.Epoch, nil
+	}
+	return 0, fmt.Errorf("claim fence %s: %d attempts lost to concurrent claims", f.where, claimAttempts)
+}
+
+// Epoch returns the epoch Claim took, 0 before.
+func (f *BucketFence) Epoch() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.epoch
+}
+
+// Commit stores record as the newest commit, if this fence's epoch is still the newest:
+// an error wrapping ErrFenced if a newer run has claimed the fence (the store refused the
+// write, or the object already showed the newer epoch).
+func (f *BucketFence) Commit(ctx context.Context, record []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.epoch == 0 {
+		return fmt.Errorf("commit under fence %s: no epoch claimed", f.where)
+	}
+	if len(record) > maxFenceRecord {
+		return fmt.Errorf("commit under fence %s epoch %d: record of %d bytes, want at most %d (commit a key, not the data)", f.where, f.epoch, len(record), maxFenceRecord)
+	}
+	cur, etag, err := f.read(ctx)
+	if err != nil {
+		return fmt.Errorf("commit under fence %s epoch %d: %w", f.where, f.epoch, err)
+	}
+	if cur.Epoch != f.epoch {
+		// A newer claim. The precondition below would refuse the write too; this only
+		// saves the round trip. (A version with this epoch is this fence's own: Claim's
+		// compare-and-swap gives each epoch to one fence.)
+		return fmt.Errorf("commit under fence %s epoch %d: %w (it holds epoch %d of %q)", f.where, f.epoch, ErrFenced, cur.Epoch, cur.Holder)
+	}
+	if f.afterRead != nil {
+		f.afterRead()
+	}
+	next := FenceState{Epoch: f.epoch, Holder: cur.Holder, Commit: cur.Commit + 1, Record: record}
+	err = f.write(ctx, next, etag)
+	if errors.Is(err, errPrecondition) {
+		return fmt.Errorf("commit under fence %s epoch %d: %w (the store refused the write: the object changed since it was read)", f.where, f.epoch, ErrFenced)
+	}
+	if err != nil {
+		return fmt.Errorf("commit under fence %s epoch %d: %w", f.where, f.epoch, err)
+	}
+	return nil
+}
+
+// Current returns what the fence object holds now: ErrNotFound before the first claim.
+func (f *BucketFence) Current(ctx context.Context) (FenceState, error) {
+	st, _, err := f.read(ctx)
+	if err != nil {
+		return FenceState{}, fmt.Errorf("read fence %s: %w", f.where, err)
+	}
+	return st, nil
+}
+
+// errPrecondition is the store's 412: the object was not what the condition said.
+var errPrecondition = errors.New("precondition failed")
+
+// read returns the fence object and the ETag of that very version (from one GET).
+func (f *BucketFence) read(ctx context.Context) (FenceState, string, error) {
+	r, err := f.bucket.NewReader(ctx, f.key, nil)
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return FenceState{}, "", ErrNotFound
+	}
+	if err != nil {
+		return FenceState{}, "", err
+	}
+	defer r.Close()
+	var out s3.GetObjectOutput
+	if !r.As(&out) || aws.ToString(out.ETag) == "" {
+		return FenceState{}, "", ErrNoCompareAndSwap
+	}
+	b, err := io.ReadAll(io.LimitReader(r, 2*maxFenceRecord))
+	if err != nil {
+		return FenceState{}, "", err
+	}
+	st, err := decodeFenceState(b)
+	if err != nil {
+		return FenceState{}, "", &CorruptError{Where: f.where, Reason: err.Error()}
+	}
+	return st, aws.ToString(out.ETag), nil
+}
+
+// decodeFenceState decodes a fence object: a frame holding FenceState as JSON, with an
+// epoch of at least 1. The error's text is the reason for a CorruptError.
+func decodeFenceState(b []byte) (FenceState, error) {
+	payload, err := decodeFrame(b)
+	if err != nil {
+		return FenceState{}, err
+	}
+	var st FenceState
+	if err := json.Unmarshal(payload, &st); err != nil {
+		return FenceState{}, fmt.Errorf("fence record: %w", err)
+	}
+	if st.Epoch == 0 {
+		return FenceState{}, errors.New("fence record: epoch 0, want at least 1")
+	}
+	return st, nil
+}
+
+// write puts st with If-Match: etag, or If-None-Match: * when etag is empty;
+// errPrecondition when the store refuses it.
+func (f *BucketFence) write(ctx context.Context, st FenceState, etag string) error {
+	payload, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	opts := &blob.WriterOptions{ContentType: "application/octet-stream", IfNotExist: etag == ""}
+	if etag != "" {
+		opts.BeforeWrite = func(as func(any) bool) error {
+			var in *transfermanager.UploadObjectInput
+			if !as(&in) {
+				return ErrNoCompareAndSwap
+			}
+			in.IfMatch = aws.String(etag)
+			return nil
+		}
+	}
+	err = f.bucket.WriteAll(ctx, f.key, appendFrame(nil, payload), opts)
+	if gcerrors.Code(err) == gcerrors.FailedPrecondition {
+		return errPrecondition
+	}
+	return err
+}
