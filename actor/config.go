@@ -1,6 +1,7 @@
 package actor
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -33,8 +34,12 @@ type Config struct {
 	// Clock gives processing time and timers. Default: the real clock. Tests pass a
 	// stream.ManualClock.
 	Clock stream.Clock
-	// Logger receives the runtime's logs, and Proto.Actor's. Default: slog.Default().
+	// Logger receives the runtime's logs. Default: slog.Default().
 	Logger *slog.Logger
+	// ProtoActorLogger receives Proto.Actor's own logs. Proto.Actor logs every start and
+	// stop at Info ("actor system started"), which is noise to a user of Eddy. Default:
+	// Logger, passing on Warn and above only.
+	ProtoActorLogger *slog.Logger
 	// Placement says where identities run. Default: Local.
 	Placement Placement
 	// ErrorPolicy says what a stage does when a user function fails. Default: Skip.
@@ -145,6 +150,9 @@ func (c *Config) Validate() error {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.ProtoActorLogger == nil {
+		c.ProtoActorLogger = slog.New(warnAndAbove{c.Logger.Handler()})
+	}
 	if c.Placement == nil {
 		c.Placement = Local{}
 	}
@@ -156,4 +164,17 @@ func (c *ClusterRun) startTimeout() time.Duration {
 		return c.StartTimeout
 	}
 	return 30 * time.Second
+}
+
+// warnAndAbove passes on records at Warn and above.
+type warnAndAbove struct{ slog.Handler }
+
+func (h warnAndAbove) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && h.Handler.Enabled(ctx, l)
+}
+func (h warnAndAbove) WithAttrs(as []slog.Attr) slog.Handler {
+	return warnAndAbove{h.Handler.WithAttrs(as)}
+}
+func (h warnAndAbove) WithGroup(name string) slog.Handler {
+	return warnAndAbove{h.Handler.WithGroup(name)}
 }

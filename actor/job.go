@@ -219,9 +219,8 @@ func (j *Job) Run(ctx context.Context) (err error) {
 	if cl != nil {
 		sys = cl.System // the node's: it outlives the run
 	} else {
-		sys = pa.NewActorSystem(pa.WithLoggerFactory(func(*pa.ActorSystem) *slog.Logger {
-			return logger.With("component", "protoactor")
-		}))
+		paLogger := j.cfg.ProtoActorLogger.With("component", "protoactor")
+		sys = pa.NewActorSystem(pa.WithLoggerFactory(func(*pa.ActorSystem) *slog.Logger { return paLogger }))
 		defer sys.Shutdown()
 	}
 	ctx, cancel := context.WithCancelCause(ctx)

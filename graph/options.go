@@ -90,8 +90,14 @@ func Credits(n int) JobOption { return func(c *actor.Config) { c.Credits = n } }
 // Clock sets the processing-time clock (tests pass a stream.ManualClock).
 func Clock(clock stream.Clock) JobOption { return func(c *actor.Config) { c.Clock = clock } }
 
-// Logger sets the logger of the runtime and of Proto.Actor.
+// Logger sets the logger of the runtime (and, filtered to Warn and above, of Proto.Actor).
 func Logger(l *slog.Logger) JobOption { return func(c *actor.Config) { c.Logger = l } }
+
+// ProtoActorLogger sets the logger of Proto.Actor's own lines, all levels (default: Logger,
+// Warn and above).
+func ProtoActorLogger(l *slog.Logger) JobOption {
+	return func(c *actor.Config) { c.ProtoActorLogger = l }
+}
 
 // OnError sets what a stage does when a user function fails (default actor.Skip).
 func OnError(p actor.ErrorPolicy) JobOption { return func(c *actor.Config) { c.ErrorPolicy = p } }
