@@ -69,6 +69,12 @@ type Config struct {
 	// is called from many actors at once. Default: a warning in the log. Dead letters are
 	// counted per stage either way.
 	DeadLetters func(stream.DeadLetter)
+	// Admin is the address graph.Job.Run serves the job's admin endpoint on while it runs
+	// (internal/admin); the runtime does not use it. "": none.
+	Admin string
+	// MaxDeadLetters, when above 0, fails the job once it has sent more dead letters than
+	// that. 0: no limit (they are counted and reported, and the job goes on).
+	MaxDeadLetters int64
 	// Cluster, when set, makes a run this node's part of a job that spans nodes: only the
 	// identities Placement puts here run here (Placement.Node returns the Proto.Actor
 	// address of the node that runs an identity). The cluster package sets it.
@@ -111,6 +117,7 @@ func (c *Config) Validate() error {
 		{"idle timeout", int64(c.IdleTimeout), 0},
 		{"watermark interval", int64(c.WatermarkInterval), 0},
 		{"checkpoint interval", int64(c.CheckpointInterval), 0},
+		{"max dead letters", c.MaxDeadLetters, 0},
 	}
 	for _, ch := range checks {
 		if ch.v < ch.min {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -168,7 +169,13 @@ func (g *Graph) Build(opts ...JobOption) (*Job, error) {
 	for _, s := range g.stages {
 		s.abort = nil
 	}
-	job := &Job{aj: aj, desc: g.describe(plan, vps), twoPhase: append([]func(int64, func(int) bool) error(nil), g.twoPhase...)}
+	job := &Job{aj: aj, desc: g.describe(plan, vps), twoPhase: append([]func(int64, func(int) bool) error(nil), g.twoPhase...),
+		keyed: map[string]keyedQuery{}}
+	for i, vp := range vps {
+		if vp.root.keyOf != nil {
+			job.keyed[vp.root.name] = keyedQuery{instances: plan.Vertices[i].Instances, keyOf: vp.root.keyOf}
+		}
+	}
 	if cfg.Restore != nil {
 		job.restored = cfg.Restore.ID
 	}
@@ -269,6 +276,10 @@ type Job struct {
 	ran      atomic.Bool
 	twoPhase []func(lastComplete int64, owns func(uid int) bool) error
 	restored int64
+	// keyed holds the keyed vertices by name, for state queries.
+	keyed map[string]keyedQuery
+	// adminAddr is the admin endpoint's address while the job runs.
+	adminAddr atomic.Pointer[net.TCPAddr]
 }
 
 // Run runs the job until its bounded sources are drained and everything is flushed, until
@@ -290,7 +301,13 @@ func (j *Job) Run(ctx context.Context) error {
 	if j.restored == actor.FinalCheckpoint {
 		return nil // the last run finished, and its output is committed now
 	}
-	return j.aj.Run(ctx)
+	stopAdmin, err := j.serveAdmin(ctx)
+	if err != nil {
+		return err
+	}
+	err = j.aj.Run(ctx)
+	stopAdmin(err)
+	return err
 }
 
 // Describe returns the logical and physical plan.
@@ -298,6 +315,9 @@ func (j *Job) Describe() Description { return j.desc }
 
 // Stats returns the counters of every vertex.
 func (j *Job) Stats() []actor.StageStats { return j.aj.Stats() }
+
+// CheckpointHistory returns the last checkpoints the job took (up to 64), oldest first.
+func (j *Job) CheckpointHistory() []actor.CheckpointRecord { return j.aj.CheckpointHistory() }
 
 // Runtime returns the compiled job, for drivers other than Run (the testing kit's).
 func (j *Job) Runtime() *actor.Job { return j.aj }

@@ -63,7 +63,9 @@ type stage struct {
 	// to release what it opened should that Build fail.
 	instances func(cfg *actor.Config) (int, error)
 	abort     func()
-	newTask   func(ic *inst) (actor.Task, error)
+	// keyOf parses a key of a keyed stage from text and hashes it (admin state queries).
+	keyOf   func(text string) (key any, hash uint64, err error)
+	newTask func(ic *inst) (actor.Task, error)
 }
 
 // link is a consumer of a stage's output: fused, or across an exchange to a keyed stage.
@@ -306,7 +308,7 @@ func (s Stream[T]) To(sink stream.Sink[T], opts ...Option) {
 					}
 					return
 				}
-				env.Metrics.Out.Add(int64(len(in)))
+				env.CountOut(len(in))
 			}
 		})
 		ns.g.onEndSink(ns, sink.Close)
@@ -321,7 +323,7 @@ func (s Stream[T]) To(sink stream.Sink[T], opts ...Option) {
 				}
 				return
 			}
-			env.Metrics.Out.Add(int64(len(in)))
+			env.CountOut(len(in))
 		}
 	})
 	ns.g.onEndSink(ns, sink.Close)
@@ -544,6 +546,7 @@ func keyedStageOpts[K comparable, T, O any](k Keyed[K, T], kind string, opts []O
 	ns.root, ns.keyed = true, true
 	ns.keyDesc = typeName[K]()
 	ns.instances = func(cfg *actor.Config) (int, error) { return cfg.MaxKeyGroups, nil }
+	ns.keyOf = keyParser(k.keyCodec, k.hash)
 	wireKeyedInput(ns, k, 0)
 	return ns, so
 }
@@ -555,6 +558,7 @@ func keyedStage2[K comparable, A, B, O any](ka Keyed[K, A], kb Keyed[K, B], kind
 	ns.root, ns.keyed = true, true
 	ns.keyDesc = typeName[K]()
 	ns.instances = func(cfg *actor.Config) (int, error) { return cfg.MaxKeyGroups, nil }
+	ns.keyOf = keyParser(ka.keyCodec, ka.hash)
 	wireKeyedInput(ns, ka, 0)
 	wireKeyedInput(ns, kb, 1)
 	return ns, so
@@ -782,7 +786,7 @@ func Window[K comparable, T, A, R any](k Keyed[K, T], w stream.Windows, agg stre
 		t := &windowTask[K, T, A, R]{env: ic.env, name: ns.name, ic: ic, wm: wmOf(ic, ns)}
 		t.out = newOutBuffer(ic, pushOf[stream.WindowResult[K, R]](ic, ns))
 		op, err := stream.NewWindowOperator(k.key, w, agg, wopts, t.out.add, func(r stream.Record[T]) {
-			ic.env.Metrics.Late.Add(1)
+			ic.env.CountLate()
 			ic.side(ns, late, r.Value, r.Time)
 		})
 		if err != nil {
@@ -831,7 +835,7 @@ func ProcessWindow[K comparable, T, O any](k Keyed[K, T], w stream.Windows, fn f
 			out.flush()
 		})
 		op, err := stream.NewWindowOperator(k.key, w, agg, wopts, t.out.add, func(r stream.Record[T]) {
-			ic.env.Metrics.Late.Add(1)
+			ic.env.CountLate()
 			ic.side(ns, late, r.Value, r.Time)
 		})
 		if err != nil {

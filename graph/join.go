@@ -230,7 +230,7 @@ func processFrom[T any](env *actor.Env, stage string, recs []stream.Record[T], s
 }
 
 func (t *joinTask[O]) late(tag string, v any, ts int64) {
-	t.env.Metrics.Late.Add(1)
+	t.env.CountLate()
 	t.ic.side(t.s, tag, v, ts)
 }
 

@@ -107,3 +107,13 @@ func OnError(p actor.ErrorPolicy) JobOption { return func(c *actor.Config) { c.E
 func DeadLetters(f func(stream.DeadLetter)) JobOption {
 	return func(c *actor.Config) { c.DeadLetters = f }
 }
+
+// Admin serves the job's admin endpoint (JSON: /status, /topology, /stages, /checkpoints,
+// /state/{stage}?key=K; Prometheus: /metrics) on addr while it runs. A host left out
+// (":9090") means 127.0.0.1: the endpoint is on loopback unless addr says otherwise; port
+// 0 picks a free port (Job.AdminAddr tells which). cmd/eddytop shows it.
+func Admin(addr string) JobOption { return func(c *actor.Config) { c.Admin = addr } }
+
+// MaxDeadLetters fails the job once it has sent more than n dead letters (default 0: no
+// limit; they are counted, reported and the job goes on).
+func MaxDeadLetters(n int64) JobOption { return func(c *actor.Config) { c.MaxDeadLetters = n } }
