@@ -2,6 +2,7 @@
 // generates click events, counts them per user on the engine, and prints a leaderboard.
 //
 //	go run ./examples/quickstart -events 200000 -parallelism 4
+//	go run ./examples/quickstart -events 5000000 -rate 500000 -admin 127.0.0.1:9090   # then: go run ./cmd/eddytop
 //
 // The job is
 //
@@ -32,7 +33,9 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"text/tabwriter"
+	"time"
 
 	"github.com/eddyflow/eddy/graph"
 	"github.com/eddyflow/eddy/stream"
@@ -106,6 +109,23 @@ func click(i int64) Click {
 	return Click{User: userNames[u], Page: pageNames[p], At: epochMillis + 5*i}
 }
 
+// paced returns gen slowed down to rate calls per second over all the goroutines that call
+// it: call n waits until n/rate seconds after the first. It sleeps only when more than a
+// few milliseconds ahead, so a high rate costs few sleeps.
+func paced(gen func(int64) Click, rate float64) func(int64) Click {
+	var (
+		calls atomic.Int64
+		start = time.Now()
+	)
+	return func(i int64) Click {
+		due := start.Add(time.Duration(float64(calls.Add(1)) / rate * float64(time.Second)))
+		if ahead := time.Until(due); ahead > 2*time.Millisecond {
+			time.Sleep(ahead)
+		}
+		return gen(i)
+	}
+}
+
 // UserCount is one row of the leaderboard.
 type UserCount struct {
 	User  string
@@ -165,6 +185,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	events := fs.Int64("events", 200_000, "number of click events to generate")
 	parallelism := fs.Int("parallelism", runtime.GOMAXPROCS(0), "splits the source is generated with")
+	rate := fs.Float64("rate", 0, "events per second to generate at, over all splits (0: as fast as it goes)")
+	adminAddr := fs.String("admin", "", "serve the job's admin endpoint (for eddytop) on this address while it runs, e.g. 127.0.0.1:9090")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -182,16 +204,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *parallelism < 1 {
 		return fmt.Errorf("-parallelism %d: want at least 1", *parallelism)
 	}
+	if *rate < 0 {
+		return fmt.Errorf("-rate %v: want 0 or more", *rate)
+	}
+	gen := click
+	if *rate > 0 {
+		gen = paced(click, *rate)
+	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
 	g := graph.New("quickstart")
-	clicks := graph.From(g, stream.Generate(*events, click), graph.Name("clicks"))
+	clicks := graph.From(g, stream.Generate(*events, gen), graph.Name("clicks"))
 	perUser := graph.KeyBy(clicks, func(c Click) string { return c.User }, graph.WithCodec(stream.JSON[Click]()))
 	counts := graph.Count(perUser, graph.Name("clicks-per-user"))
 	board := newLeaderboard()
 	counts.To(board, graph.Name("leaderboard"))
 
-	job, err := g.Build(graph.Parallelism(*parallelism), graph.Logger(logger))
+	opts := []graph.JobOption{graph.Parallelism(*parallelism), graph.Logger(logger)}
+	if *adminAddr != "" {
+		opts = append(opts, graph.Admin(*adminAddr))
+	}
+	job, err := g.Build(opts...)
 	if err != nil {
 		return err
 	}
