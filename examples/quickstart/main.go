@@ -126,6 +126,34 @@ func paced(gen func(int64) Click, rate float64) func(int64) Click {
 	}
 }
 
+// announceAdmin prints the admin endpoint's address to stderr once the job serves it (with
+// -admin 127.0.0.1:0 the port is known only then). stop ends the wait.
+func announceAdmin(job *graph.Job, stderr io.Writer) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if addr := job.AdminAddr(); addr != nil {
+				fmt.Fprintf(stderr, "quickstart: admin endpoint on http://%s (watch it: go run ./cmd/eddytop -admin %s)\n", addr, addr)
+				return
+			}
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
 // UserCount is one row of the leaderboard.
 type UserCount struct {
 	User  string
@@ -230,6 +258,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if _, err := fmt.Fprintln(stdout, job.Describe().Mermaid()); err != nil {
 		return fmt.Errorf("print topology: %w", err)
+	}
+	if *adminAddr != "" {
+		stop := announceAdmin(job, stderr)
+		defer stop()
 	}
 	if err := job.Run(ctx); err != nil {
 		return fmt.Errorf("run %s: %w", g.Name(), err)

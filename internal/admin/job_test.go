@@ -20,7 +20,7 @@ import (
 
 // startJob runs, until the test cancels it, a job whose keyed stage "per-key" counts 1000
 // records over the keys k0, k1 and k2 and then gets no more; it returns the admin address.
-func startJob(t *testing.T) (addr string, cancel context.CancelFunc, done <-chan error) {
+func startJob(t *testing.T) (addr string, sink *stream.Collect[stream.KV[string, int64]], cancel context.CancelFunc, done <-chan error) {
 	t.Helper()
 	g := graph.New("admin-test")
 	src := graph.From(g, stream.Generate(1<<40, func(i int64) int64 { return i }), graph.Name("numbers"))
@@ -32,7 +32,8 @@ func startJob(t *testing.T) (addr string, cancel context.CancelFunc, done <-chan
 	}, graph.Name("slow"))
 	first := slow.Filter(func(i int64) bool { return i < 1000 }, graph.Name("first-1000"))
 	counts := graph.Count(graph.KeyBy(first, func(i int64) string { return fmt.Sprintf("k%d", i%3) }), graph.Name("per-key"))
-	counts.To(stream.NewCollect[stream.KV[string, int64]](), graph.Name("sink"))
+	sink = stream.NewCollect[stream.KV[string, int64]]()
+	counts.To(sink, graph.Name("sink"))
 	job, err := g.Build(graph.Parallelism(2), graph.MaxKeyGroups(8), graph.Admin("127.0.0.1:0"))
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +49,7 @@ func startJob(t *testing.T) (addr string, cancel context.CancelFunc, done <-chan
 		}
 		time.Sleep(time.Millisecond)
 	}
-	return job.AdminAddr().String(), cancel, ch
+	return job.AdminAddr().String(), sink, cancel, ch
 }
 
 func getJSON(t *testing.T, url string, wantCode int, v any) {
@@ -72,7 +73,7 @@ func getJSON(t *testing.T, url string, wantCode int, v any) {
 
 func TestJobAdminEndpoints(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	addr, cancel, done := startJob(t)
+	addr, sink, cancel, done := startJob(t)
 	defer cancel()
 	base := "http://" + addr
 
@@ -102,10 +103,21 @@ func TestJobAdminEndpoints(t *testing.T) {
 		if string(st.Value) == "334" {
 			break
 		}
+		// (334: the count the job emits last for k0.)
 		if time.Now().After(deadline) {
 			t.Fatalf("state of k0 is %s (%d), want 334", st.Value, resp.StatusCode)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	// The state is the value the job emitted last for k0.
+	var last int64 = -1
+	for _, kv := range sink.Values() {
+		if kv.Key == "k0" {
+			last = kv.Value
+		}
+	}
+	if last != 334 {
+		t.Errorf("the job emitted %d last for k0; its state says 334", last)
 	}
 	var stages []admin.StageView
 	getJSON(t, base+"/stages", 200, &stages)
