@@ -100,11 +100,15 @@ func TestAdminWhileRunning(t *testing.T) {
 
 	// The count of user-00 grows while the job runs; /stages has a rate by the second call.
 	state := func() float64 {
-		code, v := fetch(t, base+"/state/clicks-per-user?key=user-00")
-		if code != 200 {
-			t.Fatalf("/state: %d %v", code, v)
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			code, v := fetch(t, base+"/state/clicks-per-user?key=user-00")
+			if code == 200 {
+				return fields(t, "/state", v, "stage", "key", "value")["value"].(float64)
+			}
+			if code != 404 || time.Now().After(deadline) { // 404 until user-00's first click is counted
+				t.Fatalf("/state: %d %v", code, v)
+			}
 		}
-		return fields(t, "/state", v, "stage", "key", "value")["value"].(float64)
 	}
 	first := state()
 	var stages []any
