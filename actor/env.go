@@ -23,6 +23,10 @@ type Env struct {
 	Config *Config
 	// Metrics are the vertex's counters, shared by its instances.
 	Metrics *StageMetrics
+	// Position, when set (by the task of a source vertex whose split knows positions), says
+	// where record i of a batch it read came from, for the dead letters of the stages fused
+	// after it; ok is false for a batch that is not the source's.
+	Position func(records any, i int) (source string, pos int64, ok bool)
 	// UID numbers the instance among all of the job's, the same from run to run of one
 	// plan: two-phase sinks name their transactions by it.
 	UID int
@@ -75,7 +79,7 @@ func (e *Env) DeadLetter(d stream.DeadLetter) {
 	}
 	if e.deadLetters != nil {
 		if n := e.deadLetters.Add(1); e.Config.MaxDeadLetters > 0 && n > e.Config.MaxDeadLetters {
-			e.r.drv.fail(fmt.Errorf("%w: more than %d (the limit set with MaxDeadLetters); the last: %s",
+			e.r.drv.fail(fmt.Errorf("%w: more than %d, the limit (graph.MaxDeadLetters, -max-dead-letters); the last: %s",
 				ErrTooManyDeadLetters, e.Config.MaxDeadLetters, d))
 			return
 		}

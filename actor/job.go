@@ -481,7 +481,14 @@ func (j *Job) Run(ctx context.Context) (err error) {
 			}
 		}
 	}
-	// The actors are stopped: their runners are ours again. Close what did not finish.
+	// The actors are stopped: their runners are ours again. Nothing is in flight any more
+	// (credits still on their way when the actors stopped are dropped with them).
+	for _, r := range runners {
+		im := r.instanceMetrics()
+		im.inFlight.Store(0)
+		im.queued.Store(0)
+	}
+	// Close what did not finish.
 	for _, r := range runners {
 		if !r.done {
 			r.stopTimers()

@@ -200,6 +200,10 @@ func From[T any](g *Graph, src stream.Source[T], opts ...Option) Stream[T] {
 		s.newTask = func(ic *inst) (actor.Task, error) {
 			t := &sourceTask[T]{env: ic.env, name: s.name, split: splits[ic.env.ID.Index], ic: ic}
 			t.appender, _ = t.split.(stream.Appender[T])
+			if p, ok := t.split.(stream.Positioned); ok && t.appender == nil {
+				t.positioned = p
+				ic.env.Position = t.position
+			}
 			t.wm = wmOf(ic, s)
 			t.push = pushOf[T](ic, s)
 			return t, nil

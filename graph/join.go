@@ -223,7 +223,7 @@ func processFrom[T any](env *actor.Env, stage string, recs []stream.Record[T], s
 	defer recoverRecord(env, stage, recs, &next)
 	for next = start; next < len(recs) && !env.Blocked(); next++ {
 		if err := f(recs[next]); err != nil {
-			deadLetter(env, stage, err.Error(), recs[next])
+			deadLetter(env, stage, err.Error(), recs, next)
 		}
 	}
 	return next

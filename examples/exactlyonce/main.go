@@ -36,6 +36,7 @@ import (
 
 	"github.com/eddyflow/eddy/graph"
 	"github.com/eddyflow/eddy/internal/keycount"
+	"github.com/eddyflow/eddy/internal/runreport"
 	"github.com/eddyflow/eddy/persistence"
 	"github.com/eddyflow/eddy/stream"
 )
@@ -68,6 +69,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	rate := fs.Int("rate", 0, "records per second, 0 = as fast as possible")
 	parallelism := fs.Int("parallelism", max(2, runtime.GOMAXPROCS(0)), "parallelism; a restart may change it (state is per key group)")
 	backend := fs.String("backend", "memory", "keyed state backend: memory, or badger (a database in -state DIR/badger)")
+	var report runreport.Flags
+	report.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -96,7 +99,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 
 	g := keycount.Graph("exactlyonce", *in, *rate, sink)
 
-	opts := []graph.JobOption{graph.Parallelism(*parallelism), graph.Logger(logger), graph.Checkpoints(store, *interval)}
+	opts := append(report.Options(), graph.Parallelism(*parallelism), graph.Logger(logger), graph.Checkpoints(store, *interval))
 	if *backend == "badger" {
 		db, err := persistence.OpenBadger(filepath.Join(*state, "badger"))
 		if err != nil {
@@ -109,7 +112,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := job.Run(ctx); err != nil {
+	if err := runreport.Run(ctx, job, stderr, nil); err != nil {
 		return fmt.Errorf("run: %w", err)
 	}
 	return nil

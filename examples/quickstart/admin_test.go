@@ -105,7 +105,8 @@ func TestAdminWhileRunning(t *testing.T) {
 			if code == 200 {
 				return fields(t, "/state", v, "stage", "key", "value")["value"].(float64)
 			}
-			if code != 404 || time.Now().After(deadline) { // 404 until user-00's first click is counted
+			// 503 while the job starts, 404 until user-00's first click is counted.
+			if (code != 404 && code != 503) || time.Now().After(deadline) {
 				t.Fatalf("/state: %d %v", code, v)
 			}
 		}

@@ -32,12 +32,14 @@ import (
 	"os/signal"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
 	"github.com/eddyflow/eddy/graph"
+	"github.com/eddyflow/eddy/internal/runreport"
 	"github.com/eddyflow/eddy/stream"
 )
 
@@ -214,7 +216,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	events := fs.Int64("events", 200_000, "number of click events to generate")
 	parallelism := fs.Int("parallelism", runtime.GOMAXPROCS(0), "splits the source is generated with")
 	rate := fs.Float64("rate", 0, "events per second to generate at, over all splits (0: as fast as it goes)")
-	adminAddr := fs.String("admin", "", "serve the job's admin endpoint (for eddytop) on this address while it runs, e.g. 127.0.0.1:9090")
+	var report runreport.Flags
+	report.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -248,24 +251,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	board := newLeaderboard()
 	counts.To(board, graph.Name("leaderboard"))
 
-	opts := []graph.JobOption{graph.Parallelism(*parallelism), graph.Logger(logger)}
-	if *adminAddr != "" {
-		opts = append(opts, graph.Admin(*adminAddr))
-	}
-	job, err := g.Build(opts...)
+	job, err := g.Build(append(report.Options(), graph.Parallelism(*parallelism), graph.Logger(logger))...)
 	if err != nil {
 		return err
 	}
 	if _, err := fmt.Fprintln(stdout, job.Describe().Mermaid()); err != nil {
 		return fmt.Errorf("print topology: %w", err)
 	}
-	if *adminAddr != "" {
+	if report.Admin != "" {
 		stop := announceAdmin(job, stderr)
 		defer stop()
 	}
-	if err := job.Run(ctx); err != nil {
-		return fmt.Errorf("run %s: %w", g.Name(), err)
+	// Progress on stderr when it is a terminal; the account of the run on stdout, last.
+	var summary strings.Builder
+	if err := runreport.Run(ctx, job, stderr, &summary); err != nil {
+		return fmt.Errorf("run %s: %w (%s)", g.Name(), err, strings.TrimSpace(summary.String()))
 	}
+	defer fmt.Fprint(stdout, "\n"+summary.String())
 
 	rows, updates, total := board.ranking()
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)

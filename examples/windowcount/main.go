@@ -44,6 +44,7 @@ import (
 	"time"
 
 	"github.com/eddyflow/eddy/graph"
+	"github.com/eddyflow/eddy/internal/runreport"
 	"github.com/eddyflow/eddy/stream"
 )
 
@@ -138,6 +139,7 @@ type config struct {
 	window, slide, session time.Duration
 	lateness, delay        time.Duration
 	windows                stream.Windows
+	report                 runreport.Flags
 }
 
 func parse(args []string, stderr io.Writer) (config, error) {
@@ -151,6 +153,7 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.lateness, "lateness", 0, "allowed lateness")
 	fs.DurationVar(&c.delay, "delay", 0, "out-of-orderness bound of the watermark")
 	fs.StringVar(&c.late, "late", "", "`FILE` for late records (default: standard error)")
+	c.report.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -227,14 +230,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	firings.To(stream.JSONLWriter[Firing](stdout), graph.Name("stdout"))
 	graph.SideOutput(windows, stream.LateTag[Event](), graph.Name("late")).To(late, graph.Name("late-file"))
 
-	job, err := g.Build(graph.Parallelism(max(2, runtime.GOMAXPROCS(0))), graph.Logger(logger), graph.DeadLetters(report))
+	job, err := g.Build(append(c.report.Options(), graph.Parallelism(max(2, runtime.GOMAXPROCS(0))), graph.Logger(logger), graph.DeadLetters(report))...)
 	if err != nil {
 		return err
 	}
-	if err := job.Run(ctx); err != nil {
+	err = runreport.Run(ctx, job, stderr, io.Discard)
+	if runreport.SummaryWanted(job, stderr, err) {
+		// After the dead letters and late records, in the same buffer.
+		fmt.Fprintln(lockedWriter{mu: &mu, w: errOut}, runreport.Summary(job))
+	}
+	if err != nil {
 		return fmt.Errorf("count windows of %s: %w", c.in, err)
 	}
 	return nil
+}
+
+// lockedWriter writes to w under mu.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // lateToStderr writes late records to standard error when there is no -late file.
