@@ -32,6 +32,8 @@ type AdminSource interface {
 //   - /stages: every stage's counters, with records/s over the last 10 s (since the
 //     oldest call in that window; rate_window_s is 0 on the first call), and each
 //     instance's.
+//   - /cluster/stages: the same for the whole cluster: this node asks every member's
+//     /stages (at its admin address) and adds them up, so one address shows the whole job.
 //   - /metrics: Prometheus metrics from a registry of its own: stage counters and gauges,
 //     cluster gauges, and the Go runtime's and the process's.
 func AdminHandler(src AdminSource) http.Handler {
@@ -53,6 +55,7 @@ func AdminHandler(src AdminSource) http.Handler {
 				}
 				admin.WriteJSON(w, http.StatusOK, view)
 			},
+			"/cluster/stages": clusterStages(src),
 		},
 		Collectors: []prometheus.Collector{newCollector(src)},
 	})

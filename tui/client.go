@@ -104,23 +104,27 @@ type Placement struct {
 }
 
 // Fetch reads every path. A job's endpoint has /status, /topology and /checkpoints; a
-// cluster node's has /members and /placement: what is not served stays empty.
+// cluster node's has /members and /placement, and /cluster/stages, which adds up every
+// node's stages: what is not served stays empty.
 func (c *Client) Fetch(ctx context.Context) (Snapshot, error) {
 	s := Snapshot{At: time.Now()}
-	if err := c.get(ctx, "/stages", &s.Stages); err != nil {
-		return s, err
-	}
 	optional := []struct {
 		path string
 		v    any
 	}{
-		{"/status", &s.Status}, {"/topology", &s.Topology}, {"/checkpoints", &s.Checkpoints},
-		{"/members", &s.Members},
+		{"/members", &s.Members}, {"/status", &s.Status}, {"/topology", &s.Topology}, {"/checkpoints", &s.Checkpoints},
 	}
 	for _, o := range optional {
 		if err := c.get(ctx, o.path, o.v); err != nil && !errors.Is(err, errNotServed) {
 			return s, err
 		}
+	}
+	stages := "/stages"
+	if len(s.Members) > 0 {
+		stages = "/cluster/stages" // any node answers for the whole cluster
+	}
+	if err := c.get(ctx, stages, &s.Stages); err != nil {
+		return s, err
 	}
 	var p Placement
 	if err := c.get(ctx, "/placement", &p); err == nil {
