@@ -151,6 +151,17 @@ func TestEddytopInTmux(t *testing.T) {
 		return regexp.MustCompile(`per-key\[key-4\] = \d+`).MatchString(s)
 	})
 
+	// A smaller window: the screen is drawn again to fit it; what does not fit is cut above
+	// the key help, which stays on the last line.
+	if out, err := term.tmux("resize-window", "-t", term.session, "-x", "100", "-y", "14"); err != nil {
+		t.Fatalf("resize-window: %v: %s", err, out)
+	}
+	term.waitFor("a redraw for 100×14", 5*time.Second, func(s string) bool {
+		lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+		return strings.HasPrefix(lines[0], "eddytop") && strings.Contains(s, "more lines") &&
+			strings.Contains(lines[len(lines)-1], "q: quit")
+	})
+
 	if err := <-done; err != nil {
 		t.Fatalf("the job: %v", err)
 	}
