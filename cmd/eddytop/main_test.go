@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/eddyflow/eddy/graph"
 	"github.com/eddyflow/eddy/stream"
 )
@@ -69,6 +71,7 @@ func rateOf(screen, stage string) string {
 
 // The acceptance test: eddytop in a real terminal (tmux) against a real job.
 func TestEddytopInTmux(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	if _, err := exec.LookPath("tmux"); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("tmux is not installed (.ci/install-tui.sh installs it)")
