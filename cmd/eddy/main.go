@@ -176,6 +176,8 @@ func run(ctx, leave context.Context, args []string, stderr io.Writer) error {
 		<-left
 	}()
 	var last *graph.Job // the latest run's job, for the account at the end
+	// Progress lines on a terminal, for the run under way.
+	stopProgress := func() {}
 	err = node.Run(runCtx, name, *keyGroups, func(option func(*actor.Config)) (cluster.JobRun, error) {
 		sink, err := stream.TwoPhaseJSONL[keycount.Output](*out)
 		if err != nil {
@@ -186,9 +188,12 @@ func run(ctx, leave context.Context, args []string, stderr io.Writer) error {
 			graph.Checkpoints(store, *interval), graph.MaxDeadLetters(*maxDead), option)
 		if err == nil {
 			last = job
+			stopProgress() // the previous run's
+			stopProgress = runreport.Progress(stderr, job, 0)
 		}
 		return job, err
 	})
+	stopProgress()
 	if last != nil {
 		logger.Info("run ended", "id", *id, "summary", runreport.Summary(last))
 	}
