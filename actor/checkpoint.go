@@ -55,7 +55,9 @@ type coordinator struct {
 	first    int64 // ids go on after this one (the checkpoint restored from)
 	acks     chan ackMsg
 	stats    *checkpointCounters
-	onError  func(err error)
+	// alignment returns the job's alignment time so far (nil: none counted).
+	alignment func() time.Duration
+	onError   func(err error)
 	// fence, when set, says whether this run still holds the job (a cluster's ownership
 	// epoch); onFenced ends a run that does not.
 	fence    func() error
@@ -91,6 +93,42 @@ func (c *coordinator) answer(waiters []waiter, id int64, result checkpointResult
 
 type checkpointCounters struct {
 	completed, failed, last, duration, bytes atomic.Int64
+
+	// mu guards history.
+	mu      sync.Mutex
+	history []CheckpointRecord // oldest first, at most historyLen
+}
+
+// historyLen bounds the checkpoints a job remembers for History.
+const historyLen = 64
+
+// CheckpointRecord is one checkpoint the coordinator took, complete or failed.
+type CheckpointRecord struct {
+	ID      int64     `json:"id"`
+	Started time.Time `json:"started"`
+	// Duration is from the trigger to the save (or the failure).
+	Duration time.Duration `json:"duration_ns"`
+	// Bytes is the size of the state saved.
+	Bytes int64 `json:"bytes"`
+	// Alignment is the time instances spent aligning this checkpoint's barriers, summed.
+	Alignment time.Duration `json:"alignment_ns"`
+	// Error is why it failed; "" when it completed.
+	Error string `json:"error,omitempty"`
+}
+
+func (c *checkpointCounters) record(r CheckpointRecord) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.history = append(c.history, r)
+	if len(c.history) > historyLen {
+		c.history = append(c.history[:0], c.history[len(c.history)-historyLen:]...)
+	}
+}
+
+func (c *checkpointCounters) recent() []CheckpointRecord {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]CheckpointRecord{}, c.history...)
 }
 
 func (c *checkpointCounters) snapshot() CheckpointStats {
@@ -115,10 +153,18 @@ func (c *coordinator) run(ctx context.Context, wg *sync.WaitGroup) {
 		done    map[string]bool
 		failed  error
 		started time.Time
+		aligned time.Duration
 	)
+	alignment := func() time.Duration {
+		if c.alignment == nil {
+			return 0
+		}
+		return c.alignment()
+	}
 	trigger := func() {
 		id++
 		waiting, states, done, failed, started = c.total, map[string][]byte{}, map[string]bool{}, nil, time.Now()
+		aligned = alignment()
 		c.send(id, false)
 	}
 	for {
@@ -168,6 +214,8 @@ func (c *coordinator) run(ctx context.Context, wg *sync.WaitGroup) {
 			}
 			if failed != nil {
 				c.stats.failed.Add(1)
+				c.stats.record(CheckpointRecord{ID: id, Started: started, Duration: time.Since(started),
+					Alignment: alignment() - aligned, Error: failed.Error()})
 				c.onError(failed)
 				waiters = c.answer(waiters, id, checkpointResult{err: failed})
 				if len(waiters) > 0 {
@@ -183,6 +231,8 @@ func (c *coordinator) run(ctx context.Context, wg *sync.WaitGroup) {
 			c.stats.last.Store(id)
 			c.stats.duration.Store(int64(time.Since(started)))
 			c.stats.bytes.Store(size)
+			c.stats.record(CheckpointRecord{ID: id, Started: started, Duration: time.Since(started), Bytes: size,
+				Alignment: alignment() - aligned})
 			c.send(id, true)
 			waiters = c.answer(waiters, id, checkpointResult{cp: Checkpoint{ID: id, States: states, Finished: done}})
 			if len(waiters) > 0 {

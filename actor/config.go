@@ -1,6 +1,7 @@
 package actor
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -40,8 +41,12 @@ type Config struct {
 	// Clock gives processing time and timers. Default: the real clock. Tests pass a
 	// stream.ManualClock.
 	Clock stream.Clock
-	// Logger receives the runtime's logs, and Proto.Actor's. Default: slog.Default().
+	// Logger receives the runtime's logs. Default: slog.Default().
 	Logger *slog.Logger
+	// ProtoActorLogger receives Proto.Actor's own logs. Proto.Actor logs every start and
+	// stop at Info ("actor system started"), which is noise to a user of Eddy. Default:
+	// Logger, passing on Warn and above only.
+	ProtoActorLogger *slog.Logger
 	// Placement says where identities run. Default: Local.
 	Placement Placement
 	// ErrorPolicy says what happens when a user function fails on a record: skip it,
@@ -83,6 +88,12 @@ type Config struct {
 	// OptionErrors are mistakes found while options were applied (an option cannot return
 	// an error, so graph's options put them here); Validate reports them first.
 	OptionErrors []error
+	// Admin is the address graph.Job.Run serves the job's admin endpoint on while it runs
+	// (internal/admin); the runtime does not use it. "": none.
+	Admin string
+	// MaxDeadLetters, when above 0, fails the job once it has sent more dead letters than
+	// that. 0: no limit (they are counted and reported, and the job goes on).
+	MaxDeadLetters int64
 	// Cluster, when set, makes a run this node's part of a job that spans nodes: only the
 	// identities Placement puts here run here (Placement.Node returns the Proto.Actor
 	// address of the node that runs an identity). The cluster package sets it.
@@ -130,6 +141,7 @@ func (c *Config) Validate() error {
 		{"checkpoint interval", int64(c.CheckpointInterval), 0},
 		{"micro-batch interval", int64(c.MicroBatch), 0},
 		{"micro-batch records", int64(c.MicroBatchRecords), 0},
+		{"max dead letters", c.MaxDeadLetters, 0},
 	}
 	for _, ch := range checks {
 		if ch.v < ch.min {
@@ -178,6 +190,9 @@ func (c *Config) Validate() error {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.ProtoActorLogger == nil {
+		c.ProtoActorLogger = slog.New(warnAndAbove{c.Logger.Handler()})
+	}
 	if c.Placement == nil {
 		c.Placement = Local{}
 	}
@@ -189,4 +204,17 @@ func (c *ClusterRun) startTimeout() time.Duration {
 		return c.StartTimeout
 	}
 	return 30 * time.Second
+}
+
+// warnAndAbove passes on records at Warn and above.
+type warnAndAbove struct{ slog.Handler }
+
+func (h warnAndAbove) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && h.Handler.Enabled(ctx, l)
+}
+func (h warnAndAbove) WithAttrs(as []slog.Attr) slog.Handler {
+	return warnAndAbove{h.Handler.WithAttrs(as)}
+}
+func (h warnAndAbove) WithGroup(name string) slog.Handler {
+	return warnAndAbove{h.Handler.WithGroup(name)}
 }

@@ -2,7 +2,9 @@ package actor
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	pa "github.com/asynkron/protoactor-go/actor"
@@ -21,12 +23,21 @@ type Env struct {
 	Config *Config
 	// Metrics are the vertex's counters, shared by its instances.
 	Metrics *StageMetrics
+	// Position, when set (by the task of a source vertex whose split knows positions), says
+	// where record i of a batch it read came from, for the dead letters of the stages fused
+	// after it; ok is false for a batch that is not the source's.
+	Position func(records any, i int) (source string, pos int64, ok bool)
 	// UID numbers the instance among all of the job's, the same from run to run of one
 	// plan: two-phase sinks name their transactions by it.
 	UID int
 
 	r *runner
+	// deadLetters counts the job's dead letters, all instances; nil in a hand-made Env.
+	deadLetters *atomic.Int64
 }
+
+// ErrTooManyDeadLetters fails a job that sent more dead letters than Config.MaxDeadLetters.
+var ErrTooManyDeadLetters = errors.New("too many dead letters")
 
 // Output returns the i-th channel group leaving this vertex.
 func (e *Env) Output(i int) *OutputGroup { return e.r.outputs[i] }
@@ -44,10 +55,24 @@ func (e *Env) Now() time.Time { return e.Config.Clock.Now() }
 // Context is the job's context: done when the job is cancelled.
 func (e *Env) Context() context.Context { return e.r.drv.context() }
 
+// CountOut counts n records this instance wrote to a sink (records sent on to other
+// vertices are counted as they go).
+func (e *Env) CountOut(n int) {
+	e.Metrics.Out.Add(int64(n))
+	e.Metrics.instance(e.ID.Index).out.Add(int64(n))
+}
+
+// CountLate counts a record too late for every window it belongs to.
+func (e *Env) CountLate() {
+	e.Metrics.Late.Add(1)
+	e.Metrics.instance(e.ID.Index).late.Add(1)
+}
+
 // DeadLetter handles d, a record a user function failed on (or that cannot be handled), as
 // the ErrorPolicy says: under Skip and FailJob it goes to the dead-letter output, and is
-// counted, and FailJob fails the job; under RestartStage the run ends with a *RestartError
-// instead, and the record, read again after the restart, is no dead letter (yet).
+// counted (past Config.MaxDeadLetters the job fails), and FailJob fails the job; under
+// RestartStage the run ends with a *RestartError instead, and the record, read again after
+// the restart, is no dead letter (yet).
 func (e *Env) DeadLetter(d stream.DeadLetter) {
 	if e.Config.ErrorPolicy == RestartStage {
 		e.Metrics.Restarts.Add(1)
@@ -56,10 +81,18 @@ func (e *Env) DeadLetter(d stream.DeadLetter) {
 		return
 	}
 	e.Metrics.DeadLetters.Add(1)
+	e.Metrics.instance(e.ID.Index).deadLetters.Add(1)
 	if e.Config.DeadLetters != nil {
 		e.Config.DeadLetters(d)
 	} else {
 		e.Config.Logger.Warn("dead letter", "identity", e.ID.String(), "stage", d.Stage, "reason", d.Reason, "position", d.Position)
+	}
+	if e.deadLetters != nil {
+		if n := e.deadLetters.Add(1); e.Config.MaxDeadLetters > 0 && n > e.Config.MaxDeadLetters {
+			e.r.drv.fail(fmt.Errorf("%w: more than %d, the limit (graph.MaxDeadLetters, -max-dead-letters); the last: %s",
+				ErrTooManyDeadLetters, e.Config.MaxDeadLetters, d))
+			return
+		}
 	}
 	if e.Config.ErrorPolicy == FailJob {
 		e.r.drv.fail(fmt.Errorf("stage %s (%s): %s", d.Stage, e.ID, d.Reason))
@@ -128,6 +161,9 @@ func (g *OutputGroup) send(dest int) {
 	g.flushWanted[dest] = false
 	g.r.env.Metrics.Out.Add(int64(n))
 	g.r.env.Metrics.Batches.Add(1)
+	im := g.r.instanceMetrics()
+	im.out.Add(int64(n))
+	im.inFlight.Add(1)
 	b := &Batch{Port: g.port, Records: recs, N: n, Marks: marks, From: g.r.uid, Sender: g.r.self, Group: g.index, Dest: dest}
 	if !g.remote[dest] {
 		g.r.drv.send(g.dests[dest], b)
@@ -145,6 +181,7 @@ func (g *OutputGroup) send(dest int) {
 // credit handles a credit returned by dest, with the batch's slice to reuse.
 func (g *OutputGroup) credit(dest int, recs any) {
 	g.credits[dest]++
+	g.r.instanceMetrics().inFlight.Add(-1)
 	if recs != nil {
 		g.buffers.recycle(dest, recs)
 	}

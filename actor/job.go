@@ -2,6 +2,7 @@ package actor
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,7 +28,66 @@ type Job struct {
 	requests atomic.Pointer[chan chan<- checkpointResult]
 	// handoff ends a cluster run at a checkpoint; nil when not running on a cluster.
 	handoff atomic.Pointer[func(context.Context) error]
+	// deadLetters counts the job's dead letters, for Config.MaxDeadLetters.
+	deadLetters atomic.Int64
+	// inspect reaches the instances of the running job; nil when not running.
+	inspect atomic.Pointer[func(id Identity, msg inspectMsg) bool]
 }
+
+// ErrNoState says an instance holds no state for the key asked about.
+var ErrNoState = errors.New("no state for the key")
+
+// inspectMsg asks an instance for the state of key, JSON-encoded in its own goroutine (so
+// that nothing of the state is shared).
+type inspectMsg struct {
+	key   any
+	reply chan inspectReply // buffered: the instance never waits on it
+}
+
+type inspectReply struct {
+	json []byte
+	err  error
+}
+
+// Inspect returns the state instance index of vertex stage holds for key, as JSON, while
+// the job runs: ErrNoState when it holds none (or the stage keeps no inspectable state).
+// key must be of the stage's key type, and index its key group.
+func (j *Job) Inspect(ctx context.Context, stage string, index int, key any) ([]byte, error) {
+	send := j.inspect.Load()
+	if send == nil {
+		return nil, errors.New("inspect: the job is not running")
+	}
+	msg := inspectMsg{key: key, reply: make(chan inspectReply, 1)}
+	if !(*send)(Identity{Job: j.plan.Job, Stage: stage, Index: index}, msg) {
+		return nil, fmt.Errorf("inspect %s/%d: no such instance runs here", stage, index)
+	}
+	select {
+	case r := <-msg.reply:
+		return r.json, r.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("inspect %s/%d: %w", stage, index, ctx.Err())
+	}
+}
+
+// answer handles an inspectMsg in the instance's goroutine.
+func (m inspectMsg) answer(task Task) {
+	in, ok := task.(Inspector)
+	if !ok {
+		m.reply <- inspectReply{err: ErrNoState}
+		return
+	}
+	v, found := in.Inspect(m.key)
+	if !found {
+		m.reply <- inspectReply{err: ErrNoState}
+		return
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		err = fmt.Errorf("encode the state as JSON: %w", err)
+	}
+	m.reply <- inspectReply{json: b, err: err}
+}
+
 
 // Checkpoint takes a checkpoint now (a savepoint, when the caller keeps it) and returns it
 // once it is complete: the job must be running, with checkpoints.
@@ -84,6 +144,18 @@ func (j *Job) restoredID() int64 {
 // Checkpoints returns the job's checkpoint counters.
 func (j *Job) Checkpoints() CheckpointStats { return j.ckpt.snapshot() }
 
+// CheckpointHistory returns the last checkpoints the job took (up to 64), oldest first.
+func (j *Job) CheckpointHistory() []CheckpointRecord { return j.ckpt.recent() }
+
+// alignment returns the time the job's instances spent aligning barriers, summed.
+func (j *Job) alignment() time.Duration {
+	var d int64
+	for _, m := range j.metrics {
+		d += m.AlignmentNanos.Load()
+	}
+	return time.Duration(d)
+}
+
 // NewJob checks plan and cfg and returns a job to run.
 func NewJob(plan *Plan, cfg Config) (*Job, error) {
 	if err := cfg.Validate(); err != nil {
@@ -97,11 +169,7 @@ func NewJob(plan *Plan, cfg Config) (*Job, error) {
 		if v.Instances < 1 {
 			return nil, fmt.Errorf("new job: vertex %s has %d instances", v.Name, v.Instances)
 		}
-		m := &StageMetrics{watermarks: make(watermarks, v.Instances)}
-		for i := range m.watermarks {
-			m.watermarks[i].Store(MinWatermark)
-		}
-		j.metrics = append(j.metrics, m)
+		j.metrics = append(j.metrics, newStageMetrics(v.Instances))
 		j.instances = append(j.instances, v.Instances)
 	}
 	for _, e := range plan.Edges {
@@ -170,7 +238,7 @@ func (j *Job) instantiate(drv driver, pidOf func(Identity) *pa.PID) ([]*runner, 
 					r.inputs[e.Port] = e.Codec
 				}
 			}
-			r.env = &Env{ID: Identity{Job: j.plan.Job, Stage: v.Name, Index: i}, Instances: v.Instances, Config: &j.cfg, Metrics: j.metrics[vi], UID: r.uid, r: r}
+			r.env = &Env{ID: Identity{Job: j.plan.Job, Stage: v.Name, Index: i}, Instances: v.Instances, Config: &j.cfg, Metrics: j.metrics[vi], UID: r.uid, r: r, deadLetters: &j.deadLetters}
 			for _, e := range j.plan.Edges {
 				if e.From != vi {
 					continue
@@ -185,6 +253,11 @@ func (j *Job) instantiate(drv driver, pidOf func(Identity) *pa.PID) ([]*runner, 
 				}
 				r.outputs = append(r.outputs, g)
 			}
+			limit := 0
+			for _, g := range r.outputs {
+				limit += len(g.dests) * j.cfg.Credits
+			}
+			r.env.Metrics.instance(i).creditLimit.Store(int64(limit))
 			task, err := v.New(r.env)
 			if err != nil {
 				return nil, fmt.Errorf("start %s: %w", r.env.ID, err)
@@ -223,9 +296,8 @@ func (j *Job) Run(ctx context.Context) error {
 
 // runLocal runs every instance of the job in this process, on an actor system of its own.
 func (j *Job) runLocal(ctx context.Context) error {
-	sys := pa.NewActorSystem(pa.WithLoggerFactory(func(*pa.ActorSystem) *slog.Logger {
-		return j.cfg.Logger.With("component", "protoactor")
-	}))
+	paLogger := j.cfg.ProtoActorLogger.With("component", "protoactor")
+	sys := pa.NewActorSystem(pa.WithLoggerFactory(func(*pa.ActorSystem) *slog.Logger { return paLogger }))
 	defer sys.Shutdown()
 	r, err := j.prepare(ctx, sys)
 	if err != nil {
@@ -366,7 +438,7 @@ func (r *run) startCoordinator(coordinating bool) {
 		fence = cl.Fence
 	}
 	c := &coordinator{fence: fence, sink: j.cfg.Checkpoints, interval: j.cfg.CheckpointInterval, total: len(r.all), first: j.restoredID(), requests: requests,
-		acks: r.d.acks, stats: &j.ckpt, onError: func(err error) {
+		acks: r.d.acks, stats: &j.ckpt, alignment: j.alignment, onError: func(err error) {
 			if r.coordCtx.Err() == nil { // not a checkpoint cut short by the end of the run
 				j.cfg.Logger.Warn("checkpoint failed", "err", err)
 			}
@@ -426,6 +498,18 @@ func (r *run) spawn() {
 		}
 		r.pids = append(r.pids, pid)
 	}
+	here := make(map[Identity]*pa.PID, len(r.runners))
+	for i, pid := range r.pids {
+		here[r.runners[i].env.ID] = pid
+	}
+	inspect := func(id Identity, msg inspectMsg) bool {
+		pid, ok := here[id]
+		if ok {
+			r.d.send(pid, msg)
+		}
+		return ok
+	}
+	r.j.inspect.Store(&inspect)
 }
 
 // awaitNodes returns once every node of the cluster run has spawned its actors: no
@@ -476,9 +560,17 @@ func (r *run) stop() {
 	}
 	r.stopCoordinator()
 	r.handoffs.Wait()
+	r.j.inspect.Store(nil)
 	r.d.stopping.Store(true)
 	for _, pid := range r.pids {
 		_ = r.sys.Root.StopFuture(pid).Wait()
+	}
+	// Nothing is in flight any more (credits still on their way when the actors stopped
+	// are dropped with them).
+	for _, rn := range r.runners {
+		im := rn.instanceMetrics()
+		im.inFlight.Store(0)
+		im.queued.Store(0)
 	}
 }
 
@@ -897,6 +989,10 @@ func (a *instanceActor) Receive(c pa.Context) {
 		}
 	}()
 	msg := c.Message()
+	if m, ok := msg.(inspectMsg); ok {
+		m.answer(a.r.task)
+		return
+	}
 	if b, ok := msg.(*wrapperspb.BytesValue); ok {
 		var err error
 		if msg, err = decodeInstanceMessage(b.Value, a.r.inputs, a.r.takeSpare); err != nil {

@@ -118,6 +118,9 @@ func (r *runner) receive(msg any) {
 		return
 	}
 	if r.done {
+		if _, ok := msg.(*Credit); ok {
+			r.instanceMetrics().inFlight.Add(-1) // the batch was taken: the credit is free
+		}
 		return
 	}
 	switch m := msg.(type) {
@@ -144,6 +147,7 @@ func (r *runner) receive(msg any) {
 		}
 	case *Batch:
 		r.env.Metrics.In.Add(int64(m.N))
+		r.instanceMetrics().in.Add(int64(m.N))
 		if r.env.Config.IdleTimeout > 0 {
 			r.channel(m.From, m.Port).seen = r.env.Now()
 		}
@@ -200,6 +204,7 @@ func (r *runner) pull() {
 	}
 	n, err := r.task.Read(r.drv.context(), r.env.Config.BatchSize)
 	r.env.Metrics.In.Add(int64(n))
+	r.instanceMetrics().in.Add(int64(n))
 	r.task.EndBatch()
 	switch {
 	case errors.Is(err, io.EOF):
@@ -259,12 +264,16 @@ func (r *runner) drain() {
 		r.task.EndBatch()
 		i = 0
 	}
+	r.instanceMetrics().queued.Store(int64(len(r.queue)))
 	if len(r.queue) == 0 && r.eosLeft == 0 && !r.vertex.Source {
 		r.startFinish()
 		return
 	}
 	r.afterWork()
 }
+
+// instanceMetrics returns the instance's own counters.
+func (r *runner) instanceMetrics() *InstanceMetrics { return r.env.Metrics.instance(r.env.ID.Index) }
 
 func (r *runner) remove(i int) {
 	copy(r.queue[i:], r.queue[i+1:])
@@ -455,6 +464,7 @@ func (r *runner) after(d time.Duration, msg any) func() bool {
 func (r *runner) stall() {
 	if r.stalled == 0 {
 		r.stalledSince = r.env.Now()
+		r.instanceMetrics().stalledSince.Store(r.stalledSince.UnixNano())
 	}
 	r.stalled++
 }
@@ -464,7 +474,11 @@ func (r *runner) unstall() {
 	if r.stalled > 0 {
 		return
 	}
-	r.env.Metrics.BackpressureNanos.Add(int64(r.env.Now().Sub(r.stalledSince)))
+	stalled := int64(r.env.Now().Sub(r.stalledSince))
+	r.env.Metrics.BackpressureNanos.Add(stalled)
+	im := r.instanceMetrics()
+	im.backpressure.Add(stalled)
+	im.stalledSince.Store(0)
 	if r.em.suspended {
 		r.em.woken = true // once the suspended work is done
 		return

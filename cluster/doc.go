@@ -10,8 +10,9 @@
 //   - Placement (NewPlacement, Placement): consistent hashing with bounded loads
 //     (buraksezer/consistent), computed by every node from the member list, implementing
 //     actor.Placement, with an Epoch to fence writes.
-//   - Admin (AdminHandler, ServeAdmin): /members, /placement, /stages and Prometheus
-//     /metrics for one node.
+//   - Admin (AdminHandler, ServeAdmin): /members, /placement, /stages, /cluster/stages (the
+//     whole cluster's, asked of every member) and Prometheus /metrics, on internal/admin's
+//     server.
 //   - Nodes (StartNode, Node.Run, Node.Leave, RunOn, DirFence): a job run over the members,
 //     started again from a checkpoint when they change, fenced so that two runs never both
 //     commit. cmd/eddy is a node.

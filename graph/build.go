@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -185,6 +186,12 @@ func (g *Graph) Build(opts ...JobOption) (*Job, error) {
 	job := &Job{desc: g.describe(plan, vps), twoPhase: append([]func(int64, func(int) bool) error(nil), g.twoPhase...),
 		restore: cfg.Restore, sinks: plan.OnEnd, pace: pace}
 	job.aj.Store(aj)
+	job.keyed = map[string]keyedQuery{}
+	for i, vp := range vps {
+		if vp.root.keyOf != nil {
+			job.keyed[vp.root.name] = keyedQuery{instances: plan.Vertices[i].Instances, keyOf: vp.root.keyOf}
+		}
+	}
 	if cfg.Restore != nil {
 		job.restored = cfg.Restore.ID
 	}
@@ -299,6 +306,10 @@ type Job struct {
 	// restarts counts the restarts per vertex (ErrorPolicy RestartStage), for Stats.
 	restartsMu sync.Mutex
 	restarts   map[string]int64
+	// keyed holds the keyed vertices by name, for state queries.
+	keyed map[string]keyedQuery
+	// adminAddr is the admin endpoint's address while the job runs.
+	adminAddr atomic.Pointer[net.TCPAddr]
 }
 
 // maxRestarts is how many times a job restarts from its last completed checkpoint under
@@ -343,18 +354,26 @@ func (j *Job) runOnce(ctx context.Context) error {
 	if j.restored == actor.FinalCheckpoint {
 		return nil // the last run finished, and its output is committed now
 	}
+	stopAdmin, err := j.serveAdmin(ctx)
+	if err != nil {
+		return err
+	}
 	if j.pace == nil {
-		return aj.Run(ctx)
+		err = aj.Run(ctx)
+		stopAdmin(err)
+		return err
 	}
 	if aj.Config().Cluster != nil {
+		stopAdmin(nil)
 		return errors.New("run: micro-batch mode runs on one node")
 	}
 	batchCtx, stop := context.WithCancel(ctx)
 	var batches sync.WaitGroup
 	batches.Go(func() { j.pace.run(batchCtx, aj, aj.Config().Checkpoints != nil) })
-	err := aj.Run(ctx)
+	err = aj.Run(ctx)
 	stop()
 	batches.Wait()
+	stopAdmin(err)
 	return err
 }
 
@@ -458,6 +477,9 @@ func init() {
 		return nil
 	}
 }
+
+// CheckpointHistory returns the last checkpoints the job took (up to 64), oldest first.
+func (j *Job) CheckpointHistory() []actor.CheckpointRecord { return j.aj.Load().CheckpointHistory() }
 
 // Run builds the graph and runs it.
 func (g *Graph) Run(ctx context.Context, opts ...JobOption) error {

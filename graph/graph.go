@@ -66,7 +66,9 @@ type stage struct {
 	// to release what it opened should that Build fail.
 	instances func(cfg *actor.Config) (int, error)
 	abort     func()
-	newTask   func(ic *inst) (actor.Task, error)
+	// keyOf parses a key of a keyed stage from text and hashes it (admin state queries).
+	keyOf   func(text string) (key any, hash uint64, err error)
+	newTask func(ic *inst) (actor.Task, error)
 }
 
 // link is a consumer of a stage's output: fused, or across an exchange to a keyed stage.
@@ -201,6 +203,10 @@ func From[T any](g *Graph, src stream.Source[T], opts ...Option) Stream[T] {
 		s.newTask = func(ic *inst) (actor.Task, error) {
 			t := &sourceTask[T]{env: ic.env, name: s.name, split: splits[ic.env.ID.Index], ic: ic, pace: ic.pace}
 			t.appender, _ = t.split.(appender[T])
+			if p, ok := t.split.(stream.Positioned); ok && t.appender == nil {
+				t.positioned = p
+				ic.env.Position = t.position
+			}
 			t.wm = wmOf(ic, s)
 			t.push = pushOf[T](ic, s)
 			return t, nil
@@ -320,7 +326,7 @@ func (s Stream[T]) To(sink stream.Sink[T], opts ...Option) {
 					}
 					return
 				}
-				env.Metrics.Out.Add(int64(len(in)))
+				env.CountOut(len(in))
 			}
 		})
 		ns.g.onEndSink(ns, sink.Close)
@@ -335,7 +341,7 @@ func (s Stream[T]) To(sink stream.Sink[T], opts ...Option) {
 				}
 				return
 			}
-			env.Metrics.Out.Add(int64(len(in)))
+			env.CountOut(len(in))
 		}
 	})
 	ns.g.onEndSink(ns, sink.Close)
@@ -563,6 +569,7 @@ func keyedStageOpts[K comparable, T, O any](k Keyed[K, T], kind string, opts []O
 	ns.root, ns.keyed = true, true
 	ns.keyDesc = typeName[K]()
 	ns.instances = func(cfg *actor.Config) (int, error) { return cfg.MaxKeyGroups, nil }
+	ns.keyOf = keyParser(k.keyCodec, k.hash)
 	wireKeyedInput(ns, k, 0)
 	return ns, so
 }
@@ -574,6 +581,7 @@ func keyedStage2[K comparable, A, B, O any](ka Keyed[K, A], kb Keyed[K, B], kind
 	ns.root, ns.keyed = true, true
 	ns.keyDesc = typeName[K]()
 	ns.instances = func(cfg *actor.Config) (int, error) { return cfg.MaxKeyGroups, nil }
+	ns.keyOf = keyParser(ka.keyCodec, ka.hash)
 	wireKeyedInput(ns, ka, 0)
 	wireKeyedInput(ns, kb, 1)
 	return ns, so
@@ -806,7 +814,7 @@ func Window[K comparable, T, A, R any](k Keyed[K, T], w stream.WindowAssigner, a
 		t := &windowTask[K, T, A, R]{env: ic.env, name: ns.name, ic: ic, wm: wmOf(ic, ns)}
 		t.out = newOutBuffer(ic, pushOf[stream.WindowResult[K, R]](ic, ns))
 		op, err := operator.NewWindowOperator(k.key, w, agg, wopts, t.out.add, func(r stream.Record[T]) {
-			ic.env.Metrics.Late.Add(1)
+			ic.env.CountLate()
 			ic.side(ns, late, r.Value, r.Time)
 		})
 		if err != nil {
@@ -855,7 +863,7 @@ func ProcessWindow[K comparable, T, O any](k Keyed[K, T], w stream.WindowAssigne
 			out.flush()
 		})
 		op, err := operator.NewWindowOperator(k.key, w, agg, wopts, t.out.add, func(r stream.Record[T]) {
-			ic.env.Metrics.Late.Add(1)
+			ic.env.CountLate()
 			ic.side(ns, late, r.Value, r.Time)
 		})
 		if err != nil {
@@ -915,7 +923,7 @@ func MapBatches[T, O any](s Stream[T], f func(ctx context.Context, in []stream.R
 			}
 			bm.run(in)
 			for _, rj := range bm.rejected {
-				deadLetter(ic.env, ns.name, rj.reason, rj.rec)
+				deadLetter(ic.env, ns.name, rj.reason, []stream.Record[T]{rj.rec}, 0)
 			}
 			if len(bm.out) > 0 {
 				next(bm.out)

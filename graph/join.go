@@ -224,14 +224,14 @@ func processFrom[T any](env *actor.Env, stage string, recs []stream.Record[T], s
 	defer recoverRecord(env, stage, recs, &next)
 	for next = start; next < len(recs) && !env.Blocked(); next++ {
 		if err := f(recs[next]); err != nil {
-			deadLetter(env, stage, err.Error(), recs[next])
+			deadLetter(env, stage, err.Error(), recs, next)
 		}
 	}
 	return next
 }
 
 func (t *joinTask[O]) late(tag string, v any, ts int64) {
-	t.env.Metrics.Late.Add(1)
+	t.env.CountLate()
 	t.ic.side(t.s, tag, v, ts)
 }
 

@@ -128,8 +128,14 @@ func positive(c *actor.Config, name string, d time.Duration) time.Duration {
 // Clock sets the processing-time clock (tests pass a stream.ManualClock).
 func Clock(clock stream.Clock) JobOption { return func(c *actor.Config) { c.Clock = clock } }
 
-// Logger sets the logger of the runtime and of Proto.Actor.
+// Logger sets the logger of the runtime (and, filtered to Warn and above, of Proto.Actor).
 func Logger(l *slog.Logger) JobOption { return func(c *actor.Config) { c.Logger = l } }
+
+// ProtoActorLogger sets the logger of Proto.Actor's own lines, all levels (default: Logger,
+// Warn and above).
+func ProtoActorLogger(l *slog.Logger) JobOption {
+	return func(c *actor.Config) { c.ProtoActorLogger = l }
+}
 
 // OnError sets what happens when a user function fails on a record (default actor.Skip):
 // skip it, restart the job from its last completed checkpoint (actor.RestartStage, which
@@ -141,3 +147,13 @@ func OnError(p actor.ErrorPolicy) JobOption { return func(c *actor.Config) { c.E
 func DeadLetters(f func(stream.DeadLetter)) JobOption {
 	return func(c *actor.Config) { c.DeadLetters = f }
 }
+
+// Admin serves the job's admin endpoint (JSON: /status, /topology, /stages, /checkpoints,
+// /state/{stage}?key=K; Prometheus: /metrics) on addr while it runs. A host left out
+// (":9090") means 127.0.0.1: the endpoint is on loopback unless addr says otherwise; port
+// 0 picks a free port (Job.AdminAddr tells which). cmd/eddytop shows it.
+func Admin(addr string) JobOption { return func(c *actor.Config) { c.Admin = addr } }
+
+// MaxDeadLetters fails the job once it has sent more than n dead letters (default 0: no
+// limit; they are counted, reported and the job goes on).
+func MaxDeadLetters(n int64) JobOption { return func(c *actor.Config) { c.MaxDeadLetters = n } }

@@ -215,7 +215,7 @@ func mapFrom[T, O any](env *actor.Env, stage string, in []stream.Record[T], star
 		r := &in[next]
 		v, err := f(r.Value)
 		if err != nil {
-			deadLetter(env, stage, err.Error(), *r)
+			deadLetter(env, stage, err.Error(), in, next)
 			continue
 		}
 		out = append(out, stream.Record[O]{Value: v, Time: r.Time, Kind: r.Kind})
@@ -245,7 +245,7 @@ func recoverRecord[T any](env *actor.Env, stage string, in []stream.Record[T], n
 		if sf, ok := p.(stateStoreFailure); ok {
 			env.Fail(fmt.Errorf("stage %q: %w", stage, sf.err))
 		} else {
-			deadLetter(env, stage, fmt.Sprintf("panic: %v", p), in[*next])
+			deadLetter(env, stage, fmt.Sprintf("panic: %v", p), in, *next)
 		}
 		*next++
 	}
@@ -286,8 +286,16 @@ func failOnStoreFailure(env *actor.Env, stage, doing string) {
 	}
 }
 
-func deadLetter[T any](env *actor.Env, stage, reason string, r stream.Record[T]) {
-	env.DeadLetter(stream.DeadLetter{Stage: stage, Reason: reason, Value: r.Value, Time: r.Time})
+// deadLetter sends in[i] to the dead-letter output, with its source position when the
+// source fused before the stage knows it.
+func deadLetter[T any](env *actor.Env, stage, reason string, in []stream.Record[T], i int) {
+	d := stream.DeadLetter{Stage: stage, Reason: reason, Value: in[i].Value, Time: in[i].Time}
+	if env.Position != nil {
+		if src, pos, ok := env.Position(in, i); ok {
+			d.Source, d.Position = src, pos
+		}
+	}
+	env.DeadLetter(d)
 }
 
 type flatMapper[T, O any] struct {
@@ -320,7 +328,7 @@ func (p *partitioner[T]) from(in []stream.Record[T], start int) (next int) {
 	for next = start; next < len(in); next++ {
 		i := p.pick(in[next].Value)
 		if i < 0 || i >= len(p.parts) {
-			deadLetter(p.env, p.name, fmt.Sprintf("partition index %d out of [0, %d)", i, len(p.parts)), in[next])
+			deadLetter(p.env, p.name, fmt.Sprintf("partition index %d out of [0, %d)", i, len(p.parts)), in, next)
 			continue
 		}
 		p.parts[i] = append(p.parts[i], in[next])
@@ -372,9 +380,32 @@ type sourceTask[T any] struct {
 	emitted  int64
 	// pace, in micro-batch mode, says how much the split may read.
 	pace *microBatches
+	// positioned is the split, when it knows where each record came from; pos holds the
+	// position of each record of buf, and srcName what they count in.
+	positioned stream.Positioned
+	pos        []int64
+	srcName    string
 }
 
-func (t *sourceTask[T]) Emit(r stream.Record[T]) { t.buf = append(t.buf, r) }
+func (t *sourceTask[T]) Emit(r stream.Record[T]) {
+	t.buf = append(t.buf, r)
+	if t.positioned != nil {
+		src, pos := t.positioned.Position()
+		t.srcName = src
+		t.pos = append(t.pos, pos)
+	}
+}
+
+// position implements actor.Env.Position: where record i of records came from, when
+// records is the batch the split has just read (the stages fused after the source get it
+// as it is).
+func (t *sourceTask[T]) position(records any, i int) (string, int64, bool) {
+	recs, ok := records.([]stream.Record[T])
+	if !ok || len(recs) == 0 || len(recs) != len(t.pos) || len(t.buf) == 0 || &recs[0] != &t.buf[0] || i >= len(t.pos) {
+		return "", 0, false
+	}
+	return t.srcName, t.pos[i], true
+}
 
 // Watermark sends what was read before the watermark down the chain, then the watermark.
 func (t *sourceTask[T]) Watermark(w int64) {
@@ -382,7 +413,7 @@ func (t *sourceTask[T]) Watermark(w int64) {
 		t.emitted += int64(len(t.buf))
 		t.push(t.buf)
 		clear(t.buf)
-		t.buf = t.buf[:0]
+		t.buf, t.pos = t.buf[:0], t.pos[:0]
 	}
 	t.wm(w)
 }
@@ -395,7 +426,7 @@ func (t *sourceTask[T]) DeadLetter(d stream.DeadLetter) {
 }
 
 func (t *sourceTask[T]) Read(ctx context.Context, max int) (n int, err error) {
-	t.buf = t.buf[:0]
+	t.buf, t.pos = t.buf[:0], t.pos[:0]
 	if t.pace != nil {
 		left := t.pace.allowance(ctx, t.env.ID)
 		if left == 0 {
@@ -544,7 +575,7 @@ func (t *aggregateTask[K, T, A, R]) from(recs []stream.Record[T], start int) (ne
 	defer recoverRecord(t.env, t.name, recs, &next)
 	for next = start; next < len(recs) && !t.env.Blocked(); next++ {
 		if err := t.op.Process(recs[next]); err != nil {
-			deadLetter(t.env, t.name, err.Error(), recs[next])
+			deadLetter(t.env, t.name, err.Error(), recs, next)
 		}
 	}
 	return next

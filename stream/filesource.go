@@ -121,6 +121,9 @@ func (s *lineSplit) Read(_ context.Context, max int, out Output[string]) (int, e
 	return n, nil
 }
 
+// Position implements Positioned: the file and the line read last.
+func (s *lineSplit) Position() (string, int64) { return s.name, s.line }
+
 func (s *lineSplit) Close() error {
 	if s.c == nil {
 		return nil
@@ -175,7 +178,7 @@ func (s *jsonlSplit[T]) Read(_ context.Context, max int, out Output[T]) (int, er
 		}
 		var v T
 		if err := json.Unmarshal([]byte(line), &v); err != nil {
-			out.DeadLetter(DeadLetter{Stage: s.stage, Reason: err.Error(), Value: line, Position: s.lines.line})
+			out.DeadLetter(DeadLetter{Stage: s.stage, Reason: err.Error(), Value: line, Position: s.lines.line, Source: s.lines.name})
 			continue
 		}
 		out.Emit(Record[T]{Value: v})
@@ -183,5 +186,8 @@ func (s *jsonlSplit[T]) Read(_ context.Context, max int, out Output[T]) (int, er
 	}
 	return n, nil
 }
+
+// Position implements Positioned: the file and the line read last.
+func (s *jsonlSplit[T]) Position() (string, int64) { return s.lines.Position() }
 
 func (s *jsonlSplit[T]) Close() error { return s.lines.Close() }

@@ -54,13 +54,20 @@ type DeadLetter struct {
 	// Value is the record's value, or the raw input (a malformed line) when there is no value.
 	Value any
 	// Position locates raw input in its source: the 1-based line number for line and JSONL
-	// file sources; 0 when there is none.
+	// file sources; 0 when there is none. For a record a user function refused (an error
+	// or a panic) in a stage fed by the source directly, it is that record's position.
 	Position int64
+	// Source names what Position counts in: the file of a line or JSONL source; "" when
+	// there is no position.
+	Source string
 	// Time is the record's event timestamp, when it had one.
 	Time int64
 }
 
 func (d DeadLetter) String() string {
+	if d.Position > 0 && d.Source != "" {
+		return fmt.Sprintf("%s: %s:%d: %s", d.Stage, d.Source, d.Position, d.Reason)
+	}
 	if d.Position > 0 {
 		return fmt.Sprintf("%s: line %d: %s", d.Stage, d.Position, d.Reason)
 	}

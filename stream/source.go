@@ -73,6 +73,13 @@ type Output[T any] interface {
 	Watermark(w int64)
 }
 
+// Positioned is implemented by splits that know where the record they emitted last came
+// from (a file and its 1-based line), so that the dead letters of a stage fed by the split
+// can say where their input was.
+type Positioned interface {
+	Position() (source string, pos int64)
+}
+
 // Slice is a bounded source of the values of s, in order, with no timestamps. With n splits
 // each split reads a contiguous part.
 func Slice[T any](s []T) Source[T] { return sliceSource[T](s) }

@@ -29,6 +29,7 @@
 //	-expect N       members to wait for before the job starts (default 1)
 //	-key-groups N   key groups of the job (default 128)
 //	-max-failures N failed runs in a row (a node unreachable, say) before it gives up (default 3)
+//	-max-dead-letters N  fail a run once it has more than N dead letters (default 0: no limit)
 //
 // It logs (log/slog, text, on stderr) a line "node started" with its admin address, and one
 // per run. It exits 0 when the job has processed the whole input and committed it, and on
@@ -57,6 +58,7 @@ import (
 	"github.com/eddyflow/eddy/cluster"
 	"github.com/eddyflow/eddy/graph"
 	"github.com/eddyflow/eddy/internal/keycount"
+	"github.com/eddyflow/eddy/internal/runreport"
 	"github.com/eddyflow/eddy/persistence"
 	"github.com/eddyflow/eddy/stream"
 )
@@ -97,6 +99,7 @@ func run(ctx, leave context.Context, args []string, stderr io.Writer) error {
 	keyGroups := fs.Int("key-groups", 128, "key groups of the job")
 	settle := fs.Duration("settle", 0, "how long membership must be still before a run starts (default 2s)")
 	maxFailures := fs.Int("max-failures", 3, "failed runs in a row before the node gives up")
+	maxDead := fs.Int64("max-dead-letters", 0, "fail a run once it has more than `N` dead letters (0: no limit; they are counted and reported)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -172,15 +175,28 @@ func run(ctx, leave context.Context, args []string, stderr io.Writer) error {
 		cancel()
 		<-left
 	}()
+	var last *graph.Job // the latest run's job, for the account at the end
+	// Progress lines on a terminal, for the run under way.
+	stopProgress := func() {}
 	err = node.Run(runCtx, name, *keyGroups, func(option func(*actor.Config)) (cluster.JobRun, error) {
 		sink, err := stream.TwoPhaseJSONLSink[keycount.Output](*out)
 		if err != nil {
 			return nil, err
 		}
 		g := keycount.Graph(name, *in, *rate, sink)
-		return g.Build(graph.Parallelism(runtime.GOMAXPROCS(0)), graph.MaxKeyGroups(*keyGroups), graph.Logger(quiet),
-			graph.Checkpoints(store, *interval), option)
+		job, err := g.Build(graph.Parallelism(runtime.GOMAXPROCS(0)), graph.MaxKeyGroups(*keyGroups), graph.Logger(quiet),
+			graph.Checkpoints(store, *interval), graph.MaxDeadLetters(*maxDead), option)
+		if err == nil {
+			last = job
+			stopProgress() // the previous run's
+			stopProgress = runreport.Progress(stderr, job, 0)
+		}
+		return job, err
 	})
+	stopProgress()
+	if last != nil {
+		logger.Info("run ended", "id", *id, "summary", runreport.Summary(last))
+	}
 	if errors.Is(err, cluster.ErrLeft) {
 		logger.Info("left the cluster", "id", *id)
 		return nil

@@ -36,6 +36,7 @@ import (
 
 	"github.com/eddyflow/eddy/graph"
 	"github.com/eddyflow/eddy/internal/keycount"
+	"github.com/eddyflow/eddy/internal/runreport"
 	"github.com/eddyflow/eddy/persistence"
 	"github.com/eddyflow/eddy/stream"
 )
@@ -70,6 +71,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	backend := fs.String("backend", "memory", "keyed state backend: memory, or badger (a database in -state DIR/badger)")
 	microBatch := fs.Duration("micro-batch", 0, "run in micro-batches of this interval, each committed by a checkpoint (0: continuous, checkpoints every -checkpoint)")
 	batchRecords := fs.Int("micro-batch-records", 10_000, "with -micro-batch: records a source split reads per batch at most")
+	var report runreport.Flags
+	report.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -102,7 +105,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 
 	g := keycount.Graph("exactlyonce", *in, *rate, sink)
 
-	opts := []graph.JobOption{graph.Parallelism(*parallelism), graph.Logger(logger), graph.Checkpoints(store, *interval)}
+	opts := append(report.Options(), graph.Parallelism(*parallelism), graph.Logger(logger), graph.Checkpoints(store, *interval))
 	if *microBatch > 0 {
 		opts = append(opts, graph.MicroBatch(*microBatch), graph.MicroBatchRecords(*batchRecords))
 	}
@@ -118,7 +121,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := job.Run(ctx); err != nil {
+	if err := runreport.Run(ctx, job, stderr, nil); err != nil {
 		return fmt.Errorf("run: %w", err)
 	}
 	return nil

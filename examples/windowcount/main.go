@@ -44,6 +44,7 @@ import (
 	"time"
 
 	"github.com/eddyflow/eddy/graph"
+	"github.com/eddyflow/eddy/internal/runreport"
 	"github.com/eddyflow/eddy/stream"
 )
 
@@ -142,6 +143,7 @@ type config struct {
 	// split (graph.MicroBatch); the output is the same as in continuous mode.
 	microBatch   time.Duration
 	batchRecords int
+	report       runreport.Flags
 }
 
 func parse(args []string, stderr io.Writer) (config, error) {
@@ -157,6 +159,7 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.late, "late", "", "`FILE` for late records (default: standard error)")
 	fs.DurationVar(&c.microBatch, "micro-batch", 0, "run in micro-batches of this interval (0: continuous)")
 	fs.IntVar(&c.batchRecords, "micro-batch-records", 100_000, "with -micro-batch: records a split reads per batch at most")
+	c.report.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -235,7 +238,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	firings.To(stream.JSONLWriterSink[Firing](stdout), graph.Name("stdout"))
 	graph.SideOutput(windows, stream.LateTag[Event](), graph.Name("late")).To(late, graph.Name("late-file"))
 
-	opts := []graph.JobOption{graph.Parallelism(max(2, runtime.GOMAXPROCS(0))), graph.Logger(logger), graph.DeadLetters(report)}
+	opts := append(c.report.Options(), graph.Parallelism(max(2, runtime.GOMAXPROCS(0))), graph.Logger(logger), graph.DeadLetters(report))
 	if c.microBatch > 0 {
 		opts = append(opts, graph.MicroBatch(c.microBatch), graph.MicroBatchRecords(c.batchRecords))
 	}
@@ -243,10 +246,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := job.Run(ctx); err != nil {
+	err = runreport.Run(ctx, job, stderr, io.Discard)
+	if runreport.SummaryWanted(job, stderr, err) {
+		// After the dead letters and late records, in the same buffer.
+		fmt.Fprintln(lockedWriter{mu: &mu, w: errOut}, runreport.Summary(job))
+	}
+	if err != nil {
 		return fmt.Errorf("count windows of %s: %w", c.in, err)
 	}
 	return nil
+}
+
+// lockedWriter writes to w under mu.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // lateToStderr writes late records to standard error when there is no -late file.

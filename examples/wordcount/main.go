@@ -1,7 +1,7 @@
 // Command wordcount counts the words of a text file with Eddy and prints one JSON line
 // {"word":W,"count":N} per distinct word on standard output.
 //
-//	go run ./examples/wordcount book.txt
+//	go run ./examples/wordcount [-admin ADDR] [-max-dead-letters N] book.txt
 //
 // A word is a maximal run of characters for which unicode.IsLetter or unicode.IsNumber
 // holds, lowercased with strings.ToLower. Everything else separates words: spaces,
@@ -21,6 +21,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -33,6 +34,7 @@ import (
 	"unicode"
 
 	"github.com/eddyflow/eddy/graph"
+	"github.com/eddyflow/eddy/internal/runreport"
 	"github.com/eddyflow/eddy/stream"
 )
 
@@ -56,11 +58,18 @@ type WordCount struct {
 // run counts the words of the file named by the only element of args and writes the
 // counts to stdout as JSON lines; the engine logs warnings and errors to stderr.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) != 1 {
-		return fmt.Errorf("want one argument, the file to count the words of; got %d (usage: wordcount FILE)", len(args))
+	fs := flag.NewFlagSet("wordcount", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var report runreport.Flags
+	report.Register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("want one argument, the file to count the words of; got %d (usage: wordcount FILE, with flags -admin ADDR and -max-dead-letters N before it)", fs.NArg())
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	counts, err := count(ctx, args[0], logger)
+	counts, err := count(ctx, fs.Arg(0), logger, report, stderr)
 	if err != nil {
 		return err
 	}
@@ -69,7 +78,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // count runs the job over the file at path and returns the count of every word, in no
 // particular order.
-func count(ctx context.Context, path string, logger *slog.Logger) ([]WordCount, error) {
+func count(ctx context.Context, path string, logger *slog.Logger, report runreport.Flags, stderr io.Writer) ([]WordCount, error) {
 	g := graph.New("wordcount")
 	lines := graph.From(g, stream.Lines(path), graph.Name("lines"))
 	words := graph.FlatMap(lines, splitWords, graph.Name("words"))
@@ -89,14 +98,14 @@ func count(ctx context.Context, path string, logger *slog.Logger) ([]WordCount, 
 		return nil
 	}), graph.Name("collect"))
 
-	job, err := g.Build(
+	job, err := g.Build(append(report.Options(),
 		graph.Parallelism(max(2, runtime.GOMAXPROCS(0))),
 		graph.Logger(logger),
-	)
+	)...)
 	if err != nil {
 		return nil, err
 	}
-	if err := job.Run(ctx); err != nil {
+	if err := runreport.Run(ctx, job, stderr, nil); err != nil {
 		return nil, fmt.Errorf("count words of %s: %w", path, err)
 	}
 	mu.Lock()
