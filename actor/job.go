@@ -88,7 +88,6 @@ func (m inspectMsg) answer(task Task) {
 	m.reply <- inspectReply{json: b, err: err}
 }
 
-
 // Checkpoint takes a checkpoint now (a savepoint, when the caller keeps it) and returns it
 // once it is complete: the job must be running, with checkpoints.
 func (j *Job) Checkpoint(ctx context.Context) (Checkpoint, error) {
