@@ -33,9 +33,6 @@ import (
 // per-minute sums. The chain runs in the test; the program talks to it over loopback
 // JSON-RPC, is SIGKILLed at random moments four times and restarted each time.
 func TestKilledDuringReorgsExactlyOnce(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and kills a binary: not with -short")
-	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "erc20flows")
 	if b, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {

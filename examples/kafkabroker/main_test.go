@@ -56,9 +56,6 @@ func equal(a, b []topicSpec) bool {
 // The contract: one line "listening on ADDR" once it accepts connections, the topics exist
 // with their partitions, and SIGTERM stops it with status 0.
 func TestBrokerProcess(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs a binary: not with -short")
-	}
 	bin := filepath.Join(t.TempDir(), "kafkabroker")
 	if b, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, b)

@@ -140,9 +140,6 @@ func TestFlags(t *testing.T) {
 
 func build(t *testing.T) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("builds and kills a binary: not with -short")
-	}
 	bin := filepath.Join(t.TempDir(), "kafkaexactlyonce")
 	if b, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, b)
