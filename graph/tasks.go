@@ -236,7 +236,8 @@ func filterFrom[T any](env *actor.Env, stage string, in []stream.Record[T], star
 
 // recoverRecord, deferred by a loop over in, turns a panic while handling in[*next] into that
 // record's dead letter and moves past it; the loop's caller then goes on from *next. A
-// failure of the state store is no dead letter: it fails the job.
+// failure of the state store, or of keyed state that does not decode (a *stream.StateError),
+// is no dead letter: it fails the job.
 func recoverRecord[T any](env *actor.Env, stage string, in []stream.Record[T], next *int) {
 	if p := recover(); p != nil {
 		if actor.Unwinding(p) {
@@ -244,6 +245,8 @@ func recoverRecord[T any](env *actor.Env, stage string, in []stream.Record[T], n
 		}
 		if sf, ok := p.(stateStoreFailure); ok {
 			env.Fail(fmt.Errorf("stage %q: %w", stage, sf.err))
+		} else if se, ok := p.(*stream.StateError); ok {
+			env.Fail(fmt.Errorf("stage %q: %w", stage, se))
 		} else {
 			deadLetter(env, stage, fmt.Sprintf("panic: %v", p), in, *next)
 		}
