@@ -175,6 +175,9 @@ func (c *Config) Validate() error {
 	if c.Checkpoints != nil && c.CheckpointInterval == 0 {
 		c.CheckpointInterval = time.Second
 	}
+	if c.MicroBatch > 0 && c.Cluster != nil {
+		return errors.New("config: micro-batch mode runs on one node, not in a cluster run")
+	}
 	if c.MicroBatch > 0 {
 		c.CheckpointInterval = math.MaxInt64 // checkpoints close batches, on request
 		if c.MicroBatchRecords == 0 {

@@ -358,22 +358,22 @@ func (j *Job) runOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	err = j.runActors(ctx, aj)
+	stopAdmin(err)
+	return err
+}
+
+// runActors runs aj, with its micro-batches opened alongside in micro-batch mode.
+func (j *Job) runActors(ctx context.Context, aj *actor.Job) error {
 	if j.pace == nil {
-		err = aj.Run(ctx)
-		stopAdmin(err)
-		return err
-	}
-	if aj.Config().Cluster != nil {
-		stopAdmin(nil)
-		return errors.New("run: micro-batch mode runs on one node")
+		return aj.Run(ctx)
 	}
 	batchCtx, stop := context.WithCancel(ctx)
 	var batches sync.WaitGroup
 	batches.Go(func() { j.pace.run(batchCtx, aj, aj.Config().Checkpoints != nil) })
-	err = aj.Run(ctx)
+	err := aj.Run(ctx)
 	stop()
 	batches.Wait()
-	stopAdmin(err)
 	return err
 }
 

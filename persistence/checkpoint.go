@@ -166,20 +166,7 @@ func (s *DirCheckpoints) Load(ctx context.Context, n uint64) ([]byte, error) {
 
 // Keep implements CheckpointStore.
 func (s *DirCheckpoints) Keep(ctx context.Context, k int) error {
-	if err := checkKeep(k); err != nil {
-		return fmt.Errorf("keep checkpoints: %w", err)
-	}
-	ns, err := s.List(ctx)
-	if err != nil {
-		return fmt.Errorf("keep checkpoints: %w", err)
-	}
-	for len(ns) > k {
-		if err := s.Delete(ctx, ns[0]); err != nil {
-			return fmt.Errorf("keep checkpoints: %w", err)
-		}
-		ns = ns[1:]
-	}
-	return nil
+	return keepNewest(ctx, k, s.List, s.Delete)
 }
 
 // Delete implements CheckpointStore.

@@ -140,6 +140,25 @@ func checkKeep(n int) error {
 	return nil
 }
 
+// keepNewest deletes all but the newest k of the numbers list returns (oldest first) with
+// del: a CheckpointStore's Keep, whatever holds its checkpoints.
+func keepNewest(ctx context.Context, k int, list func(context.Context) ([]uint64, error), del func(context.Context, uint64) error) error {
+	if err := checkKeep(k); err != nil {
+		return fmt.Errorf("keep checkpoints: %w", err)
+	}
+	ns, err := list(ctx)
+	if err != nil {
+		return fmt.Errorf("keep checkpoints: %w", err)
+	}
+	for len(ns) > k {
+		if err := del(ctx, ns[0]); err != nil {
+			return fmt.Errorf("keep checkpoints: %w", err)
+		}
+		ns = ns[1:]
+	}
+	return nil
+}
+
 // A Source is a numbered series of stored blobs that LoadLatestValid can read: a
 // CheckpointStore's checkpoints, or (through SnapshotsOf) one identity's snapshots.
 type Source interface {
