@@ -93,7 +93,8 @@ func ExampleSource() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- job.Run(ctx) }()
-	for len(out.Values()) < 3 {
+	// Until the three clicks are read and both splits have taken their partition.
+	for len(out.Values()) < 3 || len(src.Stats().Partitions) < 2 {
 		time.Sleep(5 * time.Millisecond)
 	}
 	cancel()
