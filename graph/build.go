@@ -175,6 +175,10 @@ func (g *Graph) Build(opts ...JobOption) (*Job, error) {
 			return err
 		})
 	}
+	if g.planning != nil { // Plan wants the description only; the deferred abort closes the splits
+		*g.planning = g.describe(plan, vps)
+		return nil, nil
+	}
 	aj, err := actor.NewJob(plan, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("build %s: %w", g.name, err)

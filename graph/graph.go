@@ -24,6 +24,8 @@ type Graph struct {
 	// twoPhase holds the Recover of every two-phase sink, called before a job runs.
 	// owns is nil outside a cluster, where every instance runs here.
 	twoPhase []func(lastComplete int64, owns func(uid int) bool) error
+	// planning, set by Plan, makes Build stop at the plan and describe it here.
+	planning *Description
 }
 
 // New returns an empty graph; name is the job's name, the first part of every identity.
