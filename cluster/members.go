@@ -74,6 +74,9 @@ type Meta struct {
 	// RemoteAddr is the host:port of the node's actor transport (protoactor remote), where
 	// other nodes send messages for the identities it owns; "" if it has none yet.
 	RemoteAddr string `json:"remote_addr,omitempty"`
+	// Plan is the fingerprint of the job's plan the node runs (Fingerprint); "" if it
+	// does not say. A node with a Plan refuses to meet a node with another.
+	Plan string `json:"plan,omitempty"`
 }
 
 // Config says how a node joins the cluster. NodeID is required; every other zero value
@@ -163,6 +166,8 @@ type Member struct {
 type Members struct {
 	ml   *memberlist.Memberlist
 	meta []byte
+	// planMismatch is the last node refused for running another plan.
+	planMismatch atomic.Pointer[PlanMismatchError]
 	// quiet is set once gossip has stopped: memberlist's probe and gossip goroutines in
 	// progress then are not waited for, and what they log (sends on closed sockets) is
 	// dropped.
@@ -199,6 +204,10 @@ func Join(ctx context.Context, cfg Config) (*Members, error) {
 	mc.SecretKey = cfg.Key
 	mc.Delegate = delegate{m}
 	mc.Events = events{m}
+	if cfg.Meta.Plan != "" {
+		check := planCheck{self: cfg.NodeID, plan: cfg.Meta.Plan, last: &m.planMismatch}
+		mc.Merge, mc.Alive = check, check
+	}
 	mc.Logger = log.New(logWriter{log: cfg.Logger.With("node", cfg.NodeID), quiet: &m.quiet}, "", 0)
 	ml, err := memberlist.Create(mc)
 	if err != nil {
@@ -226,6 +235,9 @@ func Join(ctx context.Context, cfg Config) (*Members, error) {
 		hint := ""
 		if len(cfg.Key) > 0 {
 			hint = " (gossip is encrypted: every node needs the same key)"
+		}
+		if pm := m.planMismatch.Load(); pm != nil {
+			return nil, fmt.Errorf("join cluster as %s via %s: %w", cfg.NodeID, strings.Join(cfg.Seeds, ","), pm)
 		}
 		return nil, fmt.Errorf("join cluster as %s via %s: no seed accepted the node%s: %w",
 			cfg.NodeID, strings.Join(cfg.Seeds, ","), hint, oneLine(err))

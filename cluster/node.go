@@ -68,7 +68,8 @@ func joinRetrying(ctx context.Context, cfg Config, timeout time.Duration) (*Memb
 	deadline := time.Now().Add(timeout)
 	for {
 		m, err := Join(ctx, cfg)
-		if err == nil || len(cfg.Seeds) == 0 || time.Now().After(deadline) || strings.Contains(err.Error(), "decrypt") {
+		var mismatch *PlanMismatchError
+		if err == nil || len(cfg.Seeds) == 0 || time.Now().After(deadline) || strings.Contains(err.Error(), "decrypt") || errors.As(err, &mismatch) {
 			return m, err
 		}
 		select {
