@@ -99,6 +99,10 @@ type Config struct {
 	Key []byte
 	// Profile chooses probe and gossip timing: LAN (the zero value) or Loopback for tests.
 	Profile Profile
+	// AdvertiseAddr is the IP address the other nodes reach this one at, with BindAddr's
+	// port; "" means BindAddr's host (memberlist picks a private address of the machine
+	// when that is 0.0.0.0).
+	AdvertiseAddr string
 	// Meta is published to the other nodes with the node's membership.
 	Meta Meta
 	// Logger receives memberlist's log: its errors and warnings at Warn, the rest at Debug,
@@ -129,6 +133,9 @@ func (c *Config) validate() (host string, port int, err error) {
 	case 0, 16, 24, 32:
 	default:
 		return "", 0, fmt.Errorf("cluster config: Key is %d bytes, want 16, 24 or 32", len(c.Key))
+	}
+	if c.AdvertiseAddr != "" && net.ParseIP(c.AdvertiseAddr) == nil {
+		return "", 0, fmt.Errorf("cluster config: AdvertiseAddr %q: want an IP address", c.AdvertiseAddr)
 	}
 	if c.Profile > Loopback {
 		return "", 0, fmt.Errorf("cluster config: unknown %v", c.Profile)
@@ -201,6 +208,7 @@ func Join(ctx context.Context, cfg Config) (*Members, error) {
 	mc.Name = cfg.NodeID
 	mc.BindAddr, mc.BindPort = host, port
 	mc.AdvertisePort = port // 0: memberlist advertises the port it picked
+	mc.AdvertiseAddr = cfg.AdvertiseAddr
 	mc.SecretKey = cfg.Key
 	mc.Delegate = delegate{m}
 	mc.Events = events{m}

@@ -15,8 +15,6 @@ import (
 
 	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 
 	"github.com/eddyflow/eddy/actor"
 	"github.com/eddyflow/eddy/internal/jobruntime"
@@ -33,6 +31,18 @@ type NodeConfig struct {
 	// side with the node's certificate (and, for mutual TLS, ClientAuth and ClientCAs),
 	// the client side with the CAs it trusts (and its own certificate for mutual TLS).
 	ServerTLS, ClientTLS *tls.Config
+	// Advertise is the IP address peers reach this node at, for gossip and the actor
+	// transport (with their bind ports). "" means the bind addresses' hosts; required when
+	// either binds to all interfaces (0.0.0.0 or ::), which peers cannot dial.
+	Advertise string
+	// Insecure allows the actor transport without TLS, and gossip without a Key, on a
+	// non-loopback address: by default StartNode refuses both, since anyone who reaches
+	// the address could join the cluster or send actor messages. Only for a trusted
+	// network.
+	Insecure bool
+	// MaxMessageSize bounds one gRPC message of the actor transport, sent or received, in
+	// bytes. Default DefaultMaxMessageSize (64 MiB), which says why.
+	MaxMessageSize int
 	// AdminAddr is where the admin HTTP endpoint listens; "" means none. A host left out
 	// (":9090") means loopback.
 	AdminAddr string
@@ -124,13 +134,18 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	if n.cfg.MaxFailures < 1 {
 		n.cfg.MaxFailures = 3
 	}
-	tr, err := StartTransport(cfg.RemoteAddr, cfg.ServerTLS, cfg.ClientTLS, n.logger)
+	if err := cfg.validateNetwork(n.logger); err != nil {
+		return nil, fmt.Errorf("start node %s: %w", cfg.Membership.NodeID, err)
+	}
+	tr, err := startTransport(transportConfig{addr: cfg.RemoteAddr, advertise: cfg.Advertise, serverTLS: cfg.ServerTLS,
+		clientTLS: cfg.ClientTLS, maxMessageSize: cfg.MaxMessageSize, logger: n.logger})
 	if err != nil {
 		return nil, err
 	}
 	n.transport, n.sys = tr, tr.System
 	mc := cfg.Membership
 	mc.Meta.RemoteAddr = n.sys.Address()
+	mc.AdvertiseAddr = cfg.Advertise
 	if mc.Logger == nil {
 		mc.Logger = n.logger
 	}
@@ -166,33 +181,7 @@ type Transport struct {
 // picks one, and System.Address says which), under TLS when serverTLS and clientTLS are
 // set. Proto.Actor logs to logger at Warn and above only. Stop stops it.
 func StartTransport(addr string, serverTLS, clientTLS *tls.Config, logger *slog.Logger) (*Transport, error) {
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	host, port, err := splitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("remote address %q: %w", addr, err)
-	}
-	if port != 0 {
-		// Proto.Actor's Start panics when it cannot listen: say so as an error first.
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			return nil, fmt.Errorf("remote address %q: %w", addr, err)
-		}
-		_ = l.Close()
-	}
-	paLogger := slog.New(warnAndAbove{logger.Handler()}).With("component", "protoactor")
-	sys := pa.NewActorSystem(pa.WithLoggerFactory(func(*pa.ActorSystem) *slog.Logger { return paLogger }))
-	var opts []remote.ConfigOption
-	if serverTLS != nil {
-		opts = append(opts, remote.WithServerOptions(grpc.Creds(credentials.NewTLS(serverTLS))))
-	}
-	if clientTLS != nil {
-		opts = append(opts, remote.WithDialOptions(grpc.WithTransportCredentials(credentials.NewTLS(clientTLS))))
-	}
-	r := remote.NewRemote(sys, remote.Configure(host, port, opts...))
-	r.Start() // on port 0 it listens on a free port and advertises that one
-	return &Transport{System: sys, remote: r}, nil
+	return startTransport(transportConfig{addr: addr, serverTLS: serverTLS, clientTLS: clientTLS, logger: logger})
 }
 
 // Stop stops the transport and the actor system.
