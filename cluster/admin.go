@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +30,9 @@ type AdminSource interface {
 //   - /members: the live members, sorted by node ID.
 //   - /placement: the epoch, the nodes, and which key groups each node owns, for the jobs
 //     named in the placement or in ?job= (repeatable, with ?key_groups= to override).
+//     One request lists at most maxPlacementJobs jobs and maxPlacementKeyGroups key
+//     groups in all, so that it cannot make the node compute and send tables without
+//     bound (the query string itself is bounded to 1 KiB).
 //   - /stages: every stage's counters, with records/s over the last 10 s (since the
 //     oldest call in that window; rate_window_s is 0 on the first call), and each
 //     instance's.
@@ -76,16 +80,44 @@ type JobView struct {
 	Owners    map[string][]int `json:"owners"`
 }
 
+// Bounds of one /placement request: how many jobs it names, how long a name may be, and
+// how many key groups its tables list in all (each is a placement look-up and a number in
+// the answer). A job has at most maxPlacementKeyGroups key groups.
+const (
+	maxPlacementJobs      = 8
+	maxPlacementJobName   = 256
+	maxPlacementKeyGroups = 1 << 16
+)
+
 func placementOf(p *Placement, jobs []string, keyGroups string) (PlacementView, error) {
-	if len(jobs) == 0 {
-		jobs = p.Jobs()
+	asked := len(jobs) > 0
+	if !asked {
+		jobs = p.Jobs() // the placement's own: not the request's to bound
+	}
+	jobs = slices.Compact(slices.Sorted(slices.Values(jobs)))
+	if asked && len(jobs) > maxPlacementJobs {
+		return PlacementView{}, fmt.Errorf("%d jobs: at most %d in one request", len(jobs), maxPlacementJobs)
 	}
 	n := 0
 	if keyGroups != "" {
 		var err error
-		if n, err = strconv.Atoi(keyGroups); err != nil || n < 1 || n > 1<<16 {
-			return PlacementView{}, fmt.Errorf("key_groups %q: want a number from 1 to 65536", keyGroups)
+		if n, err = strconv.Atoi(keyGroups); err != nil || n < 1 || n > maxPlacementKeyGroups {
+			return PlacementView{}, fmt.Errorf("key_groups %q: want a number from 1 to %d", keyGroups, maxPlacementKeyGroups)
 		}
+	}
+	total := 0
+	for _, j := range jobs {
+		if asked && (j == "" || len(j) > maxPlacementJobName) {
+			return PlacementView{}, fmt.Errorf("job name of %d bytes: want 1 to %d", len(j), maxPlacementJobName)
+		}
+		if n == 0 {
+			total += p.KeyGroups(j)
+		} else {
+			total += n
+		}
+	}
+	if asked && total > maxPlacementKeyGroups {
+		return PlacementView{}, fmt.Errorf("%d key groups in all: at most %d in one request", total, maxPlacementKeyGroups)
 	}
 	v := PlacementView{Epoch: p.Epoch(), Self: p.Self(), Nodes: p.Nodes(), Jobs: []JobView{}}
 	for _, j := range jobs {

@@ -268,3 +268,39 @@ func TestServeAdmin(t *testing.T) {
 		t.Error("ServeAdmin with a bad address succeeded")
 	}
 }
+
+// /placement refuses requests that would make it compute and send tables without bound.
+func TestAdminPlacementBounds(t *testing.T) {
+	h := AdminHandler(&node{placement: mustPlacement(t, "node-1", nodeIDs(3), Job("wordcount", 16))})
+	jobs := func(n int) string {
+		var q []string
+		for i := range n {
+			q = append(q, fmt.Sprintf("job=j%d", i))
+		}
+		return strings.Join(q, "&")
+	}
+	for _, tt := range []struct {
+		query string
+		code  int
+		want  string
+	}{
+		{"?" + jobs(8), http.StatusOK, ""},
+		{"?" + jobs(8) + "&job=j0&job=j1", http.StatusOK, ""}, // repeated names count once
+		{"?" + jobs(9), http.StatusBadRequest, "9 jobs: at most 8 in one request"},
+		{"?job=a&key_groups=65536", http.StatusOK, ""},
+		{"?job=a&key_groups=65537", http.StatusBadRequest, `key_groups "65537": want a number from 1 to 65536`},
+		{"?job=a&job=b&key_groups=40000", http.StatusBadRequest, "80000 key groups in all: at most 65536 in one request"},
+		{"?job=" + strings.Repeat("x", 257), http.StatusBadRequest, "job name of 257 bytes: want 1 to 256"},
+		{"?job=", http.StatusBadRequest, "job name of 0 bytes"},
+		{"?" + jobs(200), http.StatusRequestURITooLong, "at most 1024"},
+	} {
+		body := get(t, h, "/placement"+tt.query, tt.code, nil)
+		var answer struct{ Error string }
+		if err := json.Unmarshal([]byte(body), &answer); err != nil {
+			t.Fatalf("/placement%.40s...: %v in %s", tt.query, err, body)
+		}
+		if !strings.Contains(answer.Error, tt.want) {
+			t.Errorf("/placement%.40s...: %s, want it to say %q", tt.query, body, tt.want)
+		}
+	}
+}
