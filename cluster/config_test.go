@@ -1,15 +1,22 @@
 package cluster
 
 import (
+	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	pa "github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/remote"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
@@ -68,68 +75,90 @@ func TestStartNodeRefusesPlaintext(t *testing.T) {
 	}
 }
 
-// The transport's message size limit holds: a message under it arrives, one over it does
-// not, and the transport goes on.
+// The transport's server takes a gRPC message under its limit and refuses one over it
+// (ResourceExhausted, gRPC's own check): a client speaks Proto.Actor's remote protocol to it
+// directly, since a second Proto.Actor transport in this process would race with the first
+// (Proto.Actor's Start writes gRPC's global logger, which a running server reads).
 func TestTransportMessageSizeLimit(t *testing.T) {
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	const limit = 64 << 10
-	start := func() *Transport {
-		tr, err := startTransport(transportConfig{addr: "127.0.0.1:0", maxMessageSize: limit, logger: quiet})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(tr.Stop)
-		return tr
-	}
-	from, to := start(), start()
-	var mu sync.Mutex
-	var got []int
-	arrived := make(chan struct{}, 16)
-	pid, err := to.System.Root.SpawnNamed(pa.PropsFromFunc(func(c pa.Context) {
-		if m, ok := c.Message().(*wrapperspb.BytesValue); ok {
-			mu.Lock()
-			got = append(got, len(m.Value))
-			mu.Unlock()
-			arrived <- struct{}{}
-		}
-	}), "sizes")
+	tr, err := startTransport(transportConfig{addr: "127.0.0.1:0", maxMessageSize: limit, logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	target := pa.NewPID(to.System.Address(), pid.Id)
-	send := func(n int) { from.System.Root.Send(target, &wrapperspb.BytesValue{Value: make([]byte, n)}) }
-	wait := func(what string) {
+	defer tr.Stop()
+	arrived := make(chan int, 16)
+	if _, err := tr.System.Root.SpawnNamed(pa.PropsFromFunc(func(c pa.Context) {
+		if m, ok := c.Message().(*wrapperspb.BytesValue); ok {
+			arrived <- len(m.Value)
+		}
+	}), "sizes"); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(tr.System.Address(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(1<<30))) // this client sends anything
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	connect := func() remote.Remoting_ReceiveClient {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second) // a stream that should end but does not fails the test
+		t.Cleanup(cancel)
+		stream, err := remote.NewRemotingClient(conn).Receive(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = stream.Send(&remote.RemoteMessage{MessageType: &remote.RemoteMessage_ConnectRequest{ConnectRequest: &remote.ConnectRequest{
+			ConnectionType: &remote.ConnectRequest_ServerConnection{ServerConnection: &remote.ServerConnection{SystemId: "probe", Address: "127.0.0.1:1"}}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stream.Recv(); err != nil {
+			t.Fatalf("connect response: %v", err)
+		}
+		return stream
+	}
+	batch := func(n int) *remote.RemoteMessage {
+		data, err := proto.Marshal(&wrapperspb.BytesValue{Value: make([]byte, n)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &remote.RemoteMessage{MessageType: &remote.RemoteMessage_MessageBatch{MessageBatch: &remote.MessageBatch{
+			TypeNames: []string{"google.protobuf.BytesValue"},
+			Targets:   []*pa.PID{pa.NewPID(tr.System.Address(), "sizes")},
+			Envelopes: []*remote.MessageEnvelope{{MessageData: data}},
+		}}}
+	}
+	wait := func() int {
 		t.Helper()
 		select {
-		case <-arrived:
+		case n := <-arrived:
+			return n
 		case <-time.After(30 * time.Second):
-			t.Fatalf("%s did not arrive", what)
+			t.Fatal("the message under the limit did not arrive")
+			return 0
 		}
 	}
-	send(1000)
-	wait("a message under the limit")
-	send(2 * limit) // fails the stream: the receiver refuses it
-	// The sender reconnects; a small message sent after the large one arrives, and only it.
-	for i := 0; ; i++ {
-		send(1001)
-		select {
-		case <-arrived:
-		case <-time.After(time.Second):
-			if i < 30 {
-				continue
-			}
-			t.Fatal("no message arrived after the one over the limit")
-		}
-		break
+
+	stream := connect()
+	if err := stream.Send(batch(1000)); err != nil {
+		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	for _, n := range got {
-		if n > limit {
-			t.Errorf("a message of %d bytes arrived through a transport limited to %d", n, limit)
-		}
+	if n := wait(); n != 1000 {
+		t.Errorf("arrived %d bytes, want 1000", n)
 	}
-	if got[0] != 1000 || got[len(got)-1] != 1001 {
-		t.Errorf("arrived %v: want 1000 first and 1001 last", got)
+	if err := stream.Send(batch(2 * limit)); err != nil && !errors.Is(err, io.EOF) {
+		t.Fatal(err)
+	}
+	_, err = stream.Recv() // the server ends the stream with the reason
+	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "larger than max") {
+		t.Fatalf("a message over the limit: the stream ended with %v, want ResourceExhausted", err)
+	}
+	stream = connect() // the transport goes on
+	if err := stream.Send(batch(limit - 1000)); err != nil {
+		t.Fatal(err)
+	}
+	if n := wait(); n != limit-1000 {
+		t.Errorf("arrived %d bytes, want %d: the message over the limit got through?", n, limit-1000)
 	}
 }

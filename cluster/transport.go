@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
 
 	pa "github.com/asynkron/protoactor-go/actor"
 	"github.com/asynkron/protoactor-go/remote"
@@ -28,6 +29,9 @@ import (
 // allocate for one message while leaving room for a burst; state larger than that must
 // not travel in one message (snapshots are written to the store, not sent).
 const DefaultMaxMessageSize = 64 << 20
+
+// remoteStartMu serialises Proto.Actor remote's Start, which writes a global.
+var remoteStartMu sync.Mutex
 
 // transportConfig is what startTransport needs: NodeConfig's transport settings.
 type transportConfig struct {
@@ -68,7 +72,13 @@ func startTransport(c transportConfig) (*Transport, error) {
 	paLogger := slog.New(warnAndAbove{c.logger.Handler()}).With("component", "protoactor")
 	sys := pa.NewActorSystem(pa.WithLoggerFactory(func(*pa.ActorSystem) *slog.Logger { return paLogger }))
 	r := remote.NewRemote(sys, remote.Configure(host, port, transportOptions(c, port)...))
+	// Start sets gRPC's global logger (grpclog.SetLoggerV2) every time: two nodes of one
+	// process (tests, benchmarks) must not start at once. (A gRPC server of this process
+	// that logs while another starts still races with that write, in Proto.Actor: tests
+	// run under the race detector start one transport per process.)
+	remoteStartMu.Lock()
 	r.Start() // on port 0 it listens on a free port and advertises that one
+	remoteStartMu.Unlock()
 	return &Transport{System: sys, remote: r}, nil
 }
 
