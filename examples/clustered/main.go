@@ -4,7 +4,7 @@
 // the newest checkpoint after any change of membership.
 //
 // The job: sensors report readings; per sensor, count the readings and sum their values
-// in tumbling one-second windows of event time. The input is a deterministic generator
+// in tumbling windows of event time (one second; -window). The input is a deterministic generator
 // split into -parallelism ranges, so every node reads the splits it owns without shared
 // files; each node commits the windows its key groups close to its own -out directory
 // (a two-phase sink: exactly once, per checkpoint). The union of every node's output is the
@@ -15,7 +15,7 @@
 //	clustered -id n3 -bind 127.0.0.1:7003 -join 127.0.0.1:7001 -store /tmp/ckpt -out /tmp/out/n3 -expect 3
 //
 // Flags of its own: -out DIR (required), -readings N (default 100000), -sensors N (default
-// 50), -rate N (readings per second this process reads, 0: as fast as possible). The cluster's flags
+// 50), -window D (default 1s), -rate N (readings per second this process reads, 0: as fast as possible). The cluster's flags
 // are cluster.RunConfig's (-id, -bind, -advertise, -remote, -join, -expect, -store,
 // -checkpoint, -key-groups, -parallelism, -tls-cert, -tls-key, -tls-ca, -gossip-key,
 // -admin, -insecure, -settle, -max-failures, -max-message-size); see the README.
@@ -79,11 +79,8 @@ func reading(i int64, sensors int) Reading {
 // Output is one line of the output.
 type Output = stream.WindowResult[string, Stats]
 
-// window is the job's window: one second of event time.
-const window = time.Second
-
 // newGraph builds the job: readings → per sensor → one-second windows → the sink.
-func newGraph(out string, readings int64, sensors, rate int) (*graph.Graph, error) {
+func newGraph(out string, readings int64, sensors, rate int, window time.Duration) (*graph.Graph, error) {
 	sink, err := stream.TwoPhaseJSONLSink[Output](out)
 	if err != nil {
 		return nil, err
@@ -133,17 +130,19 @@ func run(ctx context.Context, args []string) error {
 	readings := fs.Int64("readings", 100_000, "readings in the input")
 	sensors := fs.Int("sensors", 50, "sensors the readings come from")
 	rate := fs.Int("rate", 0, "readings per second this process reads, 0 = as fast as possible")
+	window := fs.Duration("window", time.Second, "length of the tumbling windows, in event time")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	switch {
 	case *out == "":
 		return errors.New("-out DIR is required")
-	case *readings < 0 || *sensors < 1 || *rate < 0:
-		return fmt.Errorf("-readings %d, -sensors %d, -rate %d: want readings ≥ 0, sensors ≥ 1, rate ≥ 0", *readings, *sensors, *rate)
+	case *readings < 0 || *sensors < 1 || *rate < 0 || *window < time.Millisecond:
+		return fmt.Errorf("-readings %d, -sensors %d, -rate %d, -window %v: want readings ≥ 0, sensors ≥ 1, rate ≥ 0, window ≥ 1ms",
+			*readings, *sensors, *rate, *window)
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	err := cluster.RunGraph(ctx, cfg, func() (*graph.Graph, error) { return newGraph(*out, *readings, *sensors, *rate) })
+	err := cluster.RunGraph(ctx, cfg, func() (*graph.Graph, error) { return newGraph(*out, *readings, *sensors, *rate, *window) })
 	if errors.Is(err, cluster.ErrLeft) {
 		cfg.Logger.Info("left the cluster")
 		return nil

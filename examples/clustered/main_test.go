@@ -34,8 +34,8 @@ func TestThreeNodesObjectStore(t *testing.T) {
 	runThree(t, srv.URL("ckpt"))
 }
 
-// Two programs with different graphs (one keys by sensor in 128 key groups, the other in
-// 64) refuse each other: the second says which node runs which plan, and writes nothing.
+// Two programs with different graphs (one-second windows, two-second windows) refuse each
+// other: the second says which node runs which plan, and neither writes anything.
 func TestPlanMismatch(t *testing.T) {
 	bin := buildBinary(t)
 	store := filepath.Join(t.TempDir(), "checkpoints")
@@ -43,7 +43,7 @@ func TestPlanMismatch(t *testing.T) {
 	outs := []string{filepath.Join(t.TempDir(), "n1"), filepath.Join(t.TempDir(), "n2")}
 	first := start(t, bin, "n1", ports[0], "", store, outs[0], "-expect", "2", "-readings", "1000")
 	second := exec.Command(bin, nodeArgs("n2", ports[1], fmt.Sprintf("127.0.0.1:%d", ports[0]), store, outs[1],
-		"-expect", "2", "-readings", "1000", "-key-groups", "64")...)
+		"-expect", "2", "-readings", "1000", "-window", "2s")...)
 	out, err := second.CombinedOutput()
 	if err == nil {
 		t.Fatalf("a node with another plan ran:\n%s", out)
@@ -100,7 +100,7 @@ func runThree(t *testing.T, store string) {
 			got[k] = v
 		}
 	}
-	want := expected(readings, sensors)
+	want := expected(readings, sensors, time.Second)
 	if !maps.Equal(got, want) {
 		missing, extra, wrong := 0, 0, 0
 		for k, v := range want {
@@ -122,7 +122,7 @@ func runThree(t *testing.T, store string) {
 }
 
 // expected computes the job's output from the readings directly.
-func expected(n int64, sensors int) map[string]Stats {
+func expected(n int64, sensors int, window time.Duration) map[string]Stats {
 	out := map[string]Stats{}
 	for i := range n {
 		r := reading(i, sensors)
@@ -154,7 +154,7 @@ func readOutput(t *testing.T, dir string) map[string]Stats {
 			if err := json.Unmarshal(sc.Bytes(), &o); err != nil {
 				t.Fatalf("%s: %v in %q", f, err, sc.Text())
 			}
-			if o.End-o.Start != window.Milliseconds() {
+			if o.End-o.Start != time.Second.Milliseconds() {
 				t.Errorf("%s: window [%d, %d) is not one second", f, o.Start, o.End)
 			}
 			k := fmt.Sprintf("%s@%d", o.Key, o.Start)
