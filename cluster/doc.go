@@ -16,6 +16,9 @@
 //   - Nodes (StartNode, Node.Run, Node.Leave, RunOn, DirFence): a job run over the members,
 //     started again from a checkpoint when they change, fenced so that two runs never both
 //     commit. cmd/eddy is a node.
+//   - Your graph on a cluster (RunGraph, RunConfig, Fingerprint): one call in a program's
+//     main runs its graph as a node, configured by RunConfig or its flags; nodes whose
+//     plans differ refuse each other. examples/clustered is one.
 //
 // The smallest use:
 //
@@ -143,6 +146,37 @@
 //
 // protoactor-go's remote (gRPC) stays the transport between nodes; Meta.RemoteAddr says
 // where each node's is.
+//
+// # Your graph: RunGraph
+//
+// RunGraph is what a program's main calls: RunConfig (or its Flags) says where the node
+// listens (-bind, -remote, -advertise), whom it joins (-join, -expect), where checkpoints go
+// (-store: a directory or an object store URL) and how it is secured (-tls-*,
+// -gossip-key, -insecure); newGraph builds the graph, once per run. RunGraph lives here and
+// takes a *graph.Graph: package graph does not import cluster, so cluster may import graph,
+// and graph.JobOption (a func(*actor.Config)) stays as it is: a user passes graph's
+// options and never touches actor.Config.
+//
+// Before it joins, RunGraph asks the graph for its plan (graph.Graph.Plan: the vertices,
+// their instances, the channels and their partitioning, without building a job or reading a
+// checkpoint) and publishes its Fingerprint in the node's metadata (Meta.Plan). Members
+// checks it in memberlist's merge and alive callbacks: a join with a node of another plan
+// fails on both sides, the joining node gets a *PlanMismatchError naming the peer and both
+// fingerprints, and gossip about such a node is ignored, so it never becomes a member and no
+// run ever places key groups on it. Checking at join, not at each run, means a node that
+// cannot take part never joins the member list, which would otherwise restart every node's
+// run. Each run's job is checked against the published fingerprint too (a newGraph that
+// builds something else fails the run).
+//
+// # Security defaults
+//
+// StartNode refuses, unless NodeConfig.Insecure is set, an actor transport beyond loopback
+// without TLS and gossip beyond loopback without a Key: either would let anyone who reaches
+// the port join the cluster or send actor messages. A node that binds 0.0.0.0 must say
+// which address peers dial (Advertise): memberlist advertises it, and Proto.Actor's remote
+// advertises it with the bound port. gRPC messages are bounded both ways
+// (DefaultMaxMessageSize, 64 MiB, which says why; NodeConfig.MaxMessageSize), and the admin
+// endpoint bounds what one request may ask (/placement: 8 jobs, 65,536 key groups).
 //
 // # Admin
 //
