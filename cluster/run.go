@@ -13,6 +13,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	_ "gocloud.dev/blob/fileblob" // file:// checkpoint stores
@@ -20,6 +21,7 @@ import (
 
 	"github.com/eddyflow/eddy/actor"
 	"github.com/eddyflow/eddy/graph"
+	"github.com/eddyflow/eddy/internal/runreport"
 	"github.com/eddyflow/eddy/persistence"
 )
 
@@ -334,7 +336,10 @@ func RunGraph(ctx context.Context, cfg RunConfig, newGraph func() (*graph.Graph,
 		<-left
 	}()
 	first := g
-	return node.Run(runCtx, name, cfg.KeyGroups, func(option func(*actor.Config)) (JobRun, error) {
+	var last *graph.Job
+	stopProgress := func() {}
+	defer func() { stopProgress() }()
+	err = node.Run(runCtx, name, cfg.KeyGroups, func(option func(*actor.Config)) (JobRun, error) {
 		g := first
 		if g == nil {
 			if g, err = newGraph(); err != nil {
@@ -349,6 +354,42 @@ func RunGraph(ctx context.Context, cfg RunConfig, newGraph func() (*graph.Graph,
 		if got := Fingerprint(job.Describe(), cfg.KeyGroups); got != fp {
 			return nil, fmt.Errorf("the graph built for this run has plan %s, and the node announced plan %s: newGraph must build the same graph every time", got, fp)
 		}
+		stopProgress() // the previous run's
+		stopProgress, last = logProgress(logger, job, progressInterval), job
 		return job, nil
 	})
+	stopProgress()
+	if last != nil {
+		logger.Info("run ended", "id", cfg.NodeID, "summary", runreport.Summary(last))
+	}
+	return err
+}
+
+// progressInterval is how often a running node logs its progress.
+const progressInterval = 10 * time.Second
+
+// logProgress logs job's counts every interval while it runs: records in and out, dead
+// letters, checkpoints. stop ends it and waits for it.
+func logProgress(logger *slog.Logger, job *graph.Job, interval time.Duration) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				t := runreport.Count(job)
+				logger.Info("progress", "in", t.In, "out", t.Out, "dead_letters", t.DeadLetters, "late", t.Late,
+					"checkpoints", t.Ckpt.Completed, "checkpoints_failed", t.Ckpt.Failed)
+			}
+		}
+	})
+	var once sync.Once
+	return func() {
+		once.Do(func() { close(done) })
+		wg.Wait()
+	}
 }
