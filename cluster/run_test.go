@@ -1,14 +1,19 @@
 package cluster
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/eddyflow/eddy/graph"
+	"github.com/eddyflow/eddy/stream"
 )
 
 func TestRunConfigValidate(t *testing.T) {
@@ -71,4 +76,50 @@ func TestRunConfigFlags(t *testing.T) {
 	if err := fs.Parse([]string{"-gossip-key", "zz"}); err == nil {
 		t.Error("-gossip-key zz: no error")
 	}
+}
+
+// RunGraph refuses, before it starts anything, a job whose options change the key groups
+// behind the cluster's back.
+func TestRunGraphKeyGroupsFromConfig(t *testing.T) {
+	newGraph := func() (*graph.Graph, error) {
+		g := graph.New("counts")
+		nums := graph.From(g, stream.Generate(10, func(i int64) int64 { return i }))
+		graph.Count(graph.KeyBy(nums, func(i int64) int64 { return i % 3 }), graph.Name("count")).To(stream.NewCollectSink[stream.KV[int64, int64]]())
+		return g, nil
+	}
+	err := RunGraph(t.Context(), RunConfig{Store: t.TempDir(), Logger: testLogger(t)}, newGraph, graph.MaxKeyGroups(64))
+	want := `run counts: stage "count" has 64 key groups, the cluster places 128: set them with RunConfig.KeyGroups (-key-groups), not graph.MaxKeyGroups`
+	if err == nil || err.Error() != want {
+		t.Errorf("RunGraph with MaxKeyGroups(64):\n got %v\nwant %s", err, want)
+	}
+	if err := RunGraph(t.Context(), RunConfig{Store: t.TempDir()}, func() (*graph.Graph, error) { return nil, errors.New("no graph today") }); err == nil ||
+		!strings.Contains(err.Error(), "run graph: build the graph: no graph today") {
+		t.Errorf("RunGraph whose newGraph fails: %v", err)
+	}
+}
+
+// A node bound to every interface advertises the address it was given, for gossip and for
+// the actor transport (with the port it bound), never 0.0.0.0.
+func TestStartNodeAdvertise(t *testing.T) {
+	n, err := StartNode(t.Context(), NodeConfig{
+		Membership: Config{NodeID: "n1", BindAddr: "0.0.0.0:0", Profile: Loopback, Logger: testLogger(t)},
+		RemoteAddr: "0.0.0.0:0", Advertise: "127.0.0.1", Insecure: true, Logger: testLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	self := n.Self()
+	for what, addr := range map[string]string{"gossip": self.Addr, "remote": self.RemoteAddr} {
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil || host != "127.0.0.1" || port == "0" {
+			t.Errorf("%s address %q: want 127.0.0.1 and the bound port", what, addr)
+		}
+	}
+	// The advertised transport address is where it listens.
+	c, err := net.Dial("tcp", self.RemoteAddr)
+	if err != nil {
+		t.Fatalf("dial the advertised transport %s: %v", self.RemoteAddr, err)
+	}
+	c.Close()
 }
