@@ -26,6 +26,7 @@ func ExampleNode_Run() {
 		AdminAddr:  "127.0.0.1:9090",
 		FenceDir:   "/shared/state",
 		Expect:     3,
+		Insecure:   true, // a trusted network; elsewhere give Membership.Key and ServerTLS/ClientTLS
 	})
 	if err != nil {
 		log.Fatal(err)
