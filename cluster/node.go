@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"slices"
 	"strings"
@@ -42,8 +43,23 @@ type NodeConfig struct {
 	Settle time.Duration
 	// FenceDir, when set, is a directory every node reaches (the checkpoint store's) where
 	// each run's coordinator claims the job's DirFence, so that a coordinator of an older run
-	// cannot save a checkpoint or commit.
+	// cannot save a checkpoint or commit. Fence, when set, takes its place.
 	FenceDir string
+	// Fence, when set, fences each run in an object store: the run's coordinator claims a
+	// new epoch there (every older run's commits fail from then on, by the store's
+	// condition), builds its part, and tells every other node the epoch, the record it
+	// started from and the checkpoint it restores; they enter that epoch and restore that
+	// checkpoint before any recovers or retracts anything. A run whose commit finds a newer
+	// epoch stops: the node steps down and waits for the next run. The job must take its
+	// checkpoints into the same store (persistence.FencedCheckpoints is both).
+	Fence RunFence
+	// Quorum, when above 0, is how many members the node must see to run the job: a
+	// majority of the configured cluster size (static quorum, as Akka's split-brain
+	// resolver). With fewer it pauses: it stops its run, commits nothing, says so, and
+	// resumes when enough members are back. 0: no quorum, a run goes on with whoever is
+	// left (two sides of a partition may both run the job; only a Fence keeps both from
+	// committing).
+	Quorum int
 	// Expect is how many members the node waits for before the first run (later runs go on
 	// with whoever is left). Default 1.
 	Expect int
@@ -90,6 +106,10 @@ type Node struct {
 	admin     *AdminServer
 
 	leaving atomic.Bool
+	// paused is set while the node sees fewer members than the quorum (Run's goroutine only).
+	paused bool
+	// starts answers other nodes' questions about the runs this node coordinates.
+	starts *runStarts
 
 	mu        sync.Mutex
 	placement *Placement
@@ -128,6 +148,11 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 		return nil, err
 	}
 	n.transport, n.sys = tr, tr.System
+	n.starts = &runStarts{}
+	if _, err := n.sys.Root.SpawnNamed(pa.PropsFromProducer(func() pa.Actor { return n.starts }), startsActorName); err != nil {
+		n.transport.Stop()
+		return nil, fmt.Errorf("start node %s: %w", cfg.Membership.NodeID, err)
+	}
 	mc := cfg.Membership
 	mc.Meta.RemoteAddr = n.sys.Address()
 	if mc.Logger == nil {
@@ -312,7 +337,7 @@ func (n *Node) Run(ctx context.Context, name string, keyGroups int, build func(o
 			return fmt.Errorf("run %s: %w", name, err)
 		}
 		option, run := RunOn(n.sys, p, name, addrs)
-		if n.cfg.FenceDir != "" && run.Coordinator == "" {
+		if n.cfg.Fence == nil && n.cfg.FenceDir != "" && run.Coordinator == "" {
 			fence := NewDirFence(n.cfg.FenceDir, name)
 			token := fmt.Sprintf("%s %s %d %d", self, p.Epoch(), attempt, time.Now().UnixNano())
 			if err := fence.Claim(token); err != nil {
@@ -320,31 +345,66 @@ func (n *Node) Run(ctx context.Context, name string, keyGroups int, build func(o
 			}
 			run.Fence = func() error { return fence.Check(token) }
 		}
-		job, err := build(option)
-		if err != nil {
-			return fmt.Errorf("run %s: build: %w", name, err)
+		var job JobRun
+		var fenceEpoch uint64
+		if n.cfg.Fence != nil {
+			job, fenceEpoch, err = n.buildFenced(ctx, name, ids, p, run, func() (JobRun, error) { return build(option) })
+		} else {
+			job, err = build(option)
+			if err != nil {
+				err = fmt.Errorf("run %s: build: %w", name, err)
+			}
+		}
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, ErrLeft):
+			return err
+		case errors.Is(err, errMembershipChanged):
+			n.logger.Info("membership changed before the run started: it starts again", "job", name, "attempt", attempt)
+			continue
+		default:
+			if failures++; failures >= n.cfg.MaxFailures {
+				return fmt.Errorf("run %s: %d runs in a row failed, the last: %w", name, failures, err)
+			}
+			n.logger.Warn("the run could not start: it starts again", "job", name, "attempt", attempt, "failures", failures, "err", err)
+			continue
 		}
 		n.mu.Lock()
 		n.placement, n.run = p, job
 		n.mu.Unlock()
 		n.logger.Info("run starts", "job", name, "attempt", attempt, "members", ids, "epoch", p.Epoch(),
-			"key_groups_here", len(p.Table(name, keyGroups)[self]), "coordinator", p.Owner(name, 0))
+			"key_groups_here", len(p.Table(name, keyGroups)[self]), "coordinator", p.Owner(name, 0), "fence_epoch", fenceEpoch)
 
 		runCtx, cancel := context.WithCancelCause(ctx)
 		changes := n.members.Changes()
-		watchDone := make(chan struct{})
-		go func() {
-			defer close(watchDone)
-			n.watch(runCtx, cancel, changes, job, ids)
-		}()
+		var watchers sync.WaitGroup
+		var fenced <-chan struct{}
+		if n.cfg.Fence != nil {
+			fenced = n.cfg.Fence.Fenced()
+			watchers.Go(func() { watchFence(runCtx, cancel, n.cfg.Fence) })
+		}
+		watchers.Go(func() { n.watch(runCtx, cancel, changes, job, ids) })
 		err = job.Run(runCtx)
 		cause := context.Cause(runCtx)
 		cancel(nil)
-		<-watchDone
+		watchers.Wait()
+		n.starts.withdraw(name)
 		n.mu.Lock()
 		n.run, n.prevStats = nil, job.Stats()
 		n.mu.Unlock()
+		isFenced := errors.Is(cause, errFencedOff)
+		if fenced != nil {
+			select {
+			case <-fenced:
+				isFenced = true
+			default:
+			}
+		}
 		switch {
+		case isFenced:
+			n.logger.Warn("fenced off: a newer run holds the job, so this run commits nothing more; the node steps down and waits for the next run", "job", name, "attempt", attempt, "fence_epoch", fenceEpoch, "err", err)
 		case err == nil:
 			n.logger.Info("job complete", "job", name, "attempt", attempt)
 			return nil
@@ -366,6 +426,66 @@ func (n *Node) Run(ctx context.Context, name string, keyGroups int, build func(o
 		}
 		failures = 0
 	}
+}
+
+// errFencedOff ends a run whose commit found a newer epoch in the fence.
+var errFencedOff = errors.New("fenced off: a newer run holds the job")
+
+// buildFenced builds this node's part of a fenced run over members ids: on the
+// coordinator, it claims a new epoch, builds (which chooses the checkpoint to restore) and
+// publishes the start; elsewhere it asks the coordinator for the start, enters its epoch
+// and builds, restoring the checkpoint the coordinator chose. run.Epoch becomes the fence's
+// epoch, which names the run's actors, so no message of another run reaches them.
+func (n *Node) buildFenced(ctx context.Context, name string, ids []string, p *Placement, run *actor.ClusterRun, build func() (JobRun, error)) (JobRun, uint64, error) {
+	fence := n.cfg.Fence
+	if run.Coordinator == "" {
+		epoch, record, err := fence.Claim(ctx, fmt.Sprintf("%s (members %s)", p.Self(), strings.Join(ids, ",")))
+		if err != nil {
+			return nil, 0, fmt.Errorf("run %s: claim the fence: %w", name, err)
+		}
+		run.Epoch = int64(epoch)
+		if err := fence.Enter(epoch, record, math.MaxInt64); err != nil {
+			return nil, 0, fmt.Errorf("run %s: %w", name, err)
+		}
+		job, err := build()
+		if err != nil {
+			return nil, 0, fmt.Errorf("run %s: build: %w", name, err)
+		}
+		restore := restoredID(job)
+		if err := fence.Enter(epoch, record, restore); err != nil {
+			return nil, 0, fmt.Errorf("run %s: %w", name, err)
+		}
+		n.starts.publish(runStart{Job: name, Members: ids, Epoch: epoch, Record: record, Restore: restore})
+		n.logger.Info("claimed the fence: the run's epoch and restore point go to every node", "job", name, "fence_epoch", epoch, "restore", restore)
+		return job, epoch, nil
+	}
+	st, err := n.askStart(ctx, run.Coordinator, name, ids, run.StartTimeout+30*time.Second)
+	if err != nil {
+		if errors.Is(err, errMembershipChanged) || ctx.Err() != nil {
+			return nil, 0, err
+		}
+		return nil, 0, fmt.Errorf("run %s: %w", name, err)
+	}
+	run.Epoch = int64(st.Epoch)
+	if err := fence.Enter(st.Epoch, st.Record, st.Restore); err != nil {
+		return nil, 0, fmt.Errorf("run %s: %w", name, err)
+	}
+	job, err := build()
+	if err != nil {
+		return nil, 0, fmt.Errorf("run %s: build: %w", name, err)
+	}
+	if got := restoredID(job); got != st.Restore {
+		return nil, 0, fmt.Errorf("run %s: the coordinator restores checkpoint %d, this node found %d", name, st.Restore, got)
+	}
+	return job, st.Epoch, nil
+}
+
+// restoredID returns the checkpoint job restores, 0 for none.
+func restoredID(job JobRun) int64 {
+	if aj := jobruntime.Of(job); aj != nil && aj.Config().Restore != nil {
+		return aj.Config().Restore.ID
+	}
+	return 0
 }
 
 // handoffTimeout bounds a handoff checkpoint: past it, the run stops anyway and the next one
@@ -404,8 +524,9 @@ func (n *Node) watch(ctx context.Context, cancel context.CancelCauseFunc, change
 	cancel(errMembershipChanged)
 }
 
-// settle waits until the cluster has at least expect members and its member list has not
-// changed for Settle, and returns that list.
+// settle waits until the cluster has at least expect members, and the quorum, and its
+// member list has not changed for Settle, and returns that list. Below the quorum the node
+// is paused, and says so.
 func (n *Node) settle(ctx context.Context, expect int) ([]Member, error) {
 	changes := n.members.Changes()
 	members := n.members.Members()
@@ -428,10 +549,22 @@ func (n *Node) settle(ctx context.Context, expect int) ([]Member, error) {
 				timer.Reset(n.cfg.Settle)
 				continue
 			}
-			if len(members) >= expect {
+			quorate := len(members) >= n.cfg.Quorum
+			switch {
+			case !quorate && !n.paused:
+				n.paused = true
+				n.logger.Warn("paused: fewer members than the quorum, so this node runs nothing and commits nothing until a majority is back",
+					"members", idsOf(members), "have", len(members), "quorum", n.cfg.Quorum)
+			case quorate && n.paused:
+				n.paused = false
+				n.logger.Info("quorum is back: the job resumes", "members", idsOf(members), "have", len(members), "quorum", n.cfg.Quorum)
+			}
+			if quorate && len(members) >= expect {
 				return members, nil
 			}
-			n.logger.Info("waiting for members", "have", len(members), "expect", expect)
+			if quorate {
+				n.logger.Info("waiting for members", "have", len(members), "expect", expect)
+			}
 			timer.Reset(n.cfg.Settle)
 		}
 	}

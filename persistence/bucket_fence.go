@@ -177,6 +177,26 @@ func (f *BucketFence) Fenced() <-chan struct{} {
 	return f.fenced
 }
 
+// Check reads the fence object and returns an error wrapping ErrFenced when it holds a
+// newer epoch than this fence's (closing Fenced). It is how a run learns, without
+// committing, that it must stop; it guards nothing (a commit is refused by the store's
+// condition, not by an earlier Check).
+func (f *BucketFence) Check(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.epoch == 0 {
+		return fmt.Errorf("check fence %s: no epoch claimed", f.where)
+	}
+	cur, _, err := f.read(ctx)
+	if err != nil {
+		return fmt.Errorf("check fence %s epoch %d: %w", f.where, f.epoch, err)
+	}
+	if cur.Epoch != f.epoch {
+		return f.fencedOff(fmt.Errorf("check fence %s epoch %d: %w (it holds epoch %d of %q)", f.where, f.epoch, ErrFenced, cur.Epoch, cur.Holder))
+	}
+	return nil
+}
+
 // Commit stores record as the newest commit, if this fence's epoch is still the newest:
 // an error wrapping ErrFenced if a newer run has claimed the fence (the store refused the
 // write, or the object already showed the newer epoch).

@@ -175,6 +175,9 @@ func (s *FencedCheckpoints) Epoch() uint64 { return s.fence.Epoch() }
 // Fenced returns a channel closed once a commit of this run found a newer epoch.
 func (s *FencedCheckpoints) Fenced() <-chan struct{} { return s.fence.Fenced() }
 
+// Check is the fence's Check: an error wrapping ErrFenced when a newer run has claimed.
+func (s *FencedCheckpoints) Check(ctx context.Context) error { return s.fence.Check(ctx) }
+
 // Confirm is the fence's Confirm: a write under the run's epoch that the store refuses once
 // a newer one is claimed.
 func (s *FencedCheckpoints) Confirm(ctx context.Context) error { return s.fence.Confirm(ctx) }

@@ -53,8 +53,9 @@ const opTimeout = time.Minute
 // accepts: commits the pending objects of checkpoints <= lastComplete that the fence's
 // lineage says their run committed, deletes every other pending object (of runs fenced off,
 // or of checkpoints that never completed), and moves committed objects of checkpoints
-// after lastComplete to .retracted. Committed objects carry the epoch that committed them
-// in their metadata ("epoch").
+// after lastComplete to .retracted. Committed objects carry in their metadata the epoch of
+// the run that wrote them ("written-epoch") and of the run that committed them
+// ("committed-epoch"): a recovery commits what an earlier run completed.
 //
 // WriteBatch, which has no instance, returns an error, as in stream.TwoPhaseJSONLSink.
 // Close drops what is not pre-committed (it is never committed).
@@ -301,7 +302,7 @@ func (s *sink[T]) commitTxn(ctx context.Context, t txn) error {
 	}
 	to := s.prefix + committedName(t.n, t.instance)
 	err = s.bucket.WriteAll(ctx, to, data, &blob.WriterOptions{ContentType: "application/x-ndjson", IfNotExist: true,
-		Metadata: map[string]string{"epoch": strconv.FormatUint(t.epoch, 10)}})
+		Metadata: map[string]string{"written-epoch": strconv.FormatUint(t.epoch, 10), "committed-epoch": strconv.FormatUint(s.epoch, 10)}})
 	if err != nil && gcerrors.Code(err) != gcerrors.FailedPrecondition {
 		return fmt.Errorf("commit %s to %s: %w", from, to, err)
 	}
@@ -323,6 +324,7 @@ func (s *sink[T]) Recover(lastComplete int64, owns func(instance int) bool) erro
 		w.mu.Unlock()
 	}
 	s.writers, s.precommitted = map[int]*writer{}, nil
+	s.epoch = s.fence.Epoch()
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	if err := s.fence.Confirm(ctx); err != nil {
@@ -370,7 +372,7 @@ func (s *sink[T]) Recover(lastComplete int64, owns func(instance int) bool) erro
 			return fmt.Errorf("bucket jsonl sink %s: recover: retract %s: %w", s.where, name, err)
 		}
 	}
-	s.recovered, s.closed, s.lastComplete, s.epoch = true, false, lastComplete, s.fence.Epoch()
+	s.recovered, s.closed, s.lastComplete = true, false, lastComplete
 	return nil
 }
 
