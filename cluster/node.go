@@ -562,12 +562,26 @@ func (n *Node) settle(ctx context.Context, expect int) ([]Member, error) {
 			if quorate && len(members) >= expect {
 				return members, nil
 			}
+			if !quorate && n.finished(ctx) {
+				n.logger.Info("the job has finished (its final checkpoint is committed): this node finishes committing its output without a quorum", "members", idsOf(members))
+				return members, nil
+			}
 			if quorate {
 				n.logger.Info("waiting for members", "have", len(members), "expect", expect)
 			}
 			timer.Reset(n.cfg.Settle)
 		}
 	}
+}
+
+// finished reports whether the fence says the job has finished: its final checkpoint is
+// committed, and a run only recovers (commits what is pending) and ends.
+func (n *Node) finished(ctx context.Context) bool {
+	if n.cfg.Fence == nil {
+		return false
+	}
+	newest, err := n.cfg.Fence.Newest(ctx)
+	return err == nil && newest == actor.FinalCheckpoint
 }
 
 // warnAndAbove passes on records at Warn and above: Proto.Actor logs every start and

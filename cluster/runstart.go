@@ -30,6 +30,10 @@ type RunFence interface {
 	// It guards nothing (commits are refused by the store's condition); it lets a run that
 	// commits nothing for a while (a node paused, then back) learn that it must stop.
 	Check(ctx context.Context) error
+	// Newest returns the newest checkpoint committed by any run (0: none).
+	// actor.FinalCheckpoint says the job has finished: a node may then run it without a
+	// quorum, since all that is left is to commit its output.
+	Newest(ctx context.Context) (int64, error)
 }
 
 // fenceCheckInterval is how often a node checks the fence while its run goes on.

@@ -3,6 +3,7 @@ package persistence
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -174,6 +175,27 @@ func (s *FencedCheckpoints) Epoch() uint64 { return s.fence.Epoch() }
 
 // Fenced returns a channel closed once a commit of this run found a newer epoch.
 func (s *FencedCheckpoints) Fenced() <-chan struct{} { return s.fence.Fenced() }
+
+// Newest returns the newest checkpoint committed under the fence, by any run, as the
+// fence object holds it now (0: none): math.MaxInt64 (actor.FinalCheckpoint) once the job
+// has finished.
+func (s *FencedCheckpoints) Newest(ctx context.Context) (int64, error) {
+	st, err := s.fence.Current(ctx)
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	l, err := decodeLineage(st.Record)
+	if err != nil {
+		return 0, err
+	}
+	if len(l.Runs) == 0 {
+		return 0, nil
+	}
+	return int64(min(l.Runs[len(l.Runs)-1].Last, math.MaxInt64)), nil
+}
 
 // Check is the fence's Check: an error wrapping ErrFenced when a newer run has claimed.
 func (s *FencedCheckpoints) Check(ctx context.Context) error { return s.fence.Check(ctx) }
