@@ -317,6 +317,7 @@ var errMembershipChanged = errors.New("the cluster's membership changed")
 // owner changed move, and exactly-once output holds through two-phase sinks.
 func (n *Node) Run(ctx context.Context, name string, keyGroups int, build func(option func(*actor.Config)) (JobRun, error)) error {
 	failures := 0
+	var lastEpoch uint64 // the fence epoch of this node's last run
 	for attempt := 1; ; attempt++ {
 		expect := n.cfg.Expect
 		if attempt > 1 {
@@ -346,9 +347,14 @@ func (n *Node) Run(ctx context.Context, name string, keyGroups int, build func(o
 			run.Fence = func() error { return fence.Check(token) }
 		}
 		var job JobRun
+		var start *runStart // published once the run is under way, on its coordinator
 		var fenceEpoch uint64
 		if n.cfg.Fence != nil {
-			job, fenceEpoch, err = n.buildFenced(ctx, name, ids, p, run, func() (JobRun, error) { return build(option) })
+			job, start, err = n.buildFenced(ctx, name, ids, p, run, lastEpoch, func() (JobRun, error) { return build(option) })
+			if err == nil {
+				fenceEpoch = uint64(run.Epoch)
+				lastEpoch = max(lastEpoch, fenceEpoch)
+			}
 		} else {
 			job, err = build(option)
 			if err != nil {
@@ -378,6 +384,9 @@ func (n *Node) Run(ctx context.Context, name string, keyGroups int, build func(o
 			"key_groups_here", len(p.Table(name, keyGroups)[self]), "coordinator", p.Owner(name, 0), "fence_epoch", fenceEpoch)
 
 		runCtx, cancel := context.WithCancelCause(ctx)
+		if start != nil {
+			n.starts.publish(*start, cancel)
+		}
 		changes := n.members.Changes()
 		var watchers sync.WaitGroup
 		var fenced <-chan struct{}
@@ -417,6 +426,8 @@ func (n *Node) Run(ctx context.Context, name string, keyGroups int, build func(o
 			n.logger.Info("membership changed: the run stopped at a handoff checkpoint, and starts again from it", "job", name, "attempt", attempt, "at", err)
 		case errors.Is(cause, errMembershipChanged):
 			n.logger.Info("membership changed: the run stops, and starts again from the newest checkpoint", "job", name, "attempt", attempt)
+		case errors.Is(cause, errRunLeft):
+			n.logger.Info("a node left the run: it stops, and starts again from the newest checkpoint", "job", name, "attempt", attempt)
 		default:
 			if failures++; failures >= n.cfg.MaxFailures {
 				return fmt.Errorf("run %s: %d runs in a row failed, the last: %w", name, failures, err)
@@ -433,51 +444,51 @@ var errFencedOff = errors.New("fenced off: a newer run holds the job")
 
 // buildFenced builds this node's part of a fenced run over members ids: on the
 // coordinator, it claims a new epoch, builds (which chooses the checkpoint to restore) and
-// publishes the start; elsewhere it asks the coordinator for the start, enters its epoch
-// and builds, restoring the checkpoint the coordinator chose. run.Epoch becomes the fence's
+// returns the start to publish; elsewhere it asks the coordinator for the start of a run
+// newer than epoch left, enters its epoch and builds, restoring the checkpoint the
+// coordinator chose. run.Epoch becomes the fence's
 // epoch, which names the run's actors, so no message of another run reaches them.
-func (n *Node) buildFenced(ctx context.Context, name string, ids []string, p *Placement, run *actor.ClusterRun, build func() (JobRun, error)) (JobRun, uint64, error) {
+func (n *Node) buildFenced(ctx context.Context, name string, ids []string, p *Placement, run *actor.ClusterRun, left uint64, build func() (JobRun, error)) (JobRun, *runStart, error) {
 	fence := n.cfg.Fence
 	if run.Coordinator == "" {
 		epoch, record, err := fence.Claim(ctx, fmt.Sprintf("%s (members %s)", p.Self(), strings.Join(ids, ",")))
 		if err != nil {
-			return nil, 0, fmt.Errorf("run %s: claim the fence: %w", name, err)
+			return nil, nil, fmt.Errorf("run %s: claim the fence: %w", name, err)
 		}
 		run.Epoch = int64(epoch)
 		if err := fence.Enter(epoch, record, math.MaxInt64); err != nil {
-			return nil, 0, fmt.Errorf("run %s: %w", name, err)
+			return nil, nil, fmt.Errorf("run %s: %w", name, err)
 		}
 		job, err := build()
 		if err != nil {
-			return nil, 0, fmt.Errorf("run %s: build: %w", name, err)
+			return nil, nil, fmt.Errorf("run %s: build: %w", name, err)
 		}
 		restore := restoredID(job)
 		if err := fence.Enter(epoch, record, restore); err != nil {
-			return nil, 0, fmt.Errorf("run %s: %w", name, err)
+			return nil, nil, fmt.Errorf("run %s: %w", name, err)
 		}
-		n.starts.publish(runStart{Job: name, Members: ids, Epoch: epoch, Record: record, Restore: restore})
 		n.logger.Info("claimed the fence: the run's epoch and restore point go to every node", "job", name, "fence_epoch", epoch, "restore", restore)
-		return job, epoch, nil
+		return job, &runStart{Job: name, Members: ids, Epoch: epoch, Record: record, Restore: restore}, nil
 	}
-	st, err := n.askStart(ctx, run.Coordinator, name, ids, run.StartTimeout+30*time.Second)
+	st, err := n.askStart(ctx, run.Coordinator, name, ids, left, run.StartTimeout+30*time.Second)
 	if err != nil {
 		if errors.Is(err, errMembershipChanged) || ctx.Err() != nil {
-			return nil, 0, err
+			return nil, nil, err
 		}
-		return nil, 0, fmt.Errorf("run %s: %w", name, err)
+		return nil, nil, fmt.Errorf("run %s: %w", name, err)
 	}
 	run.Epoch = int64(st.Epoch)
 	if err := fence.Enter(st.Epoch, st.Record, st.Restore); err != nil {
-		return nil, 0, fmt.Errorf("run %s: %w", name, err)
+		return nil, nil, fmt.Errorf("run %s: %w", name, err)
 	}
 	job, err := build()
 	if err != nil {
-		return nil, 0, fmt.Errorf("run %s: build: %w", name, err)
+		return nil, nil, fmt.Errorf("run %s: build: %w", name, err)
 	}
 	if got := restoredID(job); got != st.Restore {
-		return nil, 0, fmt.Errorf("run %s: the coordinator restores checkpoint %d, this node found %d", name, st.Restore, got)
+		return nil, nil, fmt.Errorf("run %s: the coordinator restores checkpoint %d, this node found %d", name, st.Restore, got)
 	}
-	return job, st.Epoch, nil
+	return job, nil, nil
 }
 
 // restoredID returns the checkpoint job restores, 0 for none.

@@ -68,10 +68,12 @@ type runStart struct {
 	Restore int64    `json:"restore"`
 }
 
-// startQuery asks a coordinator for the start of its run of Job over Members.
+// startQuery asks a coordinator for the start of its run of Job over Members, newer than
+// epoch Left, the newest this node has run (and left).
 type startQuery struct {
 	Job     string   `json:"job"`
 	Members []string `json:"members"`
+	Left    uint64   `json:"left"`
 }
 
 // startsActorName is the name of every node's actor that answers startQuery.
@@ -80,25 +82,34 @@ const startsActorName = "eddy-run-starts"
 // runStarts holds the start of the runs this node coordinates, by job, and answers other
 // nodes' questions about them.
 type runStarts struct {
-	// mu guards byJob.
+	// mu guards byJob and stop.
 	mu    sync.Mutex
 	byJob map[string]runStart
+	// stop ends the run of a job that another node has left.
+	stop map[string]context.CancelCauseFunc
 }
 
-func (s *runStarts) publish(st runStart) {
+// publish makes st the start of the run of st.Job that this node coordinates; stop ends
+// that run when another node asks for a newer one (it has left this one).
+func (s *runStarts) publish(st runStart, stop context.CancelCauseFunc) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.byJob == nil {
-		s.byJob = map[string]runStart{}
+		s.byJob, s.stop = map[string]runStart{}, map[string]context.CancelCauseFunc{}
 	}
-	s.byJob[st.Job] = st
+	s.byJob[st.Job], s.stop[st.Job] = st, stop
 }
 
 func (s *runStarts) withdraw(job string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.byJob, job)
+	delete(s.stop, job)
 }
+
+// errRunLeft ends a coordinator's run that another node of it has left: that node asks for
+// a newer run over the same members.
+var errRunLeft = errors.New("a node of the run has left it and asks for a new one")
 
 // Receive answers a startQuery (a JSON wrapperspb.BytesValue) with the start of the run of
 // that job over those members, or an empty BytesValue when there is none (yet).
@@ -112,8 +123,14 @@ func (s *runStarts) Receive(c pa.Context) {
 	if json.Unmarshal(b.Value, &q) == nil {
 		s.mu.Lock()
 		st, ok := s.byJob[q.Job]
+		stop := s.stop[q.Job]
 		s.mu.Unlock()
-		if ok && slices.Equal(st.Members, q.Members) {
+		switch {
+		case !ok || !slices.Equal(st.Members, q.Members):
+		case st.Epoch <= q.Left:
+			// The asker ran this epoch and left it: the run cannot go on without it.
+			stop(errRunLeft)
+		default:
 			answer.Value, _ = json.Marshal(st)
 		}
 	}
@@ -125,11 +142,12 @@ func (s *runStarts) Receive(c pa.Context) {
 const startAskInterval = 100 * time.Millisecond
 
 // askStart asks the coordinator at addr (its transport address) for the start of its run
-// of job over members (node ids, sorted as Members returns them), until it has one, the
+// of job over members (node ids, sorted as Members returns them), newer than epoch left (a
+// coordinator still in that run ends it), until it has one, the
 // member list changes (errMembershipChanged),
 // ctx ends, or timeout passes.
-func (n *Node) askStart(ctx context.Context, addr, job string, members []string, timeout time.Duration) (runStart, error) {
-	q, err := json.Marshal(startQuery{Job: job, Members: members})
+func (n *Node) askStart(ctx context.Context, addr, job string, members []string, left uint64, timeout time.Duration) (runStart, error) {
+	q, err := json.Marshal(startQuery{Job: job, Members: members, Left: left})
 	if err != nil {
 		return runStart{}, err
 	}
