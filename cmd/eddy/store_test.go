@@ -29,12 +29,31 @@ type storeCluster struct {
 	fence    *persistence.BucketFence // for reading the fence object
 }
 
-func newStoreCluster(t *testing.T) *storeCluster {
-	t.Helper()
+// newStoreCluster returns the store of a test: prefix in bucket (whose URL is url), which
+// the nodes are given with the URL's prefix parameter.
+func newStoreCluster(bucket *blob.Bucket, url, bin, prefix string) *storeCluster {
+	b := blob.PrefixedBucket(bucket, prefix)
+	return &storeCluster{bin: bin, url: url + "&prefix=" + prefix, bucket: b,
+		fence: persistence.NewBucketFence(b, "keycount/fence", "s3://eddy/"+prefix)}
+}
+
+// The cluster with nothing shared but a bucket on a real S3-compatible server (SeaweedFS):
+// one server and bucket for the three tests, a prefix each.
+func TestClusterObjectStore(t *testing.T) {
 	srv := s3test.Start(t)
 	bucket := srv.Bucket(t, "eddy")
-	return &storeCluster{bin: buildBinary(t), url: srv.URL("eddy"), bucket: bucket,
-		fence: persistence.NewBucketFence(bucket, "keycount/fence", "s3://eddy")}
+	bin := buildBinary(t)
+	for _, tc := range []struct {
+		name string
+		test func(*testing.T, *storeCluster)
+	}{
+		{"failover and join", testFailoverAndJoin},
+		{"zombie coordinator", testZombieCoordinator},
+		{"minority pauses", testMinorityPauses},
+	} {
+		prefix := strings.ReplaceAll(tc.name, " ", "-") + "/"
+		t.Run(tc.name, func(t *testing.T) { tc.test(t, newStoreCluster(bucket, srv.URL("eddy"), bin, prefix)) })
+	}
 }
 
 // start starts node id in a directory of its own (its working directory, and its log's):
@@ -200,9 +219,8 @@ func logs(nodes map[string]*node) string {
 // fourth joins and takes key groups (its admin endpoint shows them) at a handoff
 // checkpoint; then one leaves gracefully; and the committed output in the bucket holds
 // every (key, seq) exactly once.
-func TestClusterFailoverAndJoin(t *testing.T) {
+func testFailoverAndJoin(t *testing.T, c *storeCluster) {
 	const n, keys = 100_000, 97
-	c := newStoreCluster(t)
 	want := keycount.GeneratedCounts(n, keys)
 	common := []string{"-generate", fmt.Sprint(n), "-keys", fmt.Sprint(keys), "-rate", "6000", "-checkpoint", "200ms", "-key-groups", "32", "-quorum", "2"}
 
@@ -265,9 +283,8 @@ func TestClusterFailoverAndJoin(t *testing.T) {
 // epoch. Then it is SIGCONTed, believing its run goes on: it must complete no checkpoint and
 // commit no output (the bucket shows neither under its epoch after it was fenced off), it
 // must say it steps down, and the output must be exact.
-func TestClusterZombieCoordinator(t *testing.T) {
+func testZombieCoordinator(t *testing.T, c *storeCluster) {
 	const n, keys = 60_000, 53
-	c := newStoreCluster(t)
 	want := keycount.GeneratedCounts(n, keys)
 	common := []string{"-generate", fmt.Sprint(n), "-keys", fmt.Sprint(keys), "-rate", "5000", "-checkpoint", "200ms", "-key-groups", "16", "-expect", "3"}
 	n1 := c.start(t, "n1", common...)
@@ -337,9 +354,8 @@ func TestClusterZombieCoordinator(t *testing.T) {
 // A minority: of three nodes two are SIGSTOPped. The survivor sees one member of three,
 // fewer than the quorum of two: it pauses (says so) and commits nothing while paused,
 // rather than running the job alone. The two are SIGCONTed, and the job finishes exactly.
-func TestClusterMinorityPauses(t *testing.T) {
+func testMinorityPauses(t *testing.T, c *storeCluster) {
 	const n, keys = 30_000, 41
-	c := newStoreCluster(t)
 	want := keycount.GeneratedCounts(n, keys)
 	// -rate is per instance of the pace stage (two here): about 15 s of input, so the job is
 	// far from done when two nodes stop.
