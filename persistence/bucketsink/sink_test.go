@@ -153,4 +153,3 @@ func TestSinkFencedCommit(t *testing.T) {
 		t.Errorf("metadata of the recovered object: %v, %v; want written by epoch 1, committed by 2", attrs, err)
 	}
 }
-
