@@ -106,8 +106,9 @@ type Node struct {
 	admin     *AdminServer
 
 	leaving atomic.Bool
-	// paused is set while the node sees fewer members than the quorum (Run's goroutine only).
-	paused bool
+	// paused is set while the node sees fewer members than the quorum, ran once a run has
+	// started (Run's goroutine only).
+	paused, ran bool
 	// starts answers other nodes' questions about the runs this node coordinates.
 	starts *runStarts
 
@@ -380,6 +381,7 @@ func (n *Node) Run(ctx context.Context, name string, keyGroups int, build func(o
 		n.mu.Lock()
 		n.placement, n.run = p, job
 		n.mu.Unlock()
+		n.ran = true
 		n.logger.Info("run starts", "job", name, "attempt", attempt, "members", ids, "epoch", p.Epoch(),
 			"key_groups_here", len(p.Table(name, keyGroups)[self]), "coordinator", p.Owner(name, 0), "fence_epoch", fenceEpoch)
 
@@ -562,6 +564,8 @@ func (n *Node) settle(ctx context.Context, expect int) ([]Member, error) {
 			}
 			quorate := len(members) >= n.cfg.Quorum
 			switch {
+			case !quorate && !n.paused && !n.ran:
+				n.logger.Info("waiting for members", "have", len(members), "quorum", n.cfg.Quorum)
 			case !quorate && !n.paused:
 				n.paused = true
 				n.logger.Warn("paused: fewer members than the quorum, so this node runs nothing and commits nothing until a majority is back",
