@@ -62,7 +62,8 @@ var ErrNoCompareAndSwap = errors.New("the bucket offers no compare-and-swap (If-
 // still emit uncommitted output; there are no leases or clocks. It does not choose who
 // should run: the newest claimer wins, so a partitioned node that claims after the
 // majority fences the majority; quorum is the caller's. On buckets other than S3 (memblob,
-// fileblob, GCS, Azure here) Claim and Commit return ErrNoCompareAndSwap.
+// fileblob, GCS, Azure here) Claim and Commit return ErrNoCompareAndSwap, but for a fence
+// made by NewLockedBucketFence (a local directory, one machine).
 //
 // A BucketFence is safe for concurrent use; its methods serialise.
 type BucketFence struct {
@@ -76,6 +77,11 @@ type BucketFence struct {
 	record []byte
 	// fenced is closed once a commit under epoch found a newer one.
 	fenced chan struct{}
+
+	// lock, when set, makes each read-compare-write of the fence object one critical
+	// section instead of a conditional PUT: for a bucket in a local directory
+	// (NewLockedBucketFence).
+	lock func(ctx context.Context) (unlock func(), err error)
 
 	// afterRead, when set (by tests), runs between Commit's read and its conditional
 	// write: a claim made there must be refused by the store's precondition.
@@ -101,6 +107,18 @@ func NewBucketFence(bucket *blob.Bucket, key, where string) *BucketFence {
 	return &BucketFence{bucket: bucket, key: key, where: redactURL(where) + "/" + key, fenced: make(chan struct{})}
 }
 
+// NewLockedBucketFence returns a fence in object key of a bucket in a local directory
+// (fileblob, file:///DIR), for nodes on one machine: each read-compare-write of the fence
+// object holds an exclusive lock (flock) on the file lockPath, so that a claim and a
+// commit exclude each other as a conditional PUT makes them on S3. Nodes on different
+// machines sharing a network file system must not rely on it (flock over NFS is not
+// dependable): they use an S3 bucket.
+func NewLockedBucketFence(bucket *blob.Bucket, key, where, lockPath string) *BucketFence {
+	f := NewBucketFence(bucket, key, where)
+	f.lock = func(ctx context.Context) (func(), error) { return lockFile(ctx, lockPath) }
+	return f
+}
+
 // maxFenceRecord bounds a committed record: the fence object is read whole on every commit.
 const maxFenceRecord = 64 << 10
 
@@ -115,9 +133,14 @@ func (f *BucketFence) Claim(ctx context.Context, holder string) (uint64, error) 
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var client *s3.Client
-	if !f.bucket.As(&client) {
+	if f.lock == nil && !f.bucket.As(&client) {
 		return 0, fmt.Errorf("claim fence %s: %w", f.where, ErrNoCompareAndSwap)
 	}
+	unlock, err := f.acquire(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("claim fence %s: %w", f.where, err)
+	}
+	defer unlock()
 	for range claimAttempts {
 		cur, etag, err := f.read(ctx)
 		if err != nil && !errors.Is(err, ErrNotFound) {
@@ -222,6 +245,11 @@ func (f *BucketFence) commit(ctx context.Context, record []byte, replace bool) e
 	if f.epoch == 0 {
 		return fmt.Errorf("commit under fence %s: no epoch claimed", f.where)
 	}
+	unlock, err := f.acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("commit under fence %s epoch %d: %w", f.where, f.epoch, err)
+	}
+	defer unlock()
 	for range claimAttempts {
 		cur, etag, err := f.read(ctx)
 		if err != nil {
@@ -258,6 +286,14 @@ func (f *BucketFence) commit(ctx context.Context, record []byte, replace bool) e
 	return fmt.Errorf("commit under fence %s epoch %d: %d attempts lost to concurrent commits", f.where, f.epoch, claimAttempts)
 }
 
+// acquire takes the lock of a locked fence (a no-op otherwise) and returns its release.
+func (f *BucketFence) acquire(ctx context.Context) (func(), error) {
+	if f.lock == nil {
+		return func() {}, nil
+	}
+	return f.lock(ctx)
+}
+
 // fencedOff closes fenced (once per epoch) and returns err.
 func (f *BucketFence) fencedOff(err error) error {
 	select {
@@ -291,7 +327,7 @@ func (f *BucketFence) read(ctx context.Context) (FenceState, string, error) {
 	}
 	defer r.Close()
 	var out s3.GetObjectOutput
-	if !r.As(&out) || aws.ToString(out.ETag) == "" {
+	if f.lock == nil && (!r.As(&out) || aws.ToString(out.ETag) == "") {
 		return FenceState{}, "", ErrNoCompareAndSwap
 	}
 	b, err := io.ReadAll(io.LimitReader(r, 2*maxFenceRecord))
@@ -323,14 +359,15 @@ func decodeFenceState(b []byte) (FenceState, error) {
 }
 
 // write puts st with If-Match: etag, or If-None-Match: * when etag is empty;
-// errPrecondition when the store refuses it.
+// errPrecondition when the store refuses it. A locked fence writes unconditionally: it
+// holds the lock.
 func (f *BucketFence) write(ctx context.Context, st FenceState, etag string) error {
 	payload, err := json.Marshal(st)
 	if err != nil {
 		return err
 	}
-	opts := &blob.WriterOptions{ContentType: "application/octet-stream", IfNotExist: etag == ""}
-	if etag != "" {
+	opts := &blob.WriterOptions{ContentType: "application/octet-stream", IfNotExist: etag == "" && f.lock == nil}
+	if etag != "" && f.lock == nil {
 		opts.BeforeWrite = func(as func(any) bool) error {
 			var in *transfermanager.UploadObjectInput
 			if !as(&in) {

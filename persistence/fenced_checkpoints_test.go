@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"gocloud.dev/blob"
+	"gocloud.dev/blob/fileblob"
 )
 
 func TestLineageWith(t *testing.T) {
@@ -159,4 +162,65 @@ var fenceS3Cases = []struct {
 			t.Errorf("Newest = %d, %v; want 3", newest, err)
 		}
 	}},
+}
+
+// A locked fence in a local directory (fileblob) fences as the S3 one does: distinct
+// epochs for concurrent claims, and a stale commit refused.
+func TestLockedBucketFence(t *testing.T) {
+	dir := t.TempDir()
+	bucket, err := fileblob.OpenBucket(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bucket.Close()
+	ctx := context.Background()
+	lock := filepath.Join(dir, "fence.lock")
+	newFence := func() *BucketFence { return NewLockedBucketFence(bucket, "job/fence", "file://"+dir, lock) }
+	const runs = 6
+	epochs := make([]uint64, runs)
+	var wg sync.WaitGroup
+	for i := range runs {
+		wg.Go(func() {
+			e, err := newFence().Claim(ctx, fmt.Sprintf("run-%d", i))
+			if err != nil {
+				t.Errorf("claim %d: %v", i, err)
+			}
+			epochs[i] = e
+		})
+	}
+	wg.Wait()
+	slices.Sort(epochs)
+	if !slices.Equal(epochs, []uint64{1, 2, 3, 4, 5, 6}) {
+		t.Fatalf("concurrent claims took epochs %v, want 1..6 once each", epochs)
+	}
+	a, b := newFence(), newFence()
+	if _, err := a.Claim(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Commit(ctx, []byte("checkpoint 1")); err != nil {
+		t.Fatal(err)
+	}
+	// A claim that comes between a commit's read and its write waits for the write: it
+	// cannot slip in between (as the S3 fence's conditional PUT would refuse the write).
+	claimed := make(chan error, 1)
+	a.afterRead = func() {
+		go func() {
+			_, err := b.Claim(ctx, "b")
+			claimed <- err
+		}()
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := a.Commit(ctx, []byte("checkpoint 2")); err != nil {
+		t.Fatalf("commit before the claim got the lock: %v", err)
+	}
+	if err := <-claimed; err != nil {
+		t.Fatal(err)
+	}
+	a.afterRead = nil
+	if err := a.Commit(ctx, []byte("checkpoint 3")); !errors.Is(err, ErrFenced) {
+		t.Fatalf("stale commit: %v, want ErrFenced", err)
+	}
+	if st, _ := b.Current(ctx); st.Epoch != 8 || string(st.Record) != "checkpoint 2" {
+		t.Fatalf("fence after the stale commit: %+v, want epoch 8 carrying checkpoint 2", st)
+	}
 }

@@ -27,8 +27,9 @@
 //	-remote ADDR    actor transport address host:port (default 127.0.0.1:0: any port)
 //	-admin ADDR     admin HTTP address (default 127.0.0.1:0; "off": none)
 //	-store URL      the bucket for checkpoints, output and the fence: an S3 URL
-//	                (s3://BUCKET?endpoint=...&region=...&use_path_style=true); its conditional
-//	                writes fence the runs
+//	                (s3://BUCKET?endpoint=...&region=...&use_path_style=true), whose
+//	                conditional writes fence the runs, or file:///DIR for nodes on one
+//	                machine (a file lock fences them); &prefix=P/ puts everything under P/
 //	-state DIR      without -store: checkpoint store shared by all nodes
 //	-out DIR        without -store: committed output, shared by all nodes
 //	-key HEX        gossip encryption key, 16, 24 or 32 bytes in hex
@@ -63,15 +64,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	neturl "net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
 	"time"
 
 	"gocloud.dev/blob"
-	_ "gocloud.dev/blob/s3blob" // s3:// for -store
+	_ "gocloud.dev/blob/fileblob" // file:// for -store
+	_ "gocloud.dev/blob/s3blob"   // s3:// for -store
 
 	"github.com/eddyflow/eddy/actor"
 	"github.com/eddyflow/eddy/cluster"
@@ -106,7 +110,7 @@ func run(ctx, leave context.Context, args []string, stderr io.Writer) error {
 	join := fs.String("join", "", "comma-separated gossip addresses of nodes to join through")
 	remoteAddr := fs.String("remote", "127.0.0.1:0", "actor transport address host:port")
 	admin := fs.String("admin", "127.0.0.1:0", `admin HTTP address host:port, or "off"`)
-	storeURL := fs.String("store", "", "object-store bucket `URL` for checkpoints, output and the fence (s3://BUCKET?endpoint=...&region=...&use_path_style=true)")
+	storeURL := fs.String("store", "", "object-store bucket `URL` for checkpoints, output and the fence (s3://BUCKET?endpoint=...&region=...&use_path_style=true, or file:///DIR on one machine)")
 	state := fs.String("state", "", "without -store: checkpoint store `DIR`, shared by all nodes")
 	keyHex := fs.String("key", "", "gossip encryption key: 16, 24 or 32 bytes in hex")
 	certFile := fs.String("tls-cert", "", "the node's TLS certificate (PEM) for the actor transport")
@@ -273,6 +277,16 @@ func openStore(ctx context.Context, url, prefix string) (*blob.Bucket, *persiste
 		return nil, nil, fmt.Errorf("-store %s: %w", where, err)
 	}
 	fence := persistence.NewBucketFence(bucket, prefix+"fence", where)
+	if u, err := neturl.Parse(url); err == nil && u.Scheme == "file" {
+		// A local directory has no conditional writes: a file lock makes each
+		// read-compare-write of the fence one critical section (nodes on one machine).
+		dir := filepath.Join(filepath.FromSlash(u.Path), filepath.FromSlash(u.Query().Get("prefix")), filepath.FromSlash(prefix))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			bucket.Close()
+			return nil, nil, fmt.Errorf("-store %s: %w", where, err)
+		}
+		fence = persistence.NewLockedBucketFence(bucket, prefix+"fence", where, filepath.Join(dir, "fence.lock"))
+	}
 	store, err := persistence.NewFencedCheckpoints(bucket, prefix, where, fence)
 	if err != nil {
 		bucket.Close()

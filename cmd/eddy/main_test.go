@@ -227,15 +227,20 @@ func waitExit(t *testing.T, n *node, d time.Duration) {
 }
 
 // With TLS on the actor transport (certificates made here, signed by a CA made here), the
-// nodes run the job across the wire and the output is exact.
+// nodes run the job across the wire and the output is exact. Their store is a local
+// directory as a bucket (-store file://), fenced by a file lock.
 func TestClusterTLS(t *testing.T) {
 	const n, keys = 20_000, 31
 	dir := t.TempDir()
 	bin := buildBinary(t)
 	cert, key, ca := writeTestPKI(t, dir)
-	in, out, state := filepath.Join(dir, "in.jsonl"), filepath.Join(dir, "out"), filepath.Join(dir, "state")
-	want := writeInput(t, in, n, keys, 3)
-	common := []string{"-state", state, "-in", in, "-out", out, "-checkpoint", "100ms", "-key-groups", "16", "-expect", "2",
+	bucketDir := filepath.Join(dir, "bucket")
+	if err := os.Mkdir(bucketDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(bucketDir, "keycount", "out")
+	want := keycount.GeneratedCounts(n, keys)
+	common := []string{"-store", "file://" + bucketDir, "-generate", fmt.Sprint(n), "-keys", fmt.Sprint(keys), "-checkpoint", "100ms", "-key-groups", "16", "-expect", "2",
 		"-tls-cert", cert, "-tls-key", key, "-tls-ca", ca}
 	n1 := startNode(t, bin, dir, "n1", common...)
 	n2 := startNode(t, bin, dir, "n2", append(common, "-join", n1.gossip)...)
@@ -359,6 +364,14 @@ func TestFlags(t *testing.T) {
 		{"-state", "s", "-in", "x", "-out", "o", "-key-groups", "0"},
 		{"-state", "s", "-in", "x", "-out", "o", "-key", "zz"},
 		{"-state", "s", "-in", "x", "-out", "o", "-tls-cert", "c"},
+		{"-store", "s3://b", "-state", "s", "-in", "x"},
+		{"-store", "s3://b", "-out", "o", "-generate", "10"},
+		{"-store", "s3://b"},
+		{"-store", "s3://b", "-in", "x", "-generate", "10"},
+		{"-store", "s3://b", "-generate", "-1"},
+		{"-store", "s3://b", "-generate", "10", "-keys", "0"},
+		{"-store", "s3://b", "-generate", "10", "-quorum", "-1"},
+		{"-store", "nosuchscheme://b", "-generate", "10"},
 	} {
 		if err := run(t.Context(), t.Context(), args, &strings.Builder{}); err == nil {
 			t.Errorf("run(%q) = nil, want an error", args)
