@@ -315,7 +315,10 @@ var errMembershipChanged = errors.New("the cluster's membership changed")
 // run starts from the newest complete checkpoint there. When the member list changes
 // (a node joins, leaves or fails), every node stops its run, waits for the list to settle,
 // and starts again from the newest checkpoint with the new placement: the identities whose
-// owner changed move, and exactly-once output holds through two-phase sinks.
+// owner changed move, and exactly-once output holds through two-phase sinks. With
+// NodeConfig.Fence each run has an epoch its coordinator claims, and every node restores
+// the checkpoint the coordinator chose; with NodeConfig.Quorum a node that sees too few
+// members runs nothing until they are back.
 func (n *Node) Run(ctx context.Context, name string, keyGroups int, build func(option func(*actor.Config)) (JobRun, error)) error {
 	failures := 0
 	var lastEpoch uint64 // the fence epoch of this node's last run
