@@ -17,6 +17,7 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 
+	"github.com/eddyflow/eddy/persistence"
 	"github.com/eddyflow/eddy/stream"
 )
 
@@ -277,9 +278,11 @@ func (s *sink[T]) Commit(n int64) error {
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	if err := s.fence.Confirm(ctx); err != nil {
-		// Fenced off (or the store failed): nothing is committed; a newer run (or a
-		// later Commit) commits what completed.
-		s.precommitted = append(s.precommitted, due...)
+		// Nothing is committed. Fenced off, this sink never will: the newer run's Recover
+		// commits what completed. Otherwise (the store failed) a later Commit tries again.
+		if !errors.Is(err, persistence.ErrFenced) {
+			s.precommitted = append(s.precommitted, due...)
+		}
 		return fmt.Errorf("bucket jsonl sink %s: commit checkpoint %d: %w", s.where, n, err)
 	}
 	slices.SortFunc(due, func(a, b txn) int { return cmp.Or(cmp.Compare(a.n, b.n), cmp.Compare(a.instance, b.instance)) })
