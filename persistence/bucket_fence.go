@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
@@ -274,6 +276,13 @@ func (f *BucketFence) commit(ctx context.Context, record []byte, replace bool) e
 			// or another commit of this epoch from another node of the run.
 			if now, _, rerr := f.read(ctx); rerr == nil && now.Epoch != f.epoch {
 				return f.fencedOff(fmt.Errorf("commit under fence %s epoch %d: %w (the store refused the write: the object changed since it was read, to epoch %d of %q)", f.where, f.epoch, ErrFenced, now.Epoch, now.Holder))
+			}
+			// A few milliseconds apart, so that the nodes of a run committing at once do
+			// not collide again.
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("commit under fence %s epoch %d: %w", f.where, f.epoch, ctx.Err())
+			case <-time.After(time.Duration(1+rand.IntN(8)) * time.Millisecond):
 			}
 			continue
 		}
