@@ -119,7 +119,17 @@
 //
 // # Fencing
 //
-// The coordinator of each run (the owner of key group 0) claims a DirFence in the shared
+// With NodeConfig.Fence (a RunFence: persistence.FencedCheckpoints over an S3 bucket), the
+// coordinator of each run (the owner of key group 0) claims a new epoch in the store by a
+// conditional write, builds its part (choosing the checkpoint to restore), and tells every
+// other node the epoch and that checkpoint before any of them builds or recovers anything.
+// Every commit of the run (a checkpoint's completion, a sink's commit, a recovery) is a
+// conditional write under that epoch, which the store refuses once a newer run has claimed:
+// a paused node that comes back commits nothing and steps down. With NodeConfig.Quorum, a
+// node runs the job only while it sees that many members (static quorum); the minority side
+// of a partition pauses. docs/decisions-fence.md has the details.
+//
+// Without a Fence, the coordinator of each run claims a DirFence in the shared
 // directory with a token of its own, and checks before every checkpoint it saves that the
 // token is still there. A coordinator of an older run that still runs (a node cut off from
 // the others) finds another token and fails its run without saving; since two-phase sinks

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"slices"
 	"strings"
@@ -52,8 +53,23 @@ type NodeConfig struct {
 	Settle time.Duration
 	// FenceDir, when set, is a directory every node reaches (the checkpoint store's) where
 	// each run's coordinator claims the job's DirFence, so that a coordinator of an older run
-	// cannot save a checkpoint or commit.
+	// cannot save a checkpoint or commit. Fence, when set, takes its place.
 	FenceDir string
+	// Fence, when set, fences each run in an object store: the run's coordinator claims a
+	// new epoch there (every older run's commits fail from then on, by the store's
+	// condition), builds its part, and tells every other node the epoch, the record it
+	// started from and the checkpoint it restores; they enter that epoch and restore that
+	// checkpoint before any recovers or retracts anything. A run whose commit finds a newer
+	// epoch stops: the node steps down and waits for the next run. The job must take its
+	// checkpoints into the same store (persistence.FencedCheckpoints is both).
+	Fence RunFence
+	// Quorum, when above 0, is how many members the node must see to run the job: a
+	// majority of the configured cluster size (static quorum, as Akka's split-brain
+	// resolver). With fewer it pauses: it stops its run, commits nothing, says so, and
+	// resumes when enough members are back. 0: no quorum, a run goes on with whoever is
+	// left (two sides of a partition may both run the job; only a Fence keeps both from
+	// committing).
+	Quorum int
 	// Expect is how many members the node waits for before the first run (later runs go on
 	// with whoever is left). Default 1.
 	Expect int
@@ -101,6 +117,11 @@ type Node struct {
 	admin     *AdminServer
 
 	leaving atomic.Bool
+	// paused is set while the node sees fewer members than the quorum, ran once a run has
+	// started (Run's goroutine only).
+	paused, ran bool
+	// starts answers other nodes' questions about the runs this node coordinates.
+	starts *runStarts
 
 	mu        sync.Mutex
 	placement *Placement
@@ -143,6 +164,11 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 		return nil, err
 	}
 	n.transport, n.sys = tr, tr.System
+	n.starts = &runStarts{}
+	if _, err := n.sys.Root.SpawnNamed(pa.PropsFromProducer(func() pa.Actor { return n.starts }), startsActorName); err != nil {
+		n.transport.Stop()
+		return nil, fmt.Errorf("start node %s: %w", cfg.Membership.NodeID, err)
+	}
 	mc := cfg.Membership
 	mc.Meta.RemoteAddr = n.sys.Address()
 	mc.AdvertiseAddr = cfg.Advertise
@@ -279,9 +305,13 @@ var errMembershipChanged = errors.New("the cluster's membership changed")
 // run starts from the newest complete checkpoint there. When the member list changes
 // (a node joins, leaves or fails), every node stops its run, waits for the list to settle,
 // and starts again from the newest checkpoint with the new placement: the identities whose
-// owner changed move, and exactly-once output holds through two-phase sinks.
+// owner changed move, and exactly-once output holds through two-phase sinks. With
+// NodeConfig.Fence each run has an epoch its coordinator claims, and every node restores
+// the checkpoint the coordinator chose; with NodeConfig.Quorum a node that sees too few
+// members runs nothing until they are back.
 func (n *Node) Run(ctx context.Context, name string, keyGroups int, build func(option func(*actor.Config)) (JobRun, error)) error {
 	failures := 0
+	var lastEpoch uint64 // the fence epoch of this node's last run
 	for attempt := 1; ; attempt++ {
 		expect := n.cfg.Expect
 		if attempt > 1 {
@@ -302,7 +332,7 @@ func (n *Node) Run(ctx context.Context, name string, keyGroups int, build func(o
 			return fmt.Errorf("run %s: %w", name, err)
 		}
 		option, run := RunOn(n.sys, p, name, addrs)
-		if n.cfg.FenceDir != "" && run.Coordinator == "" {
+		if n.cfg.Fence == nil && n.cfg.FenceDir != "" && run.Coordinator == "" {
 			fence := NewDirFence(n.cfg.FenceDir, name)
 			token := fmt.Sprintf("%s %s %d %d", self, p.Epoch(), attempt, time.Now().UnixNano())
 			if err := fence.Claim(token); err != nil {
@@ -310,31 +340,75 @@ func (n *Node) Run(ctx context.Context, name string, keyGroups int, build func(o
 			}
 			run.Fence = func() error { return fence.Check(token) }
 		}
-		job, err := build(option)
-		if err != nil {
-			return fmt.Errorf("run %s: build: %w", name, err)
+		var job JobRun
+		var start *runStart // published once the run is under way, on its coordinator
+		var fenceEpoch uint64
+		if n.cfg.Fence != nil {
+			job, start, err = n.buildFenced(ctx, name, ids, p, run, lastEpoch, func() (JobRun, error) { return build(option) })
+			if err == nil {
+				fenceEpoch = uint64(run.Epoch)
+				lastEpoch = max(lastEpoch, fenceEpoch)
+			}
+		} else {
+			job, err = build(option)
+			if err != nil {
+				err = fmt.Errorf("run %s: build: %w", name, err)
+			}
+		}
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, ErrLeft):
+			return err
+		case errors.Is(err, errMembershipChanged):
+			n.logger.Info("membership changed before the run started: it starts again", "job", name, "attempt", attempt)
+			continue
+		default:
+			if failures++; failures >= n.cfg.MaxFailures {
+				return fmt.Errorf("run %s: %d runs in a row failed, the last: %w", name, failures, err)
+			}
+			n.logger.Warn("the run could not start: it starts again", "job", name, "attempt", attempt, "failures", failures, "err", err)
+			continue
 		}
 		n.mu.Lock()
 		n.placement, n.run = p, job
 		n.mu.Unlock()
+		n.ran = true
 		n.logger.Info("run starts", "job", name, "attempt", attempt, "members", ids, "epoch", p.Epoch(),
-			"key_groups_here", len(p.Table(name, keyGroups)[self]), "coordinator", p.Owner(name, 0))
+			"key_groups_here", len(p.Table(name, keyGroups)[self]), "coordinator", p.Owner(name, 0), "fence_epoch", fenceEpoch)
 
 		runCtx, cancel := context.WithCancelCause(ctx)
+		if start != nil {
+			n.starts.publish(*start, cancel)
+		}
 		changes := n.members.Changes()
-		watchDone := make(chan struct{})
-		go func() {
-			defer close(watchDone)
-			n.watch(runCtx, cancel, changes, job, ids)
-		}()
+		var watchers sync.WaitGroup
+		var fenced <-chan struct{}
+		if n.cfg.Fence != nil {
+			fenced = n.cfg.Fence.Fenced()
+			watchers.Go(func() { watchFence(runCtx, cancel, n.cfg.Fence) })
+		}
+		watchers.Go(func() { n.watch(runCtx, cancel, changes, job, ids) })
 		err = job.Run(runCtx)
 		cause := context.Cause(runCtx)
 		cancel(nil)
-		<-watchDone
+		watchers.Wait()
+		n.starts.withdraw(name)
 		n.mu.Lock()
 		n.run, n.prevStats = nil, job.Stats()
 		n.mu.Unlock()
+		isFenced := errors.Is(cause, errFencedOff)
+		if fenced != nil {
+			select {
+			case <-fenced:
+				isFenced = true
+			default:
+			}
+		}
 		switch {
+		case isFenced:
+			n.logger.Warn("fenced off: a newer run holds the job, so this run commits nothing more; the node steps down and waits for the next run", "job", name, "attempt", attempt, "fence_epoch", fenceEpoch, "err", err)
 		case err == nil:
 			n.logger.Info("job complete", "job", name, "attempt", attempt)
 			return nil
@@ -347,6 +421,8 @@ func (n *Node) Run(ctx context.Context, name string, keyGroups int, build func(o
 			n.logger.Info("membership changed: the run stopped at a handoff checkpoint, and starts again from it", "job", name, "attempt", attempt, "at", err)
 		case errors.Is(cause, errMembershipChanged):
 			n.logger.Info("membership changed: the run stops, and starts again from the newest checkpoint", "job", name, "attempt", attempt)
+		case errors.Is(cause, errRunLeft):
+			n.logger.Info("a node left the run: it stops, and starts again from the newest checkpoint", "job", name, "attempt", attempt)
 		default:
 			if failures++; failures >= n.cfg.MaxFailures {
 				return fmt.Errorf("run %s: %d runs in a row failed, the last: %w", name, failures, err)
@@ -356,6 +432,66 @@ func (n *Node) Run(ctx context.Context, name string, keyGroups int, build func(o
 		}
 		failures = 0
 	}
+}
+
+// errFencedOff ends a run whose commit found a newer epoch in the fence.
+var errFencedOff = errors.New("fenced off: a newer run holds the job")
+
+// buildFenced builds this node's part of a fenced run over members ids: on the
+// coordinator, it claims a new epoch, builds (which chooses the checkpoint to restore) and
+// returns the start to publish; elsewhere it asks the coordinator for the start of a run
+// newer than epoch left, enters its epoch and builds, restoring the checkpoint the
+// coordinator chose. run.Epoch becomes the fence's
+// epoch, which names the run's actors, so no message of another run reaches them.
+func (n *Node) buildFenced(ctx context.Context, name string, ids []string, p *Placement, run *actor.ClusterRun, left uint64, build func() (JobRun, error)) (JobRun, *runStart, error) {
+	fence := n.cfg.Fence
+	if run.Coordinator == "" {
+		epoch, record, err := fence.Claim(ctx, fmt.Sprintf("%s (members %s)", p.Self(), strings.Join(ids, ",")))
+		if err != nil {
+			return nil, nil, fmt.Errorf("run %s: claim the fence: %w", name, err)
+		}
+		run.Epoch = int64(epoch)
+		if err := fence.Enter(epoch, record, math.MaxInt64); err != nil {
+			return nil, nil, fmt.Errorf("run %s: %w", name, err)
+		}
+		job, err := build()
+		if err != nil {
+			return nil, nil, fmt.Errorf("run %s: build: %w", name, err)
+		}
+		restore := restoredID(job)
+		if err := fence.Enter(epoch, record, restore); err != nil {
+			return nil, nil, fmt.Errorf("run %s: %w", name, err)
+		}
+		n.logger.Info("claimed the fence: the run's epoch and restore point go to every node", "job", name, "fence_epoch", epoch, "restore", restore)
+		return job, &runStart{Job: name, Members: ids, Epoch: epoch, Record: record, Restore: restore}, nil
+	}
+	st, err := n.askStart(ctx, run.Coordinator, name, ids, left, run.StartTimeout+30*time.Second)
+	if err != nil {
+		if errors.Is(err, errMembershipChanged) || ctx.Err() != nil {
+			return nil, nil, err
+		}
+		return nil, nil, fmt.Errorf("run %s: %w", name, err)
+	}
+	run.Epoch = int64(st.Epoch)
+	if err := fence.Enter(st.Epoch, st.Record, st.Restore); err != nil {
+		return nil, nil, fmt.Errorf("run %s: %w", name, err)
+	}
+	job, err := build()
+	if err != nil {
+		return nil, nil, fmt.Errorf("run %s: build: %w", name, err)
+	}
+	if got := restoredID(job); got != st.Restore {
+		return nil, nil, fmt.Errorf("run %s: the coordinator restores checkpoint %d, this node found %d", name, st.Restore, got)
+	}
+	return job, nil, nil
+}
+
+// restoredID returns the checkpoint job restores, 0 for none.
+func restoredID(job JobRun) int64 {
+	if aj := jobruntime.Of(job); aj != nil && aj.Config().Restore != nil {
+		return aj.Config().Restore.ID
+	}
+	return 0
 }
 
 // handoffTimeout bounds a handoff checkpoint: past it, the run stops anyway and the next one
@@ -394,8 +530,9 @@ func (n *Node) watch(ctx context.Context, cancel context.CancelCauseFunc, change
 	cancel(errMembershipChanged)
 }
 
-// settle waits until the cluster has at least expect members and its member list has not
-// changed for Settle, and returns that list.
+// settle waits until the cluster has at least expect members, and the quorum, and its
+// member list has not changed for Settle, and returns that list. Below the quorum the node
+// is paused, and says so.
 func (n *Node) settle(ctx context.Context, expect int) ([]Member, error) {
 	changes := n.members.Changes()
 	members := n.members.Members()
@@ -418,13 +555,41 @@ func (n *Node) settle(ctx context.Context, expect int) ([]Member, error) {
 				timer.Reset(n.cfg.Settle)
 				continue
 			}
-			if len(members) >= expect {
+			quorate := len(members) >= n.cfg.Quorum
+			switch {
+			case !quorate && !n.paused && !n.ran:
+				n.logger.Info("waiting for members", "have", len(members), "quorum", n.cfg.Quorum)
+			case !quorate && !n.paused:
+				n.paused = true
+				n.logger.Warn("paused: fewer members than the quorum, so this node runs nothing and commits nothing until a majority is back",
+					"members", idsOf(members), "have", len(members), "quorum", n.cfg.Quorum)
+			case quorate && n.paused:
+				n.paused = false
+				n.logger.Info("quorum is back: the job resumes", "members", idsOf(members), "have", len(members), "quorum", n.cfg.Quorum)
+			}
+			if quorate && len(members) >= expect {
 				return members, nil
 			}
-			n.logger.Info("waiting for members", "have", len(members), "expect", expect)
+			if !quorate && n.finished(ctx) {
+				n.logger.Info("the job has finished (its final checkpoint is committed): this node finishes committing its output without a quorum", "members", idsOf(members))
+				return members, nil
+			}
+			if quorate {
+				n.logger.Info("waiting for members", "have", len(members), "expect", expect)
+			}
 			timer.Reset(n.cfg.Settle)
 		}
 	}
+}
+
+// finished reports whether the fence says the job has finished: its final checkpoint is
+// committed, and a run only recovers (commits what is pending) and ends.
+func (n *Node) finished(ctx context.Context) bool {
+	if n.cfg.Fence == nil {
+		return false
+	}
+	newest, err := n.cfg.Fence.Newest(ctx)
+	return err == nil && newest == actor.FinalCheckpoint
 }
 
 // warnAndAbove passes on records at Warn and above: Proto.Actor logs every start and

@@ -36,6 +36,9 @@ func TestBucketCheckpointsS3(t *testing.T) {
 	for _, tc := range bucketCases {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, bucket, newPrefix(), where) })
 	}
+	for _, tc := range fenceS3Cases {
+		t.Run(tc.name, func(t *testing.T) { tc.run(t, bucket, newPrefix(), where) })
+	}
 
 	t.Run("open by URL", func(t *testing.T) {
 		// The way docs/readme-objstore.md tells users to point a job at a server.

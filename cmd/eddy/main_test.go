@@ -19,7 +19,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -227,122 +226,21 @@ func waitExit(t *testing.T, n *node, d time.Duration) {
 	}
 }
 
-// The promise of the cluster: three nodes run a keyed job with an exactly-once file sink;
-// one (the coordinator of checkpoints, the hardest to lose) is SIGKILLed mid-run and the
-// others take its key groups over from the last checkpoint;
-// then a fourth joins and takes key groups (its admin endpoint shows them) at a handoff
-// checkpoint; then one leaves gracefully; and the committed output holds every (key, seq)
-// exactly once.
-func TestClusterFailoverAndJoin(t *testing.T) {
-	const n, keys = 100_000, 97
-	dir := t.TempDir()
-	bin := buildBinary(t)
-	in, out, state := filepath.Join(dir, "in.jsonl"), filepath.Join(dir, "out"), filepath.Join(dir, "state")
-	want := writeInput(t, in, n, keys, 7)
-	common := []string{"-state", state, "-in", in, "-out", out, "-rate", "6000", "-checkpoint", "200ms", "-key-groups", "32"}
-
-	n1 := startNode(t, bin, dir, "n1", append(common, "-expect", "3")...)
-	n2 := startNode(t, bin, dir, "n2", append(common, "-expect", "3", "-join", n1.gossip)...)
-	n3 := startNode(t, bin, dir, "n3", append(common, "-expect", "3", "-join", n1.gossip)...)
-
-	// Kill the coordinator (the owner of key group 0: checkpoints and the end of the job
-	// are its) once the job has committed some output.
-	nodes := map[string]*node{"n1": n1, "n2": n2, "n3": n3}
-	var victim *node
-	deadline := time.Now().Add(30 * time.Second)
-	for victim == nil {
-		if owner := n1.ownerOf(0); owner != "" {
-			if files, _ := filepath.Glob(filepath.Join(out, "*.jsonl")); len(files) > 0 {
-				victim = nodes[owner]
-			}
-		}
-		for _, nd := range nodes {
-			select {
-			case err := <-nd.done:
-				t.Fatalf("node %s ended before the test killed anyone: %v\n%s", nd.id, err, nd.log())
-			default:
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the job did not start on three nodes\nn1:\n%s\nn2:\n%s\nn3:\n%s", n1.log(), n2.log(), n3.log())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	var a, b *node // the survivors
-	for _, id := range []string{"n1", "n2", "n3"} {
-		if nd := nodes[id]; nd != victim {
-			if a == nil {
-				a = nd
-			} else {
-				b = nd
-			}
-		}
-	}
-	time.Sleep(time.Duration(mrand.IntN(1000)) * time.Millisecond)
-	if err := victim.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	killed := time.Now()
-	<-victim.done
-	// Failover: from the kill until a survivor runs without the victim and its key groups
-	// count records again.
-	deadline = time.Now().Add(30 * time.Second)
-	for !a.processingWithout(t, victim.id) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never ran again without %s\n%s", a.id, victim.id, a.log())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Logf("failover: %v from SIGKILL of the coordinator %s to processing again without it", time.Since(killed).Round(time.Millisecond), victim.id)
-
-	// A fourth node joins while the two survivors go on; it must get key groups.
-	time.Sleep(2 * time.Second)
-	n4 := startNode(t, bin, dir, "n4", append(common, "-join", a.gossip)...)
-	deadline = time.Now().Add(30 * time.Second)
-	for {
-		if kg, ok := n4.keyGroups(t); ok && kg > 0 {
-			t.Logf("n4 owns %d of 32 key groups", kg)
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("n4 never owned key groups\n%s", n4.log())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	// The join ended the survivors' run at a handoff checkpoint: the next run replays
-	// nothing.
-	deadline = time.Now().Add(30 * time.Second)
-	for !strings.Contains(a.log(), "stopped at a handoff checkpoint") {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not hand off when n4 joined\n%s", a.id, a.log())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	// The other survivor leaves gracefully (SIGTERM) while the job runs: it hands off,
-	// leaves, exits 0.
-	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	waitExit(t, b, time.Minute)
-	if !strings.Contains(b.log(), "left the cluster") {
-		t.Errorf("%s did not leave gracefully\n%s", b.id, b.log())
-	}
-	for _, nd := range []*node{a, n4} {
-		waitExit(t, nd, 2*time.Minute)
-	}
-	checkOutput(t, out, want)
-}
-
 // With TLS on the actor transport (certificates made here, signed by a CA made here), the
-// nodes run the job across the wire and the output is exact.
+// nodes run the job across the wire and the output is exact. Their store is a local
+// directory as a bucket (-store file://), fenced by a file lock.
 func TestClusterTLS(t *testing.T) {
 	const n, keys = 20_000, 31
 	dir := t.TempDir()
 	bin := buildBinary(t)
 	cert, key, ca := writeTestPKI(t, dir)
-	in, out, state := filepath.Join(dir, "in.jsonl"), filepath.Join(dir, "out"), filepath.Join(dir, "state")
-	want := writeInput(t, in, n, keys, 3)
-	common := []string{"-state", state, "-in", in, "-out", out, "-checkpoint", "100ms", "-key-groups", "16", "-expect", "2",
+	bucketDir := filepath.Join(dir, "bucket")
+	if err := os.Mkdir(bucketDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(bucketDir, "keycount", "out")
+	want := keycount.GeneratedCounts(n, keys)
+	common := []string{"-store", "file://" + bucketDir, "-generate", fmt.Sprint(n), "-keys", fmt.Sprint(keys), "-checkpoint", "100ms", "-key-groups", "16", "-expect", "2",
 		"-tls-cert", cert, "-tls-key", key, "-tls-ca", ca}
 	n1 := startNode(t, bin, dir, "n1", common...)
 	n2 := startNode(t, bin, dir, "n2", append(common, "-join", n1.gossip)...)
@@ -466,6 +364,14 @@ func TestFlags(t *testing.T) {
 		{"-state", "s", "-in", "x", "-out", "o", "-key-groups", "0"},
 		{"-state", "s", "-in", "x", "-out", "o", "-key", "zz"},
 		{"-state", "s", "-in", "x", "-out", "o", "-tls-cert", "c"},
+		{"-store", "s3://b", "-state", "s", "-in", "x"},
+		{"-store", "s3://b", "-out", "o", "-generate", "10"},
+		{"-store", "s3://b"},
+		{"-store", "s3://b", "-in", "x", "-generate", "10"},
+		{"-store", "s3://b", "-generate", "-1"},
+		{"-store", "s3://b", "-generate", "10", "-keys", "0"},
+		{"-store", "s3://b", "-generate", "10", "-quorum", "-1"},
+		{"-store", "nosuchscheme://b", "-generate", "10"},
 	} {
 		if err := run(t.Context(), t.Context(), args, &strings.Builder{}); err == nil {
 			t.Errorf("run(%q) = nil, want an error", args)

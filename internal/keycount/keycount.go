@@ -31,8 +31,14 @@ type Output struct {
 // Graph returns the job reading JSON lines from in, at most rate records per second (0: no
 // limit), and writing to sink.
 func Graph(name, in string, rate int, sink stream.Sink[Output]) *graph.Graph {
+	return GraphFrom(name, stream.JSONL[Input](in), rate, sink)
+}
+
+// GraphFrom returns the job reading src (Generated, say), at most rate records per second
+// (0: no limit), and writing to sink.
+func GraphFrom(name string, src stream.Source[Input], rate int, sink stream.Sink[Output]) *graph.Graph {
 	g := graph.New(name)
-	records := graph.From(g, stream.JSONL[Input](in), graph.Name("input"))
+	records := graph.From(g, src, graph.Name("input"))
 	if rate > 0 {
 		records = graph.Map(records, Pace[Input](rate), graph.Name("pace"))
 	}
