@@ -36,8 +36,9 @@ func ExampleRunGraph() {
 		User string
 		At   int64 // Unix ms
 	}
-	newGraph := func() (*graph.Graph, error) {
-		sink, err := stream.TwoPhaseJSONLSink[stream.WindowResult[string, int64]]("/var/lib/app/out")
+	newGraph := func(store *cluster.Store) (*graph.Graph, error) {
+		// The output goes into the store too: no node needs a shared directory.
+		sink, err := cluster.JSONLSink[stream.WindowResult[string, int64]](store, "out")
 		if err != nil {
 			return nil, err
 		}

@@ -16,13 +16,9 @@ import (
 	"sync"
 	"time"
 
-	_ "gocloud.dev/blob/fileblob" // file:// checkpoint stores
-	_ "gocloud.dev/blob/s3blob"   // s3:// checkpoint stores (AWS or an S3-compatible server)
-
 	"github.com/eddyflow/eddy/actor"
 	"github.com/eddyflow/eddy/graph"
 	"github.com/eddyflow/eddy/internal/runreport"
-	"github.com/eddyflow/eddy/persistence"
 )
 
 // RunConfig configures a node that runs a graph with RunGraph: where it listens, how it
@@ -50,11 +46,16 @@ type RunConfig struct {
 	// Expect is how many members the node waits for before the job's first run; later
 	// runs go on with whoever is left. Default 1. (-expect)
 	Expect int
-	// Store is the checkpoint store every node reaches: a directory (one machine, or a
-	// shared file system; the runs' fence is claimed there too), or a URL of an object
-	// store (s3://bucket?endpoint=...&region=..., file:///dir), under which the job keeps
-	// its checkpoints in JOB/. Required. (-store)
+	// Store is where the job keeps its checkpoints, its runs' fence and (through
+	// JSONLSink) its output, reached by every node: a URL of an object store
+	// (s3://bucket?endpoint=...&region=...[&prefix=jobs/NAME/], file:///dir), or a
+	// directory (one machine, or a shared file system). One job per store (or prefix); see
+	// OpenStore. Required. (-store)
 	Store string
+	// Quorum is how many members a node must see to run the job (static quorum); with
+	// fewer it pauses and commits nothing until enough are back. Default: with an object
+	// store, a majority of Expect; with a directory, 0 (none). (-quorum)
+	Quorum int
 	// Checkpoint is how often the job takes a checkpoint: shorter loses less work on a
 	// failure and commits two-phase sinks' output sooner; longer costs less. Default 1s.
 	// (-checkpoint)
@@ -112,6 +113,7 @@ func (c *RunConfig) Flags(fs *flag.FlagSet) {
 	})
 	fs.IntVar(&c.Expect, "expect", max(c.Expect, 1), "members to wait for before the job starts")
 	fs.StringVar(&c.Store, "store", c.Store, "checkpoint store: a shared `DIR`, or a URL (s3://bucket?endpoint=...&region=...)")
+	fs.IntVar(&c.Quorum, "quorum", c.Quorum, "members a node must see to run the job (default: with an object store, a majority of -expect)")
 	fs.DurationVar(&c.Checkpoint, "checkpoint", orDuration(c.Checkpoint, time.Second), "checkpoint `interval`")
 	fs.IntVar(&c.KeyGroups, "key-groups", orInt(c.KeyGroups, 128), "key groups of the job (cannot change without losing state)")
 	fs.IntVar(&c.Parallelism, "parallelism", orInt(c.Parallelism, 4), "splits per source, the same on every node")
@@ -180,6 +182,8 @@ func (c *RunConfig) validate() (NodeConfig, error) {
 	switch {
 	case c.Store == "":
 		return NodeConfig{}, errors.New("run config: a checkpoint store is required (-store DIR or URL): a run starts from its newest checkpoint")
+	case c.Quorum < 0:
+		return NodeConfig{}, fmt.Errorf("run config: quorum %d: want 0 (the default) or more", c.Quorum)
 	case c.Checkpoint < 0:
 		return NodeConfig{}, fmt.Errorf("run config: checkpoint interval %v: want more than 0", c.Checkpoint)
 	case c.KeyGroups < 1:
@@ -237,36 +241,21 @@ func loadMutualTLS(certFile, keyFile, caFile string) (server, client *tls.Config
 	return server, client, nil
 }
 
-// openStore opens the checkpoint store at where for job: a directory, where the fence is
-// claimed too, or a URL of an object store, with the job's checkpoints under JOB/.
-func openStore(ctx context.Context, where, job string) (store persistence.CheckpointStore, fenceDir string, closeStore func() error, err error) {
-	if !strings.Contains(where, "://") {
-		s, err := persistence.OpenDirCheckpoints(where)
-		if err != nil {
-			return nil, "", nil, fmt.Errorf("open checkpoint store: %w", err)
-		}
-		return s, where, func() error { return nil }, nil
-	}
-	s, bucket, err := persistence.OpenBucketCheckpoints(ctx, where, job+"/")
-	if err != nil {
-		return nil, "", nil, err
-	}
-	return s, "", bucket.Close, nil
-}
-
 // RunGraph runs a graph as one node of a cluster, until the job completes (nil), ctx ends
 // (the node hands its key groups off at a checkpoint, leaves, and RunGraph returns
 // ErrLeft), or it fails. Every node runs the same program with its own RunConfig.
 //
 // newGraph builds the graph; it is called once per run (a membership change starts a new
-// run), so that sinks and sources are fresh, and must build the same graph every time.
-// RunGraph adds the job options Parallelism, MaxKeyGroups (from cfg) and Checkpoints (into
-// cfg.Store) before opts; opts must not set Checkpoints or MaxKeyGroups.
+// run), so that sinks and sources are fresh, and must build the same graph every time. It
+// gets the job's store (cfg.Store, opened): JSONLSink writes the job's output there, so
+// that nodes need no shared directory. RunGraph adds the job options Parallelism,
+// MaxKeyGroups (from cfg) and Checkpoints (into the store) before opts; opts must not set
+// Checkpoints or MaxKeyGroups.
 //
 // Before it joins, the node computes its plan's Fingerprint and publishes it; a node that
 // meets another with a different plan refuses it, and RunGraph returns the
 // *PlanMismatchError without running anything.
-func RunGraph(ctx context.Context, cfg RunConfig, newGraph func() (*graph.Graph, error), opts ...graph.JobOption) error {
+func RunGraph(ctx context.Context, cfg RunConfig, newGraph func(store *Store) (*graph.Graph, error), opts ...graph.JobOption) error {
 	nc, err := cfg.validate()
 	if err != nil {
 		return err
@@ -276,19 +265,22 @@ func RunGraph(ctx context.Context, cfg RunConfig, newGraph func() (*graph.Graph,
 		logger = slog.Default()
 	}
 	nc.Logger, nc.Membership.Logger = logger, logger
-	g, err := newGraph()
+	store, err := OpenStore(ctx, cfg.Store, "")
+	if err != nil {
+		return fmt.Errorf("run graph: %w", err)
+	}
+	defer store.Close()
+	store.configure(&nc)
+	if nc.Quorum = cfg.Quorum; nc.Quorum == 0 && store.InBucket() {
+		nc.Quorum = cfg.Expect/2 + 1
+	}
+	g, err := newGraph(store)
 	if err != nil {
 		return fmt.Errorf("run graph: build the graph: %w", err)
 	}
 	name := g.Name()
-	store, fenceDir, closeStore, err := openStore(ctx, cfg.Store, name)
-	if err != nil {
-		return fmt.Errorf("run %s: %w", name, err)
-	}
-	defer closeStore()
-	nc.FenceDir = fenceDir
 	jobOpts := append([]graph.JobOption{graph.Parallelism(cfg.Parallelism), graph.MaxKeyGroups(cfg.KeyGroups), graph.Logger(logger)}, opts...)
-	jobOpts = append(jobOpts, graph.Checkpoints(store, cfg.Checkpoint))
+	jobOpts = append(jobOpts, graph.Checkpoints(store.Checkpoints(), cfg.Checkpoint))
 	plan, err := g.Plan(jobOpts...)
 	if err != nil {
 		return fmt.Errorf("run %s: %w", name, err)
@@ -307,7 +299,7 @@ func RunGraph(ctx context.Context, cfg RunConfig, newGraph func() (*graph.Graph,
 		return fmt.Errorf("run %s: %w", name, err)
 	}
 	defer node.Close()
-	logger.Info("node started", "id", cfg.NodeID, "job", name, "plan", fp, "gossip", node.Self().Addr,
+	logger.Info("node started", "id", cfg.NodeID, "job", name, "plan", fp, "store", store.String(), "quorum", nc.Quorum, "gossip", node.Self().Addr,
 		"remote", node.Self().RemoteAddr, "admin", node.AdminAddr())
 
 	// When ctx ends, the node hands off and leaves; the run, which must outlive ctx for
@@ -342,7 +334,7 @@ func RunGraph(ctx context.Context, cfg RunConfig, newGraph func() (*graph.Graph,
 	err = node.Run(runCtx, name, cfg.KeyGroups, func(option func(*actor.Config)) (JobRun, error) {
 		g := first
 		if g == nil {
-			if g, err = newGraph(); err != nil {
+			if g, err = newGraph(store); err != nil {
 				return nil, err
 			}
 		}

@@ -81,7 +81,7 @@ func TestRunConfigFlags(t *testing.T) {
 // RunGraph refuses, before it starts anything, a job whose options change the key groups
 // behind the cluster's back.
 func TestRunGraphKeyGroupsFromConfig(t *testing.T) {
-	newGraph := func() (*graph.Graph, error) {
+	newGraph := func(*Store) (*graph.Graph, error) {
 		g := graph.New("counts")
 		nums := graph.From(g, stream.Generate(10, func(i int64) int64 { return i }))
 		graph.Count(graph.KeyBy(nums, func(i int64) int64 { return i % 3 }), graph.Name("count")).To(stream.NewCollectSink[stream.KV[int64, int64]]())
@@ -92,7 +92,7 @@ func TestRunGraphKeyGroupsFromConfig(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Errorf("RunGraph with MaxKeyGroups(64):\n got %v\nwant %s", err, want)
 	}
-	if err := RunGraph(t.Context(), RunConfig{Store: t.TempDir()}, func() (*graph.Graph, error) { return nil, errors.New("no graph today") }); err == nil ||
+	if err := RunGraph(t.Context(), RunConfig{Store: t.TempDir()}, func(*Store) (*graph.Graph, error) { return nil, errors.New("no graph today") }); err == nil ||
 		!strings.Contains(err.Error(), "run graph: build the graph: no graph today") {
 		t.Errorf("RunGraph whose newGraph fails: %v", err)
 	}

@@ -64,16 +64,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	neturl "net/url"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
 	"time"
 
-	"gocloud.dev/blob"
 	_ "gocloud.dev/blob/fileblob" // file:// for -store
 	_ "gocloud.dev/blob/s3blob"   // s3:// for -store
 
@@ -83,7 +80,6 @@ import (
 	"github.com/eddyflow/eddy/internal/keycount"
 	"github.com/eddyflow/eddy/internal/runreport"
 	"github.com/eddyflow/eddy/persistence"
-	"github.com/eddyflow/eddy/persistence/bucketsink"
 	"github.com/eddyflow/eddy/stream"
 )
 
@@ -113,6 +109,8 @@ func run(ctx, leave context.Context, args []string, stderr io.Writer) error {
 	storeURL := fs.String("store", "", "object-store bucket `URL` for checkpoints, output and the fence (s3://BUCKET?endpoint=...&region=...&use_path_style=true, or file:///DIR on one machine)")
 	state := fs.String("state", "", "without -store: checkpoint store `DIR`, shared by all nodes")
 	keyHex := fs.String("key", "", "gossip encryption key: 16, 24 or 32 bytes in hex")
+	advertise := fs.String("advertise", "", "`IP` peers reach this node at (needed when binding 0.0.0.0)")
+	insecure := fs.Bool("insecure", false, "allow the actor transport without TLS and gossip without -key beyond loopback (trusted networks only)")
 	certFile := fs.String("tls-cert", "", "the node's TLS certificate (PEM) for the actor transport")
 	keyFile := fs.String("tls-key", "", "the node's TLS key (PEM)")
 	caFile := fs.String("tls-ca", "", "the CA (PEM) that signs every node's certificate")
@@ -167,6 +165,7 @@ func run(ctx, leave context.Context, args []string, stderr io.Writer) error {
 	cfg := cluster.NodeConfig{
 		Membership: cluster.Config{NodeID: *id, BindAddr: *bind, Key: key, Logger: logger},
 		RemoteAddr: *remoteAddr, Expect: *expect, Settle: *settle, Logger: logger, FenceDir: *state, MaxFailures: *maxFailures,
+		Advertise: *advertise, Insecure: *insecure,
 	}
 	if cfg.Quorum = *quorum; cfg.Quorum == 0 && *storeURL != "" {
 		cfg.Quorum = *expect/2 + 1
@@ -190,15 +189,18 @@ func run(ctx, leave context.Context, args []string, stderr io.Writer) error {
 	var store persistence.CheckpointStore
 	var newSink func() (stream.TwoPhaseSink[keycount.Output], error)
 	if *storeURL != "" {
-		bucket, fenced, err := openStore(ctx, *storeURL, name+"/")
+		if !strings.Contains(*storeURL, "://") {
+			return fmt.Errorf("-store %s: want a bucket URL (s3://... or file:///DIR); a shared directory is -state", *storeURL)
+		}
+		bucket, err := cluster.OpenStore(ctx, *storeURL, name+"/")
 		if err != nil {
-			return err
+			return fmt.Errorf("-store: %w", err)
 		}
 		defer bucket.Close()
-		store, cfg.Fence, cfg.FenceDir = fenced, fenced, ""
-		where, _, _ := strings.Cut(*storeURL, "?")
+		store = bucket.Checkpoints()
+		cfg.Fence, cfg.FenceDir = bucket.Fence(), ""
 		newSink = func() (stream.TwoPhaseSink[keycount.Output], error) {
-			return bucketsink.JSONL[keycount.Output](bucket, name+"/out/", where, fenced), nil
+			return cluster.JSONLSink[keycount.Output](bucket, "out")
 		}
 	} else {
 		dir, err := persistence.OpenDirCheckpoints(*state)
@@ -266,33 +268,6 @@ func run(ctx, leave context.Context, args []string, stderr io.Writer) error {
 		return nil
 	}
 	return err
-}
-
-// openStore opens the bucket at url and the fenced checkpoint store under prefix in it,
-// whose fence object is prefix+"fence". The caller closes the bucket.
-func openStore(ctx context.Context, url, prefix string) (*blob.Bucket, *persistence.FencedCheckpoints, error) {
-	where, _, _ := strings.Cut(url, "?")
-	bucket, err := blob.OpenBucket(ctx, url)
-	if err != nil {
-		return nil, nil, fmt.Errorf("-store %s: %w", where, err)
-	}
-	fence := persistence.NewBucketFence(bucket, prefix+"fence", where)
-	if u, err := neturl.Parse(url); err == nil && u.Scheme == "file" {
-		// A local directory has no conditional writes: a file lock makes each
-		// read-compare-write of the fence one critical section (nodes on one machine).
-		dir := filepath.Join(filepath.FromSlash(u.Path), filepath.FromSlash(u.Query().Get("prefix")), filepath.FromSlash(prefix))
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			bucket.Close()
-			return nil, nil, fmt.Errorf("-store %s: %w", where, err)
-		}
-		fence = persistence.NewLockedBucketFence(bucket, prefix+"fence", where, filepath.Join(dir, "fence.lock"))
-	}
-	store, err := persistence.NewFencedCheckpoints(bucket, prefix, where, fence)
-	if err != nil {
-		bucket.Close()
-		return nil, nil, fmt.Errorf("-store %s: %w", where, err)
-	}
-	return bucket, store, nil
 }
 
 // loadTLS returns the server and client TLS configurations of mutual TLS: each node shows

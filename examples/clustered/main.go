@@ -6,21 +6,24 @@
 // The job: sensors report readings; per sensor, count the readings and sum their values
 // in tumbling windows of event time (one second; -window). The input is a deterministic generator
 // split into -parallelism ranges, so every node reads the splits it owns without shared
-// files; each node commits the windows its key groups close to its own -out directory
-// (a two-phase sink: exactly once, per checkpoint). The union of every node's output is the
-// job's output.
+// files; the windows its key groups close are committed (a two-phase sink: exactly once,
+// per checkpoint) into the store's out/ (cluster.JSONLSink: objects in a bucket, so nodes
+// share nothing), or, with -out DIR, into this node's own directory. The union of every
+// node's output is the job's output.
 //
-//	clustered -id n1 -bind 127.0.0.1:7001 -store /tmp/ckpt -out /tmp/out/n1 -expect 3
-//	clustered -id n2 -bind 127.0.0.1:7002 -join 127.0.0.1:7001 -store /tmp/ckpt -out /tmp/out/n2 -expect 3
-//	clustered -id n3 -bind 127.0.0.1:7003 -join 127.0.0.1:7001 -store /tmp/ckpt -out /tmp/out/n3 -expect 3
+//	S3='s3://eddy?endpoint=http://127.0.0.1:8333&use_path_style=true&region=us-east-1'
+//	clustered -id n1 -bind 127.0.0.1:7001 -store "$S3" -expect 3
+//	clustered -id n2 -bind 127.0.0.1:7002 -join 127.0.0.1:7001 -store "$S3" -expect 3
+//	clustered -id n3 -bind 127.0.0.1:7003 -join 127.0.0.1:7001 -store "$S3" -expect 3
 //
-// Flags of its own: -out DIR (required), -readings N (default 100000), -sensors N (default
+// Flags of its own: -out DIR (default: the store's out/), -readings N (default 100000), -sensors N (default
 // 50), -window D (default 1s), -rate N (readings per second this process reads, 0: as fast as possible). The cluster's flags
 // are cluster.RunConfig's (-id, -bind, -advertise, -remote, -join, -expect, -store,
 // -checkpoint, -key-groups, -parallelism, -tls-cert, -tls-key, -tls-ca, -gossip-key,
 // -admin, -insecure, -settle, -max-failures, -max-message-size); see the README.
 //
-// Output: DIR/*.jsonl, one line per sensor and window:
+// Output: out/part-c<checkpoint>-i<instance>.jsonl in the store (or DIR/*.jsonl), one line
+// per sensor and window:
 // {"key":"sensor-07","start":0,"end":1000,"value":{"count":20,"sum":910}}.
 // It exits 0 when the job has completed (or, on SIGINT/SIGTERM, when it has handed its key
 // groups off and left), 1 on an error.
@@ -80,8 +83,14 @@ func reading(i int64, sensors int) Reading {
 type Output = stream.WindowResult[string, Stats]
 
 // newGraph builds the job: readings → per sensor → one-second windows → the sink.
-func newGraph(out string, readings int64, sensors, rate int, window time.Duration) (*graph.Graph, error) {
-	sink, err := stream.TwoPhaseJSONLSink[Output](out)
+func newGraph(store *cluster.Store, out string, readings int64, sensors, rate int, window time.Duration) (*graph.Graph, error) {
+	var sink stream.TwoPhaseSink[Output]
+	var err error
+	if out != "" {
+		sink, err = stream.TwoPhaseJSONLSink[Output](out)
+	} else {
+		sink, err = cluster.JSONLSink[Output](store, "out")
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +135,7 @@ func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("clustered", flag.ContinueOnError)
 	var cfg cluster.RunConfig
 	cfg.Flags(fs)
-	out := fs.String("out", "", "output `DIR` of this node: its committed windows in DIR/*.jsonl")
+	out := fs.String("out", "", "output `DIR` of this node: its committed windows in DIR/*.jsonl (default: the store's out/)")
 	readings := fs.Int64("readings", 100_000, "readings in the input")
 	sensors := fs.Int("sensors", 50, "sensors the readings come from")
 	rate := fs.Int("rate", 0, "readings per second this process reads, 0 = as fast as possible")
@@ -135,14 +144,14 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	switch {
-	case *out == "":
-		return errors.New("-out DIR is required")
 	case *readings < 0 || *sensors < 1 || *rate < 0 || *window < time.Millisecond:
 		return fmt.Errorf("-readings %d, -sensors %d, -rate %d, -window %v: want readings ≥ 0, sensors ≥ 1, rate ≥ 0, window ≥ 1ms",
 			*readings, *sensors, *rate, *window)
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	err := cluster.RunGraph(ctx, cfg, func() (*graph.Graph, error) { return newGraph(*out, *readings, *sensors, *rate, *window) })
+	err := cluster.RunGraph(ctx, cfg, func(store *cluster.Store) (*graph.Graph, error) {
+		return newGraph(store, *out, *readings, *sensors, *rate, *window)
+	})
 	if errors.Is(err, cluster.ErrLeft) {
 		cfg.Logger.Info("left the cluster")
 		return nil

@@ -2,12 +2,15 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"net"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,6 +20,7 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"gocloud.dev/blob"
 
 	"github.com/eddyflow/eddy/persistence/s3test"
 )
@@ -25,15 +29,16 @@ import (
 // exactly the windows the readings make: the union of the three outputs holds every
 // (sensor, window) once, with its count and sum, and each node wrote some of them.
 func TestThreeNodes(t *testing.T) {
-	runThree(t, filepath.Join(t.TempDir(), "checkpoints"))
+	runThree(t, filepath.Join(t.TempDir(), "checkpoints"), nil)
 }
 
-// The same with the checkpoints in an object store (SeaweedFS's S3 gateway): the nodes
-// share no directory at all.
+// The same with the checkpoints and the output in an object store (SeaweedFS's S3
+// gateway): the nodes share no directory at all, and the job's output is the committed
+// objects under out/.
 func TestThreeNodesObjectStore(t *testing.T) {
 	srv := s3test.Start(t)
-	srv.Bucket(t, "ckpt")
-	runThree(t, srv.URL("ckpt"))
+	bucket := srv.Bucket(t, "ckpt")
+	runThree(t, srv.URL("ckpt"), bucket)
 }
 
 // Two programs with different graphs (one-second windows, two-second windows) refuse each
@@ -65,15 +70,20 @@ func TestPlanMismatch(t *testing.T) {
 
 const readings, sensors = 60_000, 40
 
-func runThree(t *testing.T, store string) {
+// runThree runs the job on three nodes with store; with bucket (the store's), the output
+// goes to the store and is read from there, else to each node's own directory.
+func runThree(t *testing.T, store string, bucket *blob.Bucket) {
 	bin := buildBinary(t)
 	ports := freePorts(t, 3)
 	seed := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	var nodes []*proc
 	var outs []string
 	for i, port := range ports {
-		out := filepath.Join(t.TempDir(), fmt.Sprintf("n%d", i+1))
-		outs = append(outs, out)
+		out := ""
+		if bucket == nil {
+			out = filepath.Join(t.TempDir(), fmt.Sprintf("n%d", i+1))
+			outs = append(outs, out)
+		}
 		join := seed
 		if i == 0 {
 			join = ""
@@ -90,6 +100,9 @@ func runThree(t *testing.T, store string) {
 		}
 	}
 	got := map[string]Stats{}
+	if bucket != nil {
+		got = readBucketOutput(t, bucket, "out/")
+	}
 	for i, dir := range outs {
 		part := readOutput(t, dir)
 		if len(part) == 0 {
@@ -136,6 +149,37 @@ func expected(n int64, sensors int, window time.Duration) map[string]Stats {
 	return out
 }
 
+// readBucketOutput reads the committed output objects under prefix of bucket (not the
+// pending or retracted ones), keyed by sensor@start; a window written twice fails the test.
+func readBucketOutput(t *testing.T, bucket *blob.Bucket, prefix string) map[string]Stats {
+	t.Helper()
+	out := map[string]Stats{}
+	objects := 0
+	it := bucket.List(&blob.ListOptions{Prefix: prefix, Delimiter: "/"})
+	for {
+		obj, err := it.Next(t.Context())
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("list %s: %v", prefix, err)
+		}
+		if obj.IsDir || !strings.HasPrefix(path.Base(obj.Key), "part-c") {
+			continue
+		}
+		objects++
+		data, err := bucket.ReadAll(t.Context(), obj.Key)
+		if err != nil {
+			t.Fatalf("read %s: %v", obj.Key, err)
+		}
+		readLines(t, obj.Key, bytes.NewReader(data), out)
+	}
+	if objects == 0 {
+		t.Fatalf("no committed output under %s", prefix)
+	}
+	return out
+}
+
 // readOutput reads a node's committed output, keyed by sensor@start; a window written twice
 // fails the test.
 func readOutput(t *testing.T, dir string) map[string]Stats {
@@ -150,27 +194,34 @@ func readOutput(t *testing.T, dir string) map[string]Stats {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sc := bufio.NewScanner(fh)
-		for sc.Scan() {
-			var o Output
-			if err := json.Unmarshal(sc.Bytes(), &o); err != nil {
-				t.Fatalf("%s: %v in %q", f, err, sc.Text())
-			}
-			if o.End-o.Start != time.Second.Milliseconds() {
-				t.Errorf("%s: window [%d, %d) is not one second", f, o.Start, o.End)
-			}
-			k := fmt.Sprintf("%s@%d", o.Key, o.Start)
-			if _, dup := out[k]; dup {
-				t.Errorf("%s: window %s written twice", f, k)
-			}
-			out[k] = o.Value
-		}
+		readLines(t, f, fh, out)
 		fh.Close()
-		if err := sc.Err(); err != nil {
-			t.Fatal(err)
-		}
 	}
 	return out
+}
+
+// readLines adds the windows of one output file (name) to out; a window written twice
+// fails the test.
+func readLines(t *testing.T, name string, r io.Reader, out map[string]Stats) {
+	t.Helper()
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		var o Output
+		if err := json.Unmarshal(sc.Bytes(), &o); err != nil {
+			t.Fatalf("%s: %v in %q", name, err, sc.Text())
+		}
+		if o.End-o.Start != time.Second.Milliseconds() {
+			t.Errorf("%s: window [%d, %d) is not one second", name, o.Start, o.End)
+		}
+		k := fmt.Sprintf("%s@%d", o.Key, o.Start)
+		if _, dup := out[k]; dup {
+			t.Errorf("%s: window %s written twice", name, k)
+		}
+		out[k] = o.Value
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
 }
 
 var (
@@ -214,8 +265,11 @@ func TestMain(m *testing.M) {
 }
 
 func nodeArgs(id string, port int, join, store, out string, extra ...string) []string {
-	args := []string{"-id", id, "-bind", fmt.Sprintf("127.0.0.1:%d", port), "-store", store, "-out", out,
+	args := []string{"-id", id, "-bind", fmt.Sprintf("127.0.0.1:%d", port), "-store", store,
 		"-checkpoint", "100ms", "-settle", "500ms"}
+	if out != "" {
+		args = append(args, "-out", out)
+	}
 	if join != "" {
 		args = append(args, "-join", join)
 	}
