@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"math"
@@ -447,3 +448,33 @@ func (s *split) Append(_ context.Context, dst []stream.Record[Event], max int) (
 }
 
 func (s *split) Close() error { return nil }
+
+// offsetVersion is the first byte of a split's offset: then the index of its next event,
+// its step and its end, each a big-endian int64.
+const offsetVersion = 1
+
+// Offset returns the split's position: it rewinds, so it can take part in checkpoints.
+func (s *split) Offset() ([]byte, error) {
+	b := make([]byte, 1, 25)
+	b[0] = offsetVersion
+	b = binary.BigEndian.AppendUint64(b, uint64(s.next))
+	b = binary.BigEndian.AppendUint64(b, uint64(s.step))
+	b = binary.BigEndian.AppendUint64(b, uint64(s.end))
+	return b, nil
+}
+
+// Seek moves the split to an offset Offset returned, of the same split of the same run.
+func (s *split) Seek(offset []byte) error {
+	if len(offset) != 25 || offset[0] != offsetVersion {
+		return fmt.Errorf("nexmark split: offset %x is not one of a nexmark split (version %d, 25 bytes)", offset, offsetVersion)
+	}
+	next := int64(binary.BigEndian.Uint64(offset[1:]))
+	step := int64(binary.BigEndian.Uint64(offset[9:]))
+	end := int64(binary.BigEndian.Uint64(offset[17:]))
+	if step != s.step || end != s.end || next < s.next || (next-s.next)%s.step != 0 {
+		return fmt.Errorf("nexmark split: offset at event %d (step %d, end %d) is not one of this split (first %d, step %d, end %d)",
+			next, step, end, s.next, s.step, s.end)
+	}
+	s.next = next
+	return nil
+}
