@@ -31,10 +31,13 @@
 // checkpoints (how many completed, the final one included), checkpoints_failed,
 // checkpoint_bytes (the state they wrote to the store, all of them together), and
 // checkpoint_seconds_avg and checkpoint_seconds_max (from the trigger to the checkpoint
-// saved, of the periodic ones: the final one is taken as the job ends). With
-// -generator-rate it adds generator_events_per_sec (the generator alone: P goroutines make
-// the events and drop them) and generator_share (events_per_sec as a share of it: near 1
-// means the job runs as fast as its input can be made).
+// saved, of the periodic ones: the final one is taken as the job ends). It also reports
+// cpu_seconds, the CPU time the process used during the run (every goroutine, the garbage
+// collector's too), and events_per_cpu_sec, events / cpu_seconds: the throughput per core,
+// whatever else the machine runs. With -generator-rate it adds generator_events_per_sec
+// and generator_cpu_seconds (the generator alone: P goroutines make the same events and
+// drop them, before the job) and engine_events_per_cpu_sec, events / (cpu_seconds −
+// generator_cpu_seconds): the throughput per core of the engine, past its input.
 //
 // Checkpoints hold the state of every stage as the query keeps it, on the heap (the
 // Process, Window and WindowJoin state, and q4's aggregate): each instance writes a full
@@ -64,6 +67,7 @@ import (
 	"runtime/pprof"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/eddyflow/eddy/graph"
@@ -104,9 +108,18 @@ type Result struct {
 	CheckpointAvg      float64 `json:"checkpoint_seconds_avg,omitempty"`
 	CheckpointMax      float64 `json:"checkpoint_seconds_max,omitempty"`
 
-	// With -generator-rate.
+	// CPUSeconds is the CPU time the process used during the run (user and system, every
+	// goroutine, the garbage collector's too); EventsPerCPUSec is events / CPUSeconds: the
+	// throughput per core, as Flink's "Throughput/Cores" divides by the CPU it measured.
+	CPUSeconds      float64 `json:"cpu_seconds"`
+	EventsPerCPUSec float64 `json:"events_per_cpu_sec"`
+
+	// With -generator-rate: the generator alone, making the same events on P goroutines
+	// and dropping them. EngineEventsPerCPUSec is events / (CPUSeconds − GeneratorCPUSeconds):
+	// the throughput per core of the engine, past the generator.
 	GeneratorEventsPerSec float64 `json:"generator_events_per_sec,omitempty"`
-	GeneratorShare        float64 `json:"generator_share,omitempty"`
+	GeneratorCPUSeconds   float64 `json:"generator_cpu_seconds,omitempty"`
+	EngineEventsPerCPUSec float64 `json:"engine_events_per_cpu_sec,omitempty"`
 }
 
 type config struct {
@@ -180,9 +193,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	var genRate float64
+	var genSecs, genCPU float64
 	if c.genRate {
-		genRate = generatorRate(source{gen: gen, n: c.events}, c.parallelism)
+		genSecs, genCPU = generatorRun(source{gen: gen, n: c.events}, c.parallelism)
 	}
 
 	g := graph.New("nexmark-" + c.query.name)
@@ -218,9 +231,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	t0 := time.Now()
+	t0, cpu0 := time.Now(), cpuTime()
 	err = runreport.Run(ctx, job, stderr, nil)
-	secs := time.Since(t0).Seconds()
+	secs, cpu := time.Since(t0).Seconds(), cpuTime()-cpu0
 	if perr := stopProfile(); err == nil && perr != nil {
 		err = perr
 	}
@@ -237,12 +250,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("run %s: %d dead letters, the first: %s", c.query.name, n, deadReason)
 	}
 	r := Result{Query: c.query.name, Events: c.events, Parallelism: c.parallelism, Seconds: secs,
-		EventsPerSec: float64(c.events) / secs, Results: out.n.Load()}
+		EventsPerSec: float64(c.events) / secs, Results: out.n.Load(),
+		CPUSeconds: cpu, EventsPerCPUSec: float64(c.events) / cpu}
 	if store != nil {
 		r.addCheckpoints(c.checkpoint, job, store)
 	}
-	if genRate > 0 {
-		r.GeneratorEventsPerSec, r.GeneratorShare = genRate, r.EventsPerSec/genRate
+	if c.genRate {
+		r.GeneratorEventsPerSec, r.GeneratorCPUSeconds = float64(c.events)/genSecs, genCPU
+		if cpu > genCPU {
+			r.EngineEventsPerCPUSec = float64(c.events) / (cpu - genCPU)
+		}
 	}
 	return json.NewEncoder(stdout).Encode(r)
 }
@@ -323,11 +340,11 @@ func startProfile(path string) (stop func() error, err error) {
 	}, nil
 }
 
-// generatorRate makes the events of src with p splits on p goroutines, as the job's source
-// instances do, drops them, and returns how many it made per second.
-func generatorRate(src source, p int) float64 {
+// generatorRun makes the events of src with p splits on p goroutines, as the job's source
+// instances do, drops them, and returns the seconds and the CPU seconds it took.
+func generatorRun(src source, p int) (secs, cpu float64) {
 	splits, _ := src.Splits(p)
-	t0 := time.Now()
+	t0, cpu0 := time.Now(), cpuTime()
 	var wg sync.WaitGroup
 	for _, sp := range splits {
 		wg.Go(func() {
@@ -343,7 +360,16 @@ func generatorRate(src source, p int) float64 {
 		})
 	}
 	wg.Wait()
-	return float64(src.n) / time.Since(t0).Seconds()
+	return time.Since(t0).Seconds(), cpuTime() - cpu0
+}
+
+// cpuTime returns the CPU time the process has used so far, user and system, in seconds.
+func cpuTime() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 // genBatch is how many events generatorRate makes at a time: the engine's batch size.

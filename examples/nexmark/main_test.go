@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -683,4 +684,43 @@ func values(recs []stream.Record[Event]) []Event {
 		out[i] = r.Value
 	}
 	return out
+}
+
+// TestPow10 checks pow10 against math.Pow bit for bit: at the ends and the special cases
+// of its range, around every integer in it, and at the prices of many events.
+func TestPow10(t *testing.T) {
+	ys := []float64{0, 0.5, 1, 1.5, 2, 3, 4, 5, 5.5, 6, math.Nextafter(6, 0), math.Nextafter(0, 1)}
+	for i := range 7 {
+		y := float64(i)
+		ys = append(ys, math.Nextafter(y, -1), math.Nextafter(y, 7), y+0.5, math.Nextafter(y+0.5, 7), math.Nextafter(y+0.5, -1))
+	}
+	r := newRand(1, 0)
+	for range 500_000 {
+		ys = append(ys, r.float64()*6)
+	}
+	for _, y := range ys {
+		if y < 0 || y > 6 {
+			continue
+		}
+		if got, want := pow10(y), math.Pow(10, y); got != want {
+			t.Fatalf("pow10(%v) = %v, math.Pow(10, %v) = %v", y, got, y, want)
+		}
+	}
+}
+
+// BenchmarkGenerator measures the generator alone, as a split makes events: per event.
+func BenchmarkGenerator(b *testing.B) {
+	gen, err := NewGenerator(DefaultGeneratorConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	sp := &split{gen: gen, step: 1, end: math.MaxInt64}
+	buf := make([]stream.Record[Event], 0, genBatch)
+	b.ReportAllocs()
+	for b.Loop() {
+		if len(buf) == cap(buf) {
+			buf = buf[:0]
+		}
+		buf, _ = sp.Append(context.Background(), buf, 1)
+	}
 }
