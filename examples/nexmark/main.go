@@ -23,6 +23,9 @@
 //	-generator-rate  first time the generator alone, with the same splits, and report its
 //	                 rate too (not part of seconds)
 //	-cpuprofile FILE write a CPU profile of the job's run there
+//	-key-groups N    key groups of the keyed stages (default 0: the engine's, 128). Each key
+//	                 group is an actor with its own batches, so fewer key groups make fuller
+//	                 batches for the keyed stages on one machine (see RESULTS.md)
 //	-v               print each stage's counters on standard error
 //
 // It prints one JSON line: query, events, parallelism, seconds (the run of the job, from
@@ -133,6 +136,7 @@ type config struct {
 	ckptDir     string
 	genRate     bool
 	cpuprofile  string
+	keyGroups   int
 	gen         GeneratorConfig
 	report      runreport.Flags
 }
@@ -152,6 +156,7 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.ckptDir, "checkpoint-dir", "", "the checkpoint store's `DIR` (default: a temporary directory, removed at the end)")
 	fs.BoolVar(&c.genRate, "generator-rate", false, "time the generator alone first and report its rate")
 	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile of the job's run to `FILE`")
+	fs.IntVar(&c.keyGroups, "key-groups", 0, "key groups of the keyed stages (0: the engine's default, 128)")
 	fs.Uint64Var(&c.gen.Seed, "seed", c.gen.Seed, "the generator's seed")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -169,6 +174,9 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	}
 	if c.parallelism < 1 {
 		return c, fmt.Errorf("-parallelism %d: want at least 1", c.parallelism)
+	}
+	if c.keyGroups < 0 {
+		return c, fmt.Errorf("-key-groups %d: want 0 (the default) or more", c.keyGroups)
 	}
 	if c.checkpoint < 0 {
 		return c, fmt.Errorf("-checkpoint %s: want 0 (none) or more", c.checkpoint)
@@ -213,6 +221,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		dead.Add(1)
 		firstDead.Do(func() { deadReason = d.String() })
 	}))
+	if c.keyGroups > 0 {
+		opts = append(opts, graph.MaxKeyGroups(c.keyGroups))
+	}
 	var store *meteredStore
 	if c.checkpoint > 0 {
 		var closeStore func()

@@ -611,6 +611,7 @@ func TestFlags(t *testing.T) {
 		{"-checkpoint", "-1s"},
 		{"-checkpoint", "soon"},
 		{"-checkpoint-dir", "/tmp"},
+		{"-key-groups", "-1"},
 		{"extra"},
 	} {
 		if err := run(context.Background(), args, io.Discard, io.Discard); err == nil {
