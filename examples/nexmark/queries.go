@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -285,9 +286,13 @@ func q4(events graph.Stream[Event], out *output) {
 			if _, closed := q4Closed.Get(ctx); closed {
 				return nil
 			}
-			// Its auction may still come, with a dateTime at or before the bid's.
+			// Its auction may still come, with a dateTime at or before the bid's. One timer
+			// per auction prunes its early bids (not one per bid: fewer timers to keep and
+			// to checkpoint); it fires once the watermark has passed the first of them.
+			if len(q4Early.Items(ctx)) == 0 {
+				ctx.RegisterEventTimer(b.DateTime + 1)
+			}
 			q4Early.Append(ctx, q4Bid{DateTime: b.DateTime, Price: b.Price})
-			ctx.RegisterEventTimer(b.DateTime + 1)
 			return nil
 		},
 		OnEventTimer: func(ctx stream.Context[int64], ts int64, emit stream.Emitter[q4Closing]) error {
@@ -304,7 +309,8 @@ func q4(events graph.Stream[Event], out *output) {
 				q4Closed.Clear(ctx)
 			}
 			// Early bids the watermark has passed can no longer meet their auction: one that
-			// comes now has a later dateTime.
+			// comes now has a later dateTime. The rest wait for the next timer, after the
+			// first of them.
 			early := q4Early.Items(ctx)
 			if len(early) == 0 {
 				return nil
@@ -313,6 +319,9 @@ func q4(events graph.Stream[Event], out *output) {
 			q4Early.Clear(ctx)
 			for _, b := range keep {
 				q4Early.Append(ctx, b)
+			}
+			if len(keep) > 0 {
+				ctx.RegisterEventTimer(slices.MinFunc(keep, func(a, b q4Bid) int { return cmp.Compare(a.DateTime, b.DateTime) }).DateTime + 1)
 			}
 			return nil
 		},
