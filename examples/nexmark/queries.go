@@ -170,9 +170,13 @@ type Q3Row struct {
 }
 
 // q3Seller is what q3 keeps of a person: all of them, as the SQL's join keeps its inputs.
+// Short JSON names, and nothing but {} for a person not in OR, ID or CA: checkpoints write
+// every person.
 type q3Seller struct {
-	Name, City, State string
-	Local             bool // in OR, ID or CA
+	Name  string `json:"n,omitempty"`
+	City  string `json:"c,omitempty"`
+	State string `json:"s,omitempty"`
+	Local bool   `json:"l,omitempty"` // in OR, ID or CA
 }
 
 var (
@@ -231,14 +235,17 @@ type Q4Row struct {
 	Final int64 `json:"final"`
 }
 
-// q4Open is an open auction as q4 keeps it.
+// q4Open is an open auction as q4 keeps it (short JSON names: checkpoints write them).
 type q4Open struct {
-	DateTime, Expires, Category int64
+	DateTime int64 `json:"t"`
+	Expires  int64 `json:"e"`
+	Category int64 `json:"c"`
 }
 
 // q4Bid is a bid that came before its auction.
 type q4Bid struct {
-	DateTime, Price int64
+	DateTime int64 `json:"t"`
+	Price    int64 `json:"p"`
 }
 
 // q4Closing is the closing price of one auction.
