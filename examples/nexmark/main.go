@@ -17,9 +17,8 @@
 //	-checkpoint DUR  take a checkpoint every DUR (0, the default: none; Flink's published
 //	                 runs take one every second), and a final one at the end
 //	-checkpoint-dir DIR  the checkpoint store: a directory (default: a temporary one, removed
-//	                 at the end). A job starts from the newest checkpoint it finds there, so a
-//	                 killed run goes on where its last checkpoint was; give a fresh directory
-//	                 for a run of its own.
+//	                 at the end). A job starts from the newest checkpoint it finds there:
+//	                 give each run a fresh directory, or its figures count part of a run.
 //	-generator-rate  first time the generator alone, with the same splits, and report its
 //	                 rate too (not part of seconds)
 //	-cpuprofile FILE write a CPU profile of the job's run there
@@ -37,7 +36,8 @@
 // saved, of the periodic ones: the final one is taken as the job ends). It also reports
 // cpu_seconds, the CPU time the process used during the run (every goroutine, the garbage
 // collector's too), and events_per_cpu_sec, events / cpu_seconds: the throughput per core,
-// whatever else the machine runs. With -generator-rate it adds generator_events_per_sec
+// which depends less than events_per_sec on what else the machine runs (though contention
+// makes the same work take more CPU). With -generator-rate it adds generator_events_per_sec
 // and generator_cpu_seconds (the generator alone: P goroutines make the same events and
 // drop them, before the job) and engine_events_per_cpu_sec, events / (cpu_seconds −
 // generator_cpu_seconds): the throughput per core of the engine, past its input.
