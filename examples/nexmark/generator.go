@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"math"
 	"math/bits"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/eddyflow/eddy/stream"
 )
@@ -168,6 +171,7 @@ type Generator struct {
 	delayUs float64
 	// extraPool is a random string the "extra" fields are cut from.
 	extraPool string
+	names     []string // first name, space, last name: every pair, by first then last
 	hotURLs   []string
 	channels  []string
 	urls      []string
@@ -191,10 +195,10 @@ func NewGenerator(cfg GeneratorConfig) (*Generator, error) {
 	}
 	g.extraPool = string(pool)
 	for range hotChannel {
-		g.hotURLs = append(g.hotURLs, baseURL(r))
+		g.hotURLs = append(g.hotURLs, baseURL(&r))
 	}
 	for i := range numChannels {
-		u := baseURL(r)
+		u := baseURL(&r)
 		if r.intn(10) > 0 {
 			id := int32(bits.Reverse32(uint32(i)))
 			if id < 0 {
@@ -207,6 +211,11 @@ func NewGenerator(cfg GeneratorConfig) (*Generator, error) {
 	}
 	for i := range 10_000 {
 		g.cards = append(g.cards, fmt.Sprintf("%04d", i))
+	}
+	for _, f := range firstNames {
+		for _, l := range lastNames {
+			g.names = append(g.names, f+" "+l)
+		}
 	}
 	return g, nil
 }
@@ -222,63 +231,109 @@ func (g *Generator) timestamp(n int64) int64 {
 
 // Event returns event n (0-based).
 func (g *Generator) Event(n int64) Event {
+	e, _ := g.event(n, nil)
+	return e
+}
+
+// at is where event n is: its epoch (n / total) and its offset in the epoch (n % total),
+// computed once per event.
+type at struct{ n, epoch, off int64 }
+
+// event returns event n and its dateTime; its bid, if it is one, is taken from slab when
+// slab is not nil (one allocation for many bids).
+func (g *Generator) event(n int64, slab *bidSlab) (Event, int64) {
 	r := newRand(g.cfg.Seed, n)
 	ts := g.timestamp(n)
-	switch rem := n % g.total; {
-	case rem < int64(g.cfg.PersonProportion):
-		return Event{Person: g.person(n, r, ts)}
-	case rem < int64(g.cfg.PersonProportion+g.cfg.AuctionProportion):
-		return Event{Auction: g.auction(n, r, ts)}
+	pos := at{n: n, epoch: n / g.total, off: n % g.total}
+	switch {
+	case pos.off < int64(g.cfg.PersonProportion):
+		return Event{Person: g.person(pos, &r, ts)}, ts
+	case pos.off < int64(g.cfg.PersonProportion+g.cfg.AuctionProportion):
+		return Event{Auction: g.auction(pos, &r, ts)}, ts
 	default:
-		return Event{Bid: g.bid(n, r, ts)}
+		var b *Bid
+		if slab != nil {
+			b = slab.next()
+		} else {
+			b = new(Bid)
+		}
+		g.bid(pos, &r, ts, b)
+		return Event{Bid: b}, ts
 	}
 }
 
-// lastPerson returns the base-0 id of the last person created at or before event n.
-func (g *Generator) lastPerson(n int64) int64 {
-	epoch, off := n/g.total, n%g.total
+// bidSlab hands out bids from arrays of bidSlabSize, one allocation each. A slab stays in
+// memory while any of its bids does: fine for the queries, which keep few bids for long.
+type bidSlab struct{ free []Bid }
+
+const bidSlabSize = 256
+
+func (s *bidSlab) next() *Bid {
+	if len(s.free) == 0 {
+		s.free = make([]Bid, bidSlabSize)
+	}
+	b := &s.free[0]
+	s.free = s.free[1:]
+	return b
+}
+
+// lastPerson returns the base-0 id of the last person created at or before event p.
+func (g *Generator) lastPerson(p at) int64 {
+	off := p.off
 	if off >= int64(g.cfg.PersonProportion) {
 		off = int64(g.cfg.PersonProportion) - 1
 	}
-	return epoch*int64(g.cfg.PersonProportion) + off
+	return p.epoch*int64(g.cfg.PersonProportion) + off
 }
 
-// lastAuction returns the base-0 id of the last auction created at or before event n.
-func (g *Generator) lastAuction(n int64) int64 {
-	epoch, off := n/g.total, n%g.total
-	p, a := int64(g.cfg.PersonProportion), int64(g.cfg.AuctionProportion)
+// lastAuction returns the base-0 id of the last auction created at or before event p.
+func (g *Generator) lastAuction(p at) int64 {
+	epoch, off := p.epoch, p.off
+	pp, a := int64(g.cfg.PersonProportion), int64(g.cfg.AuctionProportion)
 	switch {
-	case off < p:
+	case off < pp:
 		epoch--
 		off = a - 1
-	case off >= p+a:
+	case off >= pp+a:
 		off = a - 1
 	default:
-		off -= p
+		off -= pp
 	}
 	return epoch*a + off
 }
 
 // randomPerson picks one of the active people, or one a little ahead of the last created.
-func (g *Generator) randomPerson(n int64, r *rng) int64 {
-	people := g.lastPerson(n) + 1
+func (g *Generator) randomPerson(p at, r *rng) int64 {
+	people := g.lastPerson(p) + 1
 	active := min(people, int64(g.cfg.NumActivePeople))
 	return people - active + r.int63n(active+personIDLead)
 }
 
 // randomAuction picks one of the auctions likely still in flight, or one a little ahead.
-func (g *Generator) randomAuction(n int64, r *rng) int64 {
-	last := g.lastAuction(n)
+func (g *Generator) randomAuction(p at, r *rng) int64 {
+	last := g.lastAuction(p)
 	first := max(last-int64(g.cfg.NumInFlightAuctions), 0)
 	return first + r.int63n(last-first+1+auctionIDLead)
 }
 
-func (g *Generator) person(n int64, r *rng, ts int64) *Person {
-	p := &Person{ID: g.lastPerson(n) + firstPersonID, DateTime: ts}
-	p.Name = firstNames[r.intn(len(firstNames))] + " " + lastNames[r.intn(len(lastNames))]
-	p.EmailAddress = r.str(7, ' ') + "@" + r.str(5, ' ') + ".com"
-	p.CreditCard = g.cards[r.intn(len(g.cards))] + " " + g.cards[r.intn(len(g.cards))] + " " +
-		g.cards[r.intn(len(g.cards))] + " " + g.cards[r.intn(len(g.cards))]
+func (g *Generator) person(pos at, r *rng, ts int64) *Person {
+	p := &Person{ID: g.lastPerson(pos) + firstPersonID, DateTime: ts}
+	first := r.intn(len(firstNames))
+	p.Name = g.names[first*len(lastNames)+r.intn(len(lastNames))]
+	// The email and the credit card in one allocation.
+	buf := make([]byte, 0, 6+1+4+4+4*4+3)
+	buf = r.appendStr(buf, 7, ' ')
+	buf = append(buf, '@')
+	buf = r.appendStr(buf, 5, ' ')
+	buf = append(buf, ".com"...)
+	email := len(buf)
+	for i := range 4 {
+		if i > 0 {
+			buf = append(buf, ' ')
+		}
+		buf = append(buf, g.cards[r.intn(len(g.cards))]...)
+	}
+	p.EmailAddress, p.CreditCard = bytesString(buf[:email]), bytesString(buf[email:])
 	p.City = usCities[r.intn(len(usCities))]
 	p.State = usStates[r.intn(len(usStates))]
 	size := 8 + len(p.Name) + len(p.EmailAddress) + len(p.CreditCard) + len(p.City) + len(p.State)
@@ -286,19 +341,23 @@ func (g *Generator) person(n int64, r *rng, ts int64) *Person {
 	return p
 }
 
-func (g *Generator) auction(n int64, r *rng, ts int64) *Auction {
-	a := &Auction{ID: g.lastAuction(n) + firstAuctionID, DateTime: ts}
+func (g *Generator) auction(pos at, r *rng, ts int64) *Auction {
+	a := &Auction{ID: g.lastAuction(pos) + firstAuctionID, DateTime: ts}
 	if r.intn(g.cfg.HotSellersRatio) > 0 {
-		a.Seller = g.lastPerson(n) / hotRatio * hotRatio
+		a.Seller = g.lastPerson(pos) / hotRatio * hotRatio
 	} else {
-		a.Seller = g.randomPerson(n, r)
+		a.Seller = g.randomPerson(pos, r)
 	}
 	a.Seller += firstPersonID
 	a.Category = firstCategoryID + int64(r.intn(numCategories))
 	a.InitialBid = r.price()
-	a.Expires = ts + g.auctionLength(n, r, ts)
-	a.ItemName = r.str(20, ' ')
-	a.Description = r.str(100, ' ')
+	a.Expires = ts + g.auctionLength(pos.n, r, ts)
+	// The item name and the description in one allocation.
+	buf := make([]byte, 0, 19+99)
+	buf = r.appendStr(buf, 20, ' ')
+	name := len(buf)
+	buf = r.appendStr(buf, 100, ' ')
+	a.ItemName, a.Description = bytesString(buf[:name]), bytesString(buf[name:])
 	a.Reserve = a.InitialBid + r.price()
 	size := 8 + len(a.ItemName) + len(a.Description) + 8 + 8 + 8 + 8 + 8
 	a.Extra = g.extra(r, size, g.cfg.AvgAuctionBytes)
@@ -313,19 +372,19 @@ func (g *Generator) auctionLength(n int64, r *rng, ts int64) int64 {
 	return 1 + r.int63n(max(horizon*2, 1))
 }
 
-func (g *Generator) bid(n int64, r *rng, ts int64) *Bid {
-	b := &Bid{DateTime: ts}
+func (g *Generator) bid(pos at, r *rng, ts int64, b *Bid) {
+	b.DateTime = ts
 	if r.intn(g.cfg.HotAuctionRatio) > 0 {
-		b.Auction = g.lastAuction(n) / hotRatio * hotRatio
+		b.Auction = g.lastAuction(pos) / hotRatio * hotRatio
 	} else {
-		b.Auction = g.randomAuction(n, r)
+		b.Auction = g.randomAuction(pos, r)
 	}
 	b.Auction += firstAuctionID
 	if r.intn(g.cfg.HotBiddersRatio) > 0 {
 		// The second person of the batch, so that hot bidders and hot sellers differ.
-		b.Bidder = g.lastPerson(n)/hotRatio*hotRatio + 1
+		b.Bidder = g.lastPerson(pos)/hotRatio*hotRatio + 1
 	} else {
-		b.Bidder = g.randomPerson(n, r)
+		b.Bidder = g.randomPerson(pos, r)
 	}
 	b.Bidder += firstPersonID
 	b.Price = r.price()
@@ -337,7 +396,14 @@ func (g *Generator) bid(n int64, r *rng, ts int64) *Bid {
 		b.Channel, b.URL = g.channels[i], g.urls[i]
 	}
 	b.Extra = g.extra(r, 8+8+8+8, g.cfg.AvgBidBytes)
-	return b
+}
+
+// bytesString returns b as a string without copying it: b must never change afterwards.
+func bytesString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }
 
 // extra returns padding such that size + its length is avg on average (±20%, uniform).
@@ -359,8 +425,8 @@ func (g *Generator) extra(r *rng, size, avg int) string {
 // events can be generated independently of each other.
 type rng struct{ s uint64 }
 
-func newRand(seed uint64, n int64) *rng {
-	r := &rng{s: seed*0xD1342543DE82EF95 + uint64(n)}
+func newRand(seed uint64, n int64) rng {
+	r := rng{s: seed*0xD1342543DE82EF95 + uint64(n)}
 	r.s = r.next() // decorrelate neighbouring events
 	return r
 }
@@ -373,13 +439,22 @@ func (r *rng) next() uint64 {
 	return z ^ z>>31
 }
 
-// uint64n returns a uniform number in [0, n), n > 0 (Lemire's multiply-and-reject).
+// uint64n returns a uniform number in [0, n), n > 0 (Lemire's multiply-and-reject). The
+// rare rejection is a call of its own, so that this inlines.
 func (r *rng) uint64n(n uint64) uint64 {
 	hi, lo := bits.Mul64(r.next(), n)
 	if lo < n {
-		for thresh := -n % n; lo < thresh; {
-			hi, lo = bits.Mul64(r.next(), n)
-		}
+		hi = r.reject(n, hi, lo)
+	}
+	return hi
+}
+
+// reject draws again while lo falls in the biased part, and returns the high half.
+//
+//go:noinline
+func (r *rng) reject(n, hi, lo uint64) uint64 {
+	for thresh := -n % n; lo < thresh; {
+		hi, lo = bits.Mul64(r.next(), n)
 	}
 	return hi
 }
@@ -387,22 +462,68 @@ func (r *rng) uint64n(n uint64) uint64 {
 func (r *rng) intn(n int) int       { return int(r.uint64n(uint64(n))) }
 func (r *rng) int63n(n int64) int64 { return int64(r.uint64n(uint64(n))) }
 func (r *rng) float64() float64     { return float64(r.next()>>11) / (1 << 53) }
-func (r *rng) price() int64         { return int64(math.Round(math.Pow(10, r.float64()*6) * 100)) }
+func (r *rng) price() int64         { return int64(math.Round(pow10(r.float64()*6) * 100)) }
 func (r *rng) letter() byte         { return byte('a' + r.intn(26)) }
 
 // str returns a random string of 3 to maxLen−1 letters, one in 13 of them replaced by
 // special, with leading and trailing spaces trimmed.
 func (r *rng) str(maxLen int, special byte) string {
+	return string(r.appendStr(nil, maxLen, special))
+}
+
+// appendStr appends what str returns to dst.
+func (r *rng) appendStr(dst []byte, maxLen int, special byte) []byte {
 	n := minStringLength + r.intn(maxLen-minStringLength)
-	b := make([]byte, n)
-	for i := range b {
+	start := len(dst)
+	for range n {
 		if r.intn(13) == 0 {
-			b[i] = special
+			dst = append(dst, special)
 		} else {
-			b[i] = r.letter()
+			dst = append(dst, r.letter())
 		}
 	}
-	return strings.TrimSpace(string(b))
+	trimmed := bytes.TrimSpace(dst[start:])
+	return dst[:start+copy(dst[start:], trimmed)]
+}
+
+// ln10 is math.Log(10), as math.Pow computes it.
+var ln10 = math.Log(10)
+
+// pow10 returns math.Pow(10, y) for y in [0, 6], bit for bit, for less: the steps math.Pow
+// takes for a base of 10 and such a y, with Log(10) computed once (TestPow10 checks it).
+func pow10(y float64) float64 {
+	switch y {
+	case 0:
+		return 1
+	case 1:
+		return 10
+	case 0.5:
+		return math.Sqrt(10)
+	}
+	yi, yf := math.Modf(y)
+	a1, ae := 1.0, 0
+	if yf != 0 {
+		if yf > 0.5 {
+			yf--
+			yi++
+		}
+		a1 = math.Exp(yf * ln10)
+	}
+	// 10 = 0.625 · 2⁴: multiply in its successive squarings per bit of yi, as math.Pow.
+	x1, xe := 0.625, 4
+	for i := int64(yi); i != 0; i >>= 1 {
+		if i&1 == 1 {
+			a1 *= x1
+			ae += xe
+		}
+		x1 *= x1
+		xe <<= 1
+		if x1 < .5 {
+			x1 += x1
+			xe--
+		}
+	}
+	return math.Ldexp(a1, ae)
 }
 
 // source is the Nexmark event source. Split j of P generates events j, j+P, j+2P, ..., so
@@ -424,6 +545,7 @@ func (s source) Splits(p int) ([]stream.Split[Event], error) {
 type split struct {
 	gen             *Generator
 	next, step, end int64
+	bids            bidSlab
 }
 
 func (s *split) Read(ctx context.Context, max int, out stream.Output[Event]) (int, error) {
@@ -436,8 +558,8 @@ func (s *split) Read(ctx context.Context, max int, out stream.Output[Event]) (in
 
 func (s *split) Append(_ context.Context, dst []stream.Record[Event], max int) ([]stream.Record[Event], error) {
 	for ; max > 0 && s.next < s.end; max-- {
-		e := s.gen.Event(s.next)
-		dst = append(dst, stream.Record[Event]{Value: e, Time: e.Time()})
+		e, ts := s.gen.event(s.next, &s.bids)
+		dst = append(dst, stream.Record[Event]{Value: e, Time: ts})
 		s.next += s.step
 	}
 	if s.next >= s.end {
@@ -447,3 +569,33 @@ func (s *split) Append(_ context.Context, dst []stream.Record[Event], max int) (
 }
 
 func (s *split) Close() error { return nil }
+
+// offsetVersion is the first byte of a split's offset: then the index of its next event,
+// its step and its end, each a big-endian int64.
+const offsetVersion = 1
+
+// Offset returns the split's position: it rewinds, so it can take part in checkpoints.
+func (s *split) Offset() ([]byte, error) {
+	b := make([]byte, 1, 25)
+	b[0] = offsetVersion
+	b = binary.BigEndian.AppendUint64(b, uint64(s.next))
+	b = binary.BigEndian.AppendUint64(b, uint64(s.step))
+	b = binary.BigEndian.AppendUint64(b, uint64(s.end))
+	return b, nil
+}
+
+// Seek moves the split to an offset Offset returned, of the same split of the same run.
+func (s *split) Seek(offset []byte) error {
+	if len(offset) != 25 || offset[0] != offsetVersion {
+		return fmt.Errorf("nexmark split: offset %x is not one of a nexmark split (version %d, 25 bytes)", offset, offsetVersion)
+	}
+	next := int64(binary.BigEndian.Uint64(offset[1:]))
+	step := int64(binary.BigEndian.Uint64(offset[9:]))
+	end := int64(binary.BigEndian.Uint64(offset[17:]))
+	if step != s.step || end != s.end || next < s.next || (next-s.next)%s.step != 0 {
+		return fmt.Errorf("nexmark split: offset at event %d (step %d, end %d) is not one of this split (first %d, step %d, end %d)",
+			next, step, end, s.next, s.step, s.end)
+	}
+	s.next = next
+	return nil
+}

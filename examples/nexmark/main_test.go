@@ -7,14 +7,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
+	"github.com/eddyflow/eddy/actor"
 	"github.com/eddyflow/eddy/graph"
+	"github.com/eddyflow/eddy/persistence"
 	"github.com/eddyflow/eddy/stream"
 	"go.uber.org/goleak"
 )
@@ -360,6 +364,29 @@ var cases = []struct {
 // TestQueries runs every query through the engine over the generated events and compares
 // its results, as multisets of JSON lines, with the reference's.
 func TestQueries(t *testing.T) {
+	testQueries(t, nil, nil)
+}
+
+// TestQueriesWithCheckpoints is TestQueries with a checkpoint every 50 ms, into a
+// store the test then reads: the checkpoints change no result. A periodic checkpoint
+// completes only once its barriers have passed every record in flight before them, which
+// in a run this short may be only at its end; so each query must have saved its final
+// checkpoint, and the queries together at least one periodic one.
+func TestQueriesWithCheckpoints(t *testing.T) {
+	var periodic atomic.Int64
+	testQueries(t, func(t *testing.T) []string {
+		return []string{"-checkpoint", "50ms", "-checkpoint-dir", t.TempDir()}
+	}, func(t *testing.T, res Result, args []string) {
+		periodic.Add(checkCheckpoints(t, res, args[len(args)-1]))
+	})
+	if periodic.Load() == 0 {
+		t.Error("no query completed a periodic checkpoint")
+	}
+}
+
+// testQueries runs each case with the arguments extra returns (nil: none), and check, if
+// not nil, on its result line.
+func testQueries(t *testing.T, extra func(t *testing.T) []string, check func(t *testing.T, res Result, args []string)) {
 	es, _ := generated(t)
 	if len(cases) != len(queries) {
 		t.Fatalf("%d test cases for %d queries", len(cases), len(queries))
@@ -369,7 +396,11 @@ func TestQueries(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "out.jsonl")
 			var stdout bytes.Buffer
 			args := []string{"-query", c.query, "-events", fmt.Sprint(testEvents), "-parallelism", fmt.Sprint(c.parallelism), "-out", out}
-			if err := run(context.Background(), args, &stdout, io.Discard); err != nil {
+			var more []string
+			if extra != nil {
+				more = extra(t)
+			}
+			if err := run(context.Background(), append(args, more...), &stdout, io.Discard); err != nil {
 				t.Fatal(err)
 			}
 			var res Result
@@ -379,6 +410,9 @@ func TestQueries(t *testing.T) {
 			got := readLines(t, out)
 			if res.Query != c.query || res.Events != testEvents || res.Results != int64(len(got)) || res.Seconds <= 0 {
 				t.Errorf("stdout %s: want query %s, %d events, %d results", stdout.String(), c.query, testEvents, len(got))
+			}
+			if check != nil {
+				check(t, res, more)
 			}
 			want := c.ref(es)
 			if c.updates {
@@ -390,6 +424,33 @@ func TestQueries(t *testing.T) {
 			sameMultiset(t, got, want)
 		})
 	}
+}
+
+// checkCheckpoints checks what a run with -checkpoint 50ms reported against its store in
+// dir, and returns how many periodic checkpoints it completed. The final checkpoint must be
+// in the store, and complete; a periodic one may fail only when the job ends while it is
+// under way (the runtime then counts it failed).
+func checkCheckpoints(t *testing.T, res Result, dir string) int64 {
+	t.Helper()
+	if res.Checkpoints < 1 || res.CheckpointsFailed > 1 || res.CheckpointBytes <= 0 || res.CheckpointInterval != 0.05 {
+		t.Errorf("checkpoints: %+v; want the final one at least, at most one cut short", res)
+	}
+	store, err := persistence.OpenDirCheckpoints(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := store.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) == 0 || int64(ids[len(ids)-1]) != actor.FinalCheckpoint {
+		t.Fatalf("the store holds checkpoints %v; want the final one (%d) last", ids, uint64(actor.FinalCheckpoint))
+	}
+	if _, err := store.Load(context.Background(), ids[len(ids)-1]); err != nil {
+		t.Errorf("the final checkpoint: %v", err)
+	}
+	t.Logf("%d checkpoints (%d failed), %d bytes, stored: %v", res.Checkpoints, res.CheckpointsFailed, res.CheckpointBytes, ids)
+	return res.Checkpoints - 1
 }
 
 // TestEdgeCases runs queries over hand-made events for the cases the generated events may
@@ -547,10 +608,120 @@ func TestFlags(t *testing.T) {
 		{"-query", "q6"},
 		{"-parallelism", "0"},
 		{"-events", "-1"},
+		{"-checkpoint", "-1s"},
+		{"-checkpoint", "soon"},
+		{"-checkpoint-dir", "/tmp"},
+		{"-key-groups", "-1"},
 		{"extra"},
 	} {
 		if err := run(context.Background(), args, io.Discard, io.Discard); err == nil {
 			t.Errorf("%q: no error", args)
 		}
+	}
+}
+
+// TestSplitOffsets checks that a split rewinds to the offsets it gave, and refuses offsets
+// that are not its own.
+func TestSplitOffsets(t *testing.T) {
+	gen, err := NewGenerator(DefaultGeneratorConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := source{gen: gen, n: 1000}
+	splits := func(p int) []stream.Split[Event] {
+		s, err := src.Splits(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	// Read 300 events of split 1 of 3, note the offset, read on; a new split 1 seeks there
+	// and reads the same events.
+	a := splits(3)[1].(*split)
+	first, _ := a.Append(context.Background(), nil, 100)
+	off, err := a.Offset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rest, err := a.Append(context.Background(), nil, 1000)
+	if err != io.EOF || len(first)+len(rest) != 333 {
+		t.Fatalf("split 1 of 3: %d + %d events (%v), want 333 and EOF", len(first), len(rest), err)
+	}
+	b := splits(3)[1].(*split)
+	if err := b.Seek(off); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := b.Append(context.Background(), nil, 1000)
+	if got, want := jsonLines(values(again)), jsonLines(values(rest)); !slices.Equal(got, want) {
+		t.Errorf("after Seek: %d events, want the %d read after Offset", len(got), len(want))
+	}
+
+	for _, tc := range []struct {
+		name   string
+		split  *split
+		offset []byte
+	}{
+		{"empty", splits(3)[1].(*split), nil},
+		{"short", splits(3)[1].(*split), off[:24]},
+		{"other version", splits(3)[1].(*split), append([]byte{2}, off[1:]...)},
+		{"other split", splits(3)[0].(*split), off},
+		{"other parallelism", splits(2)[1].(*split), off},
+		{"other event count", splits(3)[1].(*split), func() []byte {
+			o, _ := (&split{next: 101, step: 3, end: 2000}).Offset()
+			return o
+		}()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.split.Seek(tc.offset); err == nil {
+				t.Errorf("Seek(%x): no error", tc.offset)
+			}
+		})
+	}
+}
+
+func values(recs []stream.Record[Event]) []Event {
+	out := make([]Event, len(recs))
+	for i, r := range recs {
+		out[i] = r.Value
+	}
+	return out
+}
+
+// TestPow10 checks pow10 against math.Pow bit for bit: at the ends and the special cases
+// of its range, around every integer in it, and at the prices of many events.
+func TestPow10(t *testing.T) {
+	ys := []float64{0, 0.5, 1, 1.5, 2, 3, 4, 5, 5.5, 6, math.Nextafter(6, 0), math.Nextafter(0, 1)}
+	for i := range 7 {
+		y := float64(i)
+		ys = append(ys, math.Nextafter(y, -1), math.Nextafter(y, 7), y+0.5, math.Nextafter(y+0.5, 7), math.Nextafter(y+0.5, -1))
+	}
+	r := newRand(1, 0)
+	for range 500_000 {
+		ys = append(ys, r.float64()*6)
+	}
+	for _, y := range ys {
+		if y < 0 || y > 6 {
+			continue
+		}
+		if got, want := pow10(y), math.Pow(10, y); got != want {
+			t.Fatalf("pow10(%v) = %v, math.Pow(10, %v) = %v", y, got, y, want)
+		}
+	}
+}
+
+// BenchmarkGenerator measures the generator alone, as a split makes events: per event.
+func BenchmarkGenerator(b *testing.B) {
+	gen, err := NewGenerator(DefaultGeneratorConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	sp := &split{gen: gen, step: 1, end: math.MaxInt64}
+	buf := make([]stream.Record[Event], 0, genBatch)
+	b.ReportAllocs()
+	for b.Loop() {
+		if len(buf) == cap(buf) {
+			buf = buf[:0]
+		}
+		buf, _ = sp.Append(context.Background(), buf, 1)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -169,9 +170,13 @@ type Q3Row struct {
 }
 
 // q3Seller is what q3 keeps of a person: all of them, as the SQL's join keeps its inputs.
+// Short JSON names, and nothing but {} for a person not in OR, ID or CA: checkpoints write
+// every person.
 type q3Seller struct {
-	Name, City, State string
-	Local             bool // in OR, ID or CA
+	Name  string `json:"n,omitempty"`
+	City  string `json:"c,omitempty"`
+	State string `json:"s,omitempty"`
+	Local bool   `json:"l,omitempty"` // in OR, ID or CA
 }
 
 var (
@@ -230,14 +235,17 @@ type Q4Row struct {
 	Final int64 `json:"final"`
 }
 
-// q4Open is an open auction as q4 keeps it.
+// q4Open is an open auction as q4 keeps it (short JSON names: checkpoints write them).
 type q4Open struct {
-	DateTime, Expires, Category int64
+	DateTime int64 `json:"t"`
+	Expires  int64 `json:"e"`
+	Category int64 `json:"c"`
 }
 
 // q4Bid is a bid that came before its auction.
 type q4Bid struct {
-	DateTime, Price int64
+	DateTime int64 `json:"t"`
+	Price    int64 `json:"p"`
 }
 
 // q4Closing is the closing price of one auction.
@@ -285,9 +293,13 @@ func q4(events graph.Stream[Event], out *output) {
 			if _, closed := q4Closed.Get(ctx); closed {
 				return nil
 			}
-			// Its auction may still come, with a dateTime at or before the bid's.
+			// Its auction may still come, with a dateTime at or before the bid's. One timer
+			// per auction prunes its early bids (not one per bid: fewer timers to keep and
+			// to checkpoint); it fires once the watermark has passed the first of them.
+			if len(q4Early.Items(ctx)) == 0 {
+				ctx.RegisterEventTimer(b.DateTime + 1)
+			}
 			q4Early.Append(ctx, q4Bid{DateTime: b.DateTime, Price: b.Price})
-			ctx.RegisterEventTimer(b.DateTime + 1)
 			return nil
 		},
 		OnEventTimer: func(ctx stream.Context[int64], ts int64, emit stream.Emitter[q4Closing]) error {
@@ -304,7 +316,8 @@ func q4(events graph.Stream[Event], out *output) {
 				q4Closed.Clear(ctx)
 			}
 			// Early bids the watermark has passed can no longer meet their auction: one that
-			// comes now has a later dateTime.
+			// comes now has a later dateTime. The rest wait for the next timer, after the
+			// first of them.
 			early := q4Early.Items(ctx)
 			if len(early) == 0 {
 				return nil
@@ -313,6 +326,9 @@ func q4(events graph.Stream[Event], out *output) {
 			q4Early.Clear(ctx)
 			for _, b := range keep {
 				q4Early.Append(ctx, b)
+			}
+			if len(keep) > 0 {
+				ctx.RegisterEventTimer(slices.MinFunc(keep, func(a, b q4Bid) int { return cmp.Compare(a.DateTime, b.DateTime) }).DateTime + 1)
 			}
 			return nil
 		},
