@@ -119,6 +119,35 @@ type OutputGroup struct {
 	// codec encodes batches for destinations on other nodes (remote[dest]).
 	codec  RecordsCodec
 	remote []bool
+	// holders keep records back from the group's writer, combined (see Holder).
+	holders []Holder
+}
+
+// Holder keeps records back from an output group's Writer to send them later, combined: the
+// partial aggregates of local aggregation, each made of many records. It folds records in
+// as they come and writes what it holds into the writer when it has gathered enough, and
+// before it passes a watermark on. The runner drains it whenever everything written so far
+// must go out: when a linger tick finds it holding (so that nothing waits longer than
+// Config.Linger), before a checkpoint barrier, and at the end of input. Drain runs as the
+// instance's work: it may wait for credit in the middle, as any write does.
+type Holder interface {
+	// Holding reports whether it holds anything.
+	Holding() bool
+	// Drain writes everything it holds into the writer.
+	Drain()
+}
+
+// Hold registers h, which writes into the group's writer, with the group (see Holder).
+func (g *OutputGroup) Hold(h Holder) { g.holders = append(g.holders, h) }
+
+// holding reports whether a holder of the group holds records back.
+func (g *OutputGroup) holding() bool {
+	for _, h := range g.holders {
+		if h.Holding() {
+			return true
+		}
+	}
+	return false
 }
 
 // buffers is the typed side of an output group: a Writer.
@@ -242,6 +271,9 @@ func (g *OutputGroup) barrier(id int64) {
 }
 
 func (g *OutputGroup) pending() bool {
+	if g.holding() {
+		return true
+	}
 	for d := range g.dests {
 		if g.buffers.size(d) > 0 {
 			return true
