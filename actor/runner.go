@@ -163,7 +163,17 @@ func (r *runner) receive(msg any) {
 		r.drain()
 	case flushTickMsg:
 		r.lingerArmed = false
-		r.drainHeld()
+		if r.holding() {
+			now := r.env.Now()
+			for _, g := range r.outputs {
+				for _, h := range g.holders {
+					if h.Holding() {
+						h.Linger(now)
+					}
+				}
+			}
+			defer r.afterWork() // ticks go on while a holder holds records
+		}
 		for _, g := range r.outputs {
 			g.flush()
 		}

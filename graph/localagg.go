@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"time"
 
 	"github.com/eddyflow/eddy/actor"
 	"github.com/eddyflow/eddy/internal/operator"
@@ -20,8 +21,10 @@ import (
 // A mini-batch ends, and its partials are written into the exchange in the order their keys
 // first came, when it holds localAggKeys keys or has folded localAggRecords records, before
 // a watermark or a checkpoint barrier passes (so event time and exactly-once see every
-// record on the side of the mark it was on), at the end of input, and when a linger tick
-// finds it holding (Config.Linger bounds how long a record waits). A retraction is not
+// record on the side of the mark it was on), at the end of input, and at the first linger
+// tick once its first record has waited localAggLingers × Config.Linger (50ms by default):
+// the partials of one mini-batch are about one per key, so the longer it lasts, the fewer
+// cross. A retraction is not
 // folded: it crosses as it is, after the partial of its key made before it, and the key's
 // next records start a new partial after it, so every key's updates stay in order.
 //
@@ -33,10 +36,12 @@ import (
 // LocalAggregation(false) turns it off for a stage.
 
 // localAggKeys and localAggRecords bound a mini-batch, in batches (Config.BatchSize): the
-// keys bound the memory it holds, the records how many a partial may stand for.
+// keys bound the memory it holds, the records how many a partial may stand for. It lasts at
+// most localAggLingers lingers (Config.Linger).
 const (
 	localAggKeys    = 32
-	localAggRecords = 256
+	localAggRecords = 1024
+	localAggLingers = 10
 )
 
 // LocalAggregation turns local aggregation (see above, and docs/decisions-localglobal.md) on
@@ -93,12 +98,15 @@ type combiner[K comparable, T, A, R any] struct {
 	chunk   int
 	maxKeys int
 	maxRecs int
+	// since is when the mini-batch's first record came, hold how long it may last.
+	since time.Time
+	hold  time.Duration
 }
 
 func newCombiner[K comparable, T, A, R any](env *actor.Env, stage string, key func(T) K, hash func(K) uint64, agg stream.Aggregator[T, A, R], w *actor.Writer[partial[K, T, A]]) *combiner[K, T, A, R] {
 	batch := env.Config.BatchSize
 	c := &combiner[K, T, A, R]{env: env, stage: stage, key: key, hash: hash, agg: agg, w: w,
-		chunk: batch, maxKeys: localAggKeys * batch, maxRecs: localAggRecords * batch}
+		chunk: batch, maxKeys: localAggKeys * batch, maxRecs: localAggRecords * batch, hold: localAggLingers * env.Config.Linger}
 	// At most maxKeys+chunk entries between checks: a table twice that is at most half full.
 	size := 1
 	for size < 2*(c.maxKeys+c.chunk) {
@@ -111,6 +119,9 @@ func newCombiner[K comparable, T, A, R any](env *actor.Env, stage string, key fu
 
 // push folds in, and ends the mini-batch whenever it is full.
 func (c *combiner[K, T, A, R]) push(in []stream.Record[T]) {
+	if len(c.parts) == 0 && len(in) > 0 {
+		c.since = c.env.Now()
+	}
 	for len(in) > 0 {
 		chunk := in[:min(len(in), c.chunk)]
 		in = in[len(chunk):]
@@ -171,6 +182,13 @@ func (c *combiner[K, T, A, R]) open(s int, p stream.Record[partial[K, T, A]]) in
 func (c *combiner[K, T, A, R]) watermark(w int64) {
 	c.Drain()
 	c.w.Watermark(w)
+}
+
+// Linger implements actor.Holder: the mini-batch ends once it has lasted long enough.
+func (c *combiner[K, T, A, R]) Linger(now time.Time) {
+	if now.Sub(c.since) >= c.hold {
+		c.Drain()
+	}
 }
 
 // Holding implements actor.Holder.

@@ -282,12 +282,12 @@ func TestRunKeyByCount(t *testing.T) {
 				}
 				// With local aggregation, the source sends partial counts: fewer than the
 				// records, at least one per key.
-				src := statsOf(t, job, "src")
-				if src.In != records || src.Out > records || src.Out < keys || src.Instances != p {
-					t.Errorf("source stats %+v; want %d instances, %d in, %d to %d out", src, p, records, keys, records)
+				sst := statsOf(t, job, "src")
+				if sst.In != records || sst.Out > records || sst.Out < keys || sst.Instances != p {
+					t.Errorf("source stats %+v; want %d instances, %d in, %d to %d out", sst, p, records, keys, records)
 				}
-				if st := statsOf(t, job, "count"); st.In != src.Out || st.Instances != 128 || st.DeadLetters != 0 {
-					t.Errorf("count stats %+v; want 128 instances, %d in", st, src.Out)
+				if st := statsOf(t, job, "count"); st.In != sst.Out || st.Instances != 128 || st.DeadLetters != 0 {
+					t.Errorf("count stats %+v; want 128 instances, %d in", st, sst.Out)
 				}
 			})
 		}
