@@ -163,7 +163,9 @@ func (r *runner) receive(msg any) {
 		r.drain()
 	case flushTickMsg:
 		r.lingerArmed = false
-		if r.holding() {
+		if m.all {
+			r.drainHeld()
+		} else if r.holding() {
 			now := r.env.Now()
 			for _, g := range r.outputs {
 				for _, h := range g.holders {
