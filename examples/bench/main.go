@@ -16,7 +16,9 @@
 //
 // Scenarios:
 //   - stateless: value i*7 % 1000 for i in [0, N), times 2, kept when divisible by 3, summed.
-//   - keyed-count: key uint64(i)*2654435761 % 10000, counted per key.
+//   - keyed-count: key uint64(i)*2654435761 % 10000, counted per key (with local
+//     aggregation: partial counts cross the exchange; -local-aggregation=false sends every
+//     record).
 //   - backpressure: keyed-count, every update into a sink 100× slower per record than the
 //     source; checks that every update arrived and the final counts are exact.
 //   - large-state: N distinct keys (uint64(i)), each with a 100-byte value, the latest value
