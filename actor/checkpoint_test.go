@@ -43,12 +43,17 @@ func countingJob(t *testing.T, n int64, opts ...graph.JobOption) *graph.Job {
 	return countingJobFrom(t, stream.Generate(n, func(i int64) int64 { return i }), opts...)
 }
 
+// recordByRecord sends every record across the exchange to the count: these tests step and
+// cut jobs message by message, and partial counts (local aggregation, tested with
+// checkpoints in graph) would finish a job in a few hundred messages.
+var recordByRecord = graph.LocalAggregation(false)
+
 // countingJobFrom is countingJob over src, which hands out 0..n-1 in ckptSplits ranges.
 func countingJobFrom(t *testing.T, source stream.Source[int64], opts ...graph.JobOption) *graph.Job {
 	t.Helper()
 	g := graph.New("ckpt")
 	src := graph.From(g, source, graph.Name("src"))
-	counts := graph.Count(graph.KeyBy(src, ckptKey), graph.Name("count"), graph.Emit(stream.EmitAtEnd))
+	counts := graph.Count(graph.KeyBy(src, ckptKey), graph.Name("count"), graph.Emit(stream.EmitAtEnd), recordByRecord)
 	counts.To(stream.NewCollectSink[stream.KV[int64, int64]]())
 	job, err := g.Build(append([]graph.JobOption{graph.Parallelism(ckptSplits), graph.MaxKeyGroups(ckptKeyGroups), graph.BatchSize(16),
 		graph.Credits(2), graph.Logger(slog.New(slog.DiscardHandler))}, opts...)...)
@@ -322,7 +327,7 @@ func TestRestoreFromCheckpoint(t *testing.T) {
 			out := stream.NewCollectSink[stream.KV[int64, int64]]()
 			g := graph.New("ckpt")
 			src := graph.From(g, stream.Generate(n, func(i int64) int64 { return i }), graph.Name("src"))
-			graph.Count(graph.KeyBy(src, ckptKey), graph.Name("count"), graph.Emit(stream.EmitAtEnd)).To(out)
+			graph.Count(graph.KeyBy(src, ckptKey), graph.Name("count"), graph.Emit(stream.EmitAtEnd), recordByRecord).To(out)
 			job, err := g.Build(graph.Parallelism(ckptSplits), graph.MaxKeyGroups(ckptKeyGroups), graph.BatchSize(16), clock,
 				graph.Logger(slog.New(slog.DiscardHandler)), func(c *actor.Config) { c.Restore = &cp })
 			if err != nil {

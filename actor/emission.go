@@ -100,7 +100,10 @@ func outputOnly(r *runner, msg any) bool {
 	switch m := msg.(type) {
 	case *Credit:
 		return !r.outputs[m.Group].stalled[m.Dest]
-	case flushTickMsg, wmTickMsg:
+	case flushTickMsg:
+		// A holder to drain writes, which may wait: that is the work's.
+		return !r.holding()
+	case wmTickMsg:
 		return true
 	}
 	return false

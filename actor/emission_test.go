@@ -35,7 +35,7 @@ func fanOutJob(t *testing.T, n int64) *graph.Job {
 			emit(i)
 		}
 	})
-	counts := graph.Count(graph.KeyBy(copies, func(i int64) int64 { return i % 5 }), graph.Name("count"), graph.Emit(stream.EmitAtEnd))
+	counts := graph.Count(graph.KeyBy(copies, func(i int64) int64 { return i % 5 }), graph.Name("count"), graph.Emit(stream.EmitAtEnd), recordByRecord)
 	counts.To(stream.NewCollectSink[stream.KV[int64, int64]]())
 	job, err := g.Build(graph.Parallelism(fanSplits), graph.MaxKeyGroups(4), graph.BatchSize(fanBatch), graph.Credits(1),
 		graph.Clock(stream.NewManualClock(time.Unix(0, 0))), graph.Logger(slog.New(slog.DiscardHandler)))
@@ -167,7 +167,7 @@ func TestCloseUnwindsSuspendedWork(t *testing.T) {
 		}
 		done = true
 	})
-	graph.Count(graph.KeyBy(copies, func(i int64) int64 { return i })).To(stream.NewCollectSink[stream.KV[int64, int64]]())
+	graph.Count(graph.KeyBy(copies, func(i int64) int64 { return i }), recordByRecord).To(stream.NewCollectSink[stream.KV[int64, int64]]())
 	job, err := g.Build(graph.Parallelism(1), graph.MaxKeyGroups(2), graph.BatchSize(fanBatch), graph.Credits(1),
 		graph.Clock(stream.NewManualClock(time.Unix(0, 0))), graph.Logger(slog.New(slog.DiscardHandler)))
 	if err != nil {

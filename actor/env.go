@@ -119,6 +119,38 @@ type OutputGroup struct {
 	// codec encodes batches for destinations on other nodes (remote[dest]).
 	codec  RecordsCodec
 	remote []bool
+	// holders keep records back from the group's writer, combined (see Holder).
+	holders []Holder
+}
+
+// Holder keeps records back from an output group's Writer to send them later, combined: the
+// partial aggregates of local aggregation, each made of many records. It folds records in
+// as they come and writes what it holds into the writer when it has gathered enough, and
+// before it passes a watermark on. The runner drains it whenever everything written so far
+// must go out: before a checkpoint barrier and at the end of input; and while it holds
+// records, linger ticks come every Config.Linger, at which it drains what has waited long
+// enough. Drain and Linger run as the instance's work: they may wait for credit in the
+// middle, as any write does.
+type Holder interface {
+	// Holding reports whether it holds anything.
+	Holding() bool
+	// Drain writes everything it holds into the writer.
+	Drain()
+	// Linger drains what it holds if that has waited long enough at now.
+	Linger(now time.Time)
+}
+
+// Hold registers h, which writes into the group's writer, with the group (see Holder).
+func (g *OutputGroup) Hold(h Holder) { g.holders = append(g.holders, h) }
+
+// holding reports whether a holder of the group holds records back.
+func (g *OutputGroup) holding() bool {
+	for _, h := range g.holders {
+		if h.Holding() {
+			return true
+		}
+	}
+	return false
 }
 
 // buffers is the typed side of an output group: a Writer.
@@ -242,6 +274,9 @@ func (g *OutputGroup) barrier(id int64) {
 }
 
 func (g *OutputGroup) pending() bool {
+	if g.holding() {
+		return true
+	}
 	for d := range g.dests {
 		if g.buffers.size(d) > 0 {
 			return true
@@ -249,6 +284,10 @@ func (g *OutputGroup) pending() bool {
 	}
 	return false
 }
+
+// firstBuffer is the capacity of a destination's first buffer; append grows it to the batch
+// size when the destination gets that many.
+const firstBuffer = 64
 
 // Writer buffers records of type T for the destinations of an output group.
 type Writer[T any] struct {
@@ -349,7 +388,10 @@ func (w *Writer[T]) append(d int, r stream.Record[T]) {
 			b, w.free[n-1] = w.free[n-1], nil
 			w.free = w.free[:n-1]
 		} else {
-			b = make([]stream.Record[T], 0, w.batch)
+			// Small at first, grown by append up to the batch: many destinations of a
+			// hash exchange never fill a batch (partial aggregates, few keys per group),
+			// and a batch's worth for each would be most of a sender's memory.
+			b = make([]stream.Record[T], 0, min(w.batch, firstBuffer))
 		}
 	}
 	b = append(b, r)
@@ -398,7 +440,7 @@ func (w *Writer[T]) barrier(d int, id int64) {
 // back, so the free list is bounded by destinations × credits.
 func (w *Writer[T]) recycle(_ int, records any) {
 	b, ok := records.([]stream.Record[T])
-	if !ok || cap(b) != w.batch {
+	if !ok || cap(b) == 0 || cap(b) > 2*w.batch {
 		return
 	}
 	clear(b)

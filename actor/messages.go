@@ -62,9 +62,11 @@ type EndOfStream struct {
 
 // Messages an instance sends to itself.
 type (
-	startMsg     struct{}
-	pullMsg      struct{}
-	flushTickMsg struct{}
+	startMsg struct{}
+	pullMsg  struct{}
+	// flushTickMsg is the linger tick; all (the sync driver's Flush) drains every
+	// Holder, not only what has waited long enough.
+	flushTickMsg struct{ all bool }
 	timerTickMsg struct{}
 	idleTickMsg  struct{}
 	// triggerMsg starts checkpoint id at an instance that has no input left to bring the

@@ -163,6 +163,19 @@ func (r *runner) receive(msg any) {
 		r.drain()
 	case flushTickMsg:
 		r.lingerArmed = false
+		if m.all {
+			r.drainHeld()
+		} else if r.holding() {
+			now := r.env.Now()
+			for _, g := range r.outputs {
+				for _, h := range g.holders {
+					if h.Holding() {
+						h.Linger(now)
+					}
+				}
+			}
+			defer r.afterWork() // ticks go on while a holder holds records
+		}
 		for _, g := range r.outputs {
 			g.flush()
 		}
@@ -327,6 +340,7 @@ func (r *runner) passBarrier(id int64) {
 	}
 	r.lastBarrier = id
 	r.task.EndBatch() // what was emitted before the barrier goes out before it
+	r.drainHeld()
 	state, err := r.task.Snapshot(id)
 	r.drv.ack(id, r, state, err)
 	for _, g := range r.outputs {
@@ -461,6 +475,28 @@ func (r *runner) after(d time.Duration, msg any) func() bool {
 	return r.env.Config.Clock.AfterFunc(d, func() { r.drv.send(self, msg) })
 }
 
+// drainHeld writes what the outputs' holders keep back into their writers (see Holder). It
+// runs as the instance's work, which may wait for credit.
+func (r *runner) drainHeld() {
+	for _, g := range r.outputs {
+		for _, h := range g.holders {
+			if h.Holding() {
+				h.Drain()
+			}
+		}
+	}
+}
+
+// holding reports whether an output's holder keeps records back.
+func (r *runner) holding() bool {
+	for _, g := range r.outputs {
+		if g.holding() {
+			return true
+		}
+	}
+	return false
+}
+
 func (r *runner) stall() {
 	if r.stalled == 0 {
 		r.stalledSince = r.env.Now()
@@ -509,6 +545,7 @@ func (r *runner) startFinish() {
 	r.task.EndInput()
 	r.task.FireTimers(time.Unix(0, math.MaxInt64))
 	r.task.EndBatch()
+	r.drainHeld()
 	r.tryFinish()
 }
 

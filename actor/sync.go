@@ -186,11 +186,12 @@ func (d *SyncDriver) Wake(v int) error {
 	return d.Run()
 }
 
-// Flush makes every instance send what it buffers, as if the linger had passed, and runs.
+// Flush makes every instance send what it buffers, as if the linger had passed (and what
+// local aggregation holds back, as if its mini-batch had ended), and runs.
 func (d *SyncDriver) Flush() error {
 	for _, rs := range d.byVert {
 		for _, r := range rs {
-			d.send(r.self, flushTickMsg{})
+			d.send(r.self, flushTickMsg{all: true})
 		}
 	}
 	return d.Run()

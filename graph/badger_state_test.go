@@ -154,7 +154,7 @@ func TestBadgerStateIncrementalCheckpoints(t *testing.T) {
 		g := graph.New("incremental")
 		src := graph.From(g, cut.source(n), graph.Name("src"))
 		keys := graph.Map(src, keyOf)
-		graph.Count(graph.KeyBy(keys, func(k int64) int64 { return k }), graph.Name("count")).To(stream.FuncSink(func([]stream.Record[stream.KV[int64, int64]]) error { return nil }))
+		graph.Count(graph.KeyBy(keys, func(k int64) int64 { return k }), graph.Name("count"), cutByRecords).To(stream.FuncSink(func([]stream.Record[stream.KV[int64, int64]]) error { return nil }))
 		return build(t, g, graph.Parallelism(2), graph.MaxKeyGroups(4), graph.BadgerState(db), graph.Checkpoints(store, 10*time.Millisecond))
 	}
 	cut := &cutPoint{a: n / 8, b: n / 4}
@@ -239,7 +239,7 @@ func TestUpsertSinkAcrossARestart(t *testing.T) {
 		g := graph.New("upserts")
 		src := graph.From(g, cut.source(n), graph.Name("src"))
 		byKey := graph.Map(src, func(i int64) int64 { return i % keys })
-		graph.Count(graph.KeyBy(byKey, func(k int64) int64 { return k }), graph.Name("count")).To(stream.UpsertSink[int64, int64](table))
+		graph.Count(graph.KeyBy(byKey, func(k int64) int64 { return k }), graph.Name("count"), cutByRecords).To(stream.UpsertSink[int64, int64](table))
 		return build(t, g, graph.Parallelism(2), graph.MaxKeyGroups(8), graph.Checkpoints(store, 10*time.Millisecond))
 	}
 	cut := &cutPoint{a: n / 8, b: n / 4}
@@ -274,6 +274,11 @@ func (c *cutPoint) source(n int64) stream.Source[int64] {
 	}
 	return actortest.GatedSource(actortest.GatedSource(src, c.a, &c.checkpointed), c.b, &c.reached)
 }
+
+// cutByRecords is the option of the Count stage of a job that cutOff cuts: it waits until
+// the stage has taken in a number of records, which with local aggregation (sending
+// partial counts, see localagg_test.go for it across restores) it never would.
+var cutByRecords = graph.LocalAggregation(false)
 
 // cutOff runs job, built over cut.source, until it has completed the given number of
 // checkpoints and its stage "count" has then taken in every record up to cut.b of each split,

@@ -34,7 +34,7 @@ func TestCheckpointsInS3Bucket(t *testing.T) {
 		g := graph.New("upserts")
 		src := graph.From(g, cut.source(n), graph.Name("src"))
 		byKey := graph.Map(src, func(i int64) int64 { return i % keys })
-		graph.Count(graph.KeyBy(byKey, func(k int64) int64 { return k }), graph.Name("count")).To(stream.UpsertSink[int64, int64](table))
+		graph.Count(graph.KeyBy(byKey, func(k int64) int64 { return k }), graph.Name("count"), cutByRecords).To(stream.UpsertSink[int64, int64](table))
 		return build(t, g, graph.Parallelism(2), graph.MaxKeyGroups(8), graph.Checkpoints(store, 20*time.Millisecond))
 	}
 	cut := &cutPoint{a: n / 8, b: n / 4}

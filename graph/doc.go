@@ -10,7 +10,10 @@
 // Broadcast, sinks) into the vertex of the source or keyed stage before them: one function
 // chain run inside one actor, with no hop per stage. A hop exists only at KeyBy, where
 // records are re-partitioned to key groups, and at Rebalance, an asynchronous boundary that
-// spreads records round-robin over Parallelism instances.
+// spreads records round-robin over Parallelism instances. In front of the KeyBy of an
+// Aggregate, Count or Reduce whose aggregator merges (stream.Merger), each upstream
+// instance folds its records per key into partial results first and sends those (local
+// aggregation, Flink's local-global aggregation); LocalAggregation(false) turns it off.
 //
 //	g := graph.New("wordcount")
 //	lines := graph.From(g, stream.Lines("book.txt"))

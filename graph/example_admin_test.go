@@ -24,10 +24,11 @@ func ExampleAdmin() {
 		fmt.Println(err)
 		return
 	}
+	// The count folds the 4 numbers upstream (local aggregation): 2 partial counts cross.
 	for _, st := range job.Stats() {
 		fmt.Println(st.Stage, "in", st.In, "instances", len(st.PerInstance))
 	}
 	// Output:
 	// nums in 4 instances 1
-	// parity in 4 instances 128
+	// parity in 2 instances 128
 }

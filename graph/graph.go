@@ -567,12 +567,19 @@ func keyedStage[K comparable, T, O any](k Keyed[K, T], kind string, opts []Optio
 }
 
 func keyedStageOpts[K comparable, T, O any](k Keyed[K, T], kind string, opts []Option) (*stage, stageOpts) {
+	ns, so := keyedStageUnwired[K, T, O](k, kind, opts)
+	wireKeyedInput(ns, k, 0)
+	return ns, so
+}
+
+// keyedStageUnwired adds the stage of a keyed operator with input k, whose exchange the
+// caller wires.
+func keyedStageUnwired[K comparable, T, O any](k Keyed[K, T], kind string, opts []Option) (*stage, stageOpts) {
 	ns, so := newStage[O](k.in.g(), kind, opts, k.in.st)
 	ns.root, ns.keyed = true, true
 	ns.keyDesc = typeName[K]()
 	ns.instances = func(cfg *actor.Config) (int, error) { return cfg.MaxKeyGroups, nil }
 	ns.keyOf = keyParser(k.keyCodec, k.hash)
-	wireKeyedInput(ns, k, 0)
 	return ns, so
 }
 
@@ -613,6 +620,18 @@ func wireKeyedInput[K comparable, T any](ns *stage, k Keyed[K, T], port int) {
 // into ns, have a codec: the one given to the crossing stage, the one given to in, or a
 // built-in one. It returns how the channel's batches cross nodes, for after the check.
 func requireCodec[T any](ns, in *stage, boundary string, codec any) func() actor.RecordsCodec {
+	resolve := requireCodecOf[T](ns, in, boundary, codec)
+	return func() actor.RecordsCodec {
+		c, err := resolve()
+		if err != nil {
+			return nil // reported by the check, before any plan is made
+		}
+		return actor.NewRecordsCodec(c)
+	}
+}
+
+// requireCodecOf is requireCodec returning the codec of T itself.
+func requireCodecOf[T any](ns, in *stage, boundary string, codec any) func() (stream.Codec[T], error) {
 	resolve := func() (stream.Codec[T], error) {
 		c := codec
 		if c == nil {
@@ -634,13 +653,7 @@ func requireCodec[T any](ns, in *stage, boundary string, codec any) func() actor
 		_, err := resolve()
 		return err
 	})
-	return func() actor.RecordsCodec {
-		c, err := resolve()
-		if err != nil {
-			return nil // reported by the check, before any plan is made
-		}
-		return actor.NewRecordsCodec(c)
-	}
+	return resolve
 }
 
 // Rebalance puts an asynchronous boundary after s: its records are spread round-robin, a
@@ -700,17 +713,28 @@ func process[K comparable, T, O any](k Keyed[K, T], fn stream.KeyedProcess[K, T,
 
 // Aggregate folds the records of each key with agg and emits the running result per key
 // as KV(key, result), when the emit mode says (default: per batch, compacted).
+//
+// When agg implements stream.Merger, the records are folded per key in each upstream
+// instance first, over short mini-batches, and the partial results merged in the keyed
+// stage (local aggregation; see LocalAggregation): the final results are the same, but a
+// running result is sent per merged partial rather than per record. Not with
+// stream.EmitEveryUpdate nor with a StateTTL.
 func Aggregate[K comparable, T, A, R any](k Keyed[K, T], agg stream.Aggregator[T, A, R], opts ...Option) Stream[stream.KV[K, R]] {
 	return aggregate(k, agg, "aggregate", opts)
 }
 
 func aggregate[K comparable, T, A, R any](k Keyed[K, T], agg stream.Aggregator[T, A, R], kind string, opts []Option) Stream[stream.KV[K, R]] {
-	ns, o := keyedStageOpts[K, T, stream.KV[K, R]](k, kind, opts)
+	ns, o := keyedStageUnwired[K, T, stream.KV[K, R]](k, kind, opts)
 	ns.snapshots = true
 	if err := o.ttl.Validate(); err != nil {
 		ns.g.errorf("stage %q: %v", ns.name, err)
 	}
 	nilFunc(ns.g, ns, "aggregator", agg == nil)
+	if agg != nil && localAggregates(agg, o) {
+		wireCombiningInput(ns, k, agg)
+	} else {
+		wireKeyedInput(ns, k, 0)
+	}
 	ns.newTask = func(ic *inst) (actor.Task, error) {
 		t := &aggregateTask[K, T, A, R]{env: ic.env, name: ns.name, ic: ic, wm: wmOf(ic, ns), keys: keyCodecOf(k.keyCodec)}
 		t.out = newOutBuffer(ic, pushOf[stream.KV[K, R]](ic, ns))
@@ -752,7 +776,10 @@ func aggregate[K comparable, T, A, R any](k Keyed[K, T], agg stream.Aggregator[T
 	return Stream[stream.KV[K, R]]{st: ns}
 }
 
-// Reduce combines the records of each key with f and emits the running value per key.
+// Reduce combines the records of each key with f and emits the running value per key. f
+// must be associative (f(f(a, b), c) == f(a, f(b, c))): with local aggregation (the
+// default, see Aggregate) records are combined in each upstream instance first and the
+// partial values combined with f again. Pass LocalAggregation(false) for an f that is not.
 func Reduce[K comparable, T any](k Keyed[K, T], f func(acc, v T) T, opts ...Option) Stream[stream.KV[K, T]] {
 	if f == nil {
 		k.in.g().errorf("reduce after %q: reduce function is nil", k.in.Name())
@@ -760,7 +787,8 @@ func Reduce[K comparable, T any](k Keyed[K, T], f func(acc, v T) T, opts ...Opti
 	return aggregate(k, agg.Reduce(f), "reduce", opts)
 }
 
-// Count counts the records of each key and emits the running count per key.
+// Count counts the records of each key and emits the running count per key (with local
+// aggregation, see Aggregate).
 func Count[K comparable, T any](k Keyed[K, T], opts ...Option) Stream[stream.KV[K, int64]] {
 	return aggregate(k, agg.Count[T](), "count", opts)
 }

@@ -21,6 +21,8 @@ type stageOpts struct {
 	changelog bool
 	trigger   stream.Trigger
 	ttl       stream.TTL
+	// noLocalAgg turns local aggregation off (LocalAggregation(false)).
+	noLocalAgg bool
 }
 
 type optFunc func(*stageOpts)

@@ -563,6 +563,14 @@ func (t *aggregateTask[K, T, A, R]) Process(_ int, records any, start, end int) 
 	if t.ttl.Enabled() && !t.ttl.EventTime() {
 		t.op.SetProcessingTime(t.env.Now().UnixMilli())
 	}
+	if parts, ok := records.([]stream.Record[partial[K, T, A]]); ok { // local aggregation
+		parts = parts[:end]
+		i := start
+		for i < len(parts) && !t.env.Blocked() {
+			i = t.mergeFrom(parts, i)
+		}
+		return i
+	}
 	recs := records.([]stream.Record[T])[:end]
 	i := start
 	for i < len(recs) && !t.env.Blocked() {

@@ -23,7 +23,9 @@ type Retracter[T, A any] interface {
 }
 
 // Merger is implemented by aggregators whose accumulators combine (for merging windows and
-// partial aggregates).
+// partial aggregates). Merge(a, b) must be what adding b's values to a one by one would
+// give: graph's Aggregate folds records into partial accumulators upstream of the keyed
+// stage and merges those (local aggregation), so a Merger is taken at its word.
 type Merger[A any] interface {
 	Merge(a, b A) A
 }

@@ -10,7 +10,9 @@ import (
 )
 
 // The harness runs a keyed count on the test's goroutine: each Push is handled before it
-// returns, and the state of a key can be read back.
+// returns, and the state of a key can be read back. The count folds the clicks per user
+// upstream first (local aggregation): ann's two arrive as one partial count when its
+// mini-batch ends, here once the clock has moved past it.
 func ExampleStageHarness() {
 	t := &testing.T{} // in a test, the test's own *testing.T
 	h := actortest.NewStageHarness[string](t)
@@ -27,8 +29,7 @@ func ExampleStageHarness() {
 	n, _ := h.State("clicks", "ann")
 	fmt.Println("state of ann:", n)
 	// Output:
-	// ann=1 at 1000
-	// bob=1 at 1500
 	// ann=2 at 2000
+	// bob=1 at 1500
 	// state of ann: 2
 }

@@ -25,7 +25,7 @@ type Event struct {
 var eventCodec = graph.WithCodec(stream.JSON[Event]())
 
 // script runs one datadriven file against a harness built by setup from the script's
-// first command, "build <pipeline> [batch=N] [emit=MODE] [policy=P]".
+// first command, "build <pipeline> [batch=N] [emit=MODE] [policy=P] [local=on|off]".
 func TestOperatorScripts(t *testing.T) {
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
 		var s *scriptEnv
@@ -56,8 +56,8 @@ type scriptEnv struct {
 // that is not listed, or has another number of values, fails the test: a misspelt argument
 // must not silently build another job than the script says.
 var scriptArgs = map[string]map[string]int{
-	"count":         {},
-	"sum":           {},
+	"count":         {"local": 1},
+	"sum":           {"local": 1},
 	"eventtimer":    {},
 	"window":        {"global": 0, "sliding": 1, "count": 1, "processing": 0, "early": 1, "purge": 0, "tumbling": 1, "hopping": 2, "session": 1, "lateness": 1, "changelog": 0},
 	"processwindow": {"tumbling": 1},
@@ -128,6 +128,8 @@ func newScript(t *testing.T, d *datadriven.TestData) *scriptEnv {
 			stageOpts = append(stageOpts, graph.Emit(m))
 		case "idle":
 			opts = append(opts, graph.IdleTimeout(dur(t, a.Vals[0])))
+		case "local":
+			stageOpts = append(stageOpts, graph.LocalAggregation(oneOf(t, "local aggregation", a.Vals[0], map[string]bool{"on": true, "off": false})))
 		case "ttl":
 			ttl := oneOf(t, "ttl kind", a.Vals[0], map[string]func(time.Duration) stream.TTL{"event": stream.EventTimeTTL, "processing": stream.ProcessingTimeTTL})
 			stageOpts = append(stageOpts, graph.StateTTL(ttl(dur(t, a.Vals[1]))))

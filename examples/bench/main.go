@@ -16,7 +16,9 @@
 //
 // Scenarios:
 //   - stateless: value i*7 % 1000 for i in [0, N), times 2, kept when divisible by 3, summed.
-//   - keyed-count: key uint64(i)*2654435761 % 10000, counted per key.
+//   - keyed-count: key uint64(i)*2654435761 % 10000, counted per key (with local
+//     aggregation: partial counts cross the exchange; -local-aggregation=false sends every
+//     record).
 //   - backpressure: keyed-count, every update into a sink 100× slower per record than the
 //     source; checks that every update arrived and the final counts are exact.
 //   - large-state: N distinct keys (uint64(i)), each with a 100-byte value, the latest value
@@ -43,6 +45,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -82,7 +85,8 @@ func main() {
 	nodes := flag.Int("nodes", 1, "run the engine on this many in-process nodes, talking over Proto.Actor remote on loopback")
 	backend := flag.String("state", "memory", "keyed state backend: memory or badger (a temporary database per run; large-state always uses badger)")
 	memprofile := flag.String("memprofile", "", "write a heap profile taken at the engine's heap peak to this file")
-	verbose := flag.Bool("v", false, "log each run's timings and stage counters on stderr")
+	verbose := flag.Bool("v", false, "log each run's timings (and the engine's CPU seconds) and stage counters on stderr")
+	flag.BoolVar(&localAggregation, "local-aggregation", true, "keyed-count: fold records per key upstream of the exchange (graph.LocalAggregation); false sends every record across")
 	flag.Parse()
 	level := slog.LevelWarn
 	if *verbose {
@@ -167,7 +171,9 @@ func run(w io.Writer, scenario string, n int64, p, runs, nodes int, backend stri
 				return err
 			}
 		}
+		cpu0 := cpuSeconds()
 		secs, heap, cps, err := runEngine(s, scenario, n, p, nodes, backend, checkpoint, memprofile, logger)
+		cpu := cpuSeconds() - cpu0
 		if err != nil {
 			return err
 		}
@@ -179,9 +185,9 @@ func run(w io.Writer, scenario string, n int64, p, runs, nodes int, backend stri
 		}
 		if checkpoint > 0 {
 			plainSecs = append(plainSecs, plain)
-			logger.Info("run done", "run", i+1, "baseline_seconds", baseSecs[i], "engine_seconds", secs, "checkpoints", cps, "without_checkpoints_seconds", plain)
+			logger.Info("run done", "run", i+1, "baseline_seconds", baseSecs[i], "engine_seconds", secs, "engine_cpu_seconds", cpu, "checkpoints", cps, "without_checkpoints_seconds", plain)
 		} else {
-			logger.Info("run done", "run", i+1, "baseline_seconds", baseSecs[i], "engine_seconds", secs)
+			logger.Info("run done", "run", i+1, "baseline_seconds", baseSecs[i], "engine_seconds", secs, "engine_cpu_seconds", cpu)
 		}
 	}
 	base, secs := median(baseSecs), median(engineSecs)
@@ -294,6 +300,16 @@ func runEngine(s bench, scenario string, n int64, p, nodes int, backend string, 
 	return secs, peak, completed, nil
 }
 
+// cpuSeconds is the CPU time (user and system) the process has used so far: what a run
+// costs whatever else the machine runs.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
 func median(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
@@ -393,6 +409,9 @@ func (s *stateless) check() error {
 
 const keys = 10000
 
+// localAggregation is the -local-aggregation flag.
+var localAggregation = true
+
 func key(i int64) uint64 { return uint64(i) * 2654435761 % keys }
 
 type keyedCount struct {
@@ -442,6 +461,7 @@ func (k *keyedCount) build(g *graph.Graph, n int64) {
 	if k.slow {
 		opts = append(opts, graph.Emit(stream.EmitEveryUpdate))
 	}
+	opts = append(opts, graph.LocalAggregation(localAggregation))
 	counts := graph.Count(graph.KeyBy(src, func(k uint64) uint64 { return k }), opts...)
 	// Keys are partitioned: one key's updates come from one actor, in order; the sink
 	// keeps each key's latest count.

@@ -31,7 +31,8 @@ func startJob(t *testing.T) (addr string, sink *stream.CollectSink[stream.KV[str
 		return i
 	}, graph.Name("slow"))
 	first := slow.Filter(func(i int64) bool { return i < 1000 }, graph.Name("first-1000"))
-	counts := graph.Count(graph.KeyBy(first, func(i int64) string { return fmt.Sprintf("k%d", i%3) }), graph.Name("per-key"))
+	// Record by record (no local aggregation), so that the stage takes in a known 1000.
+	counts := graph.Count(graph.KeyBy(first, func(i int64) string { return fmt.Sprintf("k%d", i%3) }), graph.Name("per-key"), graph.LocalAggregation(false))
 	sink = stream.NewCollectSink[stream.KV[string, int64]]()
 	counts.To(sink, graph.Name("sink"))
 	job, err := g.Build(graph.Parallelism(2), graph.MaxKeyGroups(8), graph.Admin("127.0.0.1:0"))

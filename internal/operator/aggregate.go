@@ -11,6 +11,7 @@ type AggregateOperator[K comparable, T, A, R any] struct {
 	key     func(T) K
 	agg     Aggregator[T, A, R]
 	retract func(A, T) A
+	merge   func(A, A) A
 	mode    EmitMode
 	push    func(Record[KV[K, R]])
 
@@ -173,6 +174,9 @@ func NewAggregateOperator[K comparable, T, A, R any](key func(T) K, agg Aggregat
 	if r, ok := agg.(Retracter[T, A]); ok {
 		op.retract = r.Retract
 	}
+	if m, ok := agg.(Merger[A]); ok {
+		op.merge = m.Merge
+	}
 	return op
 }
 
@@ -182,6 +186,33 @@ func (op *AggregateOperator[K, T, A, R]) Process(r Record[T]) error {
 	if r.Kind == Retract && op.retract == nil {
 		return fmt.Errorf("retract for key %v: %w", k, ErrCannotRetract)
 	}
+	e := op.entry(k)
+	if r.Kind == Retract {
+		e.acc = op.retract(e.acc, r.Value)
+	} else {
+		e.acc = op.agg.Add(e.acc, r.Value)
+	}
+	op.updated(e, r.Time)
+	return nil
+}
+
+// Merge folds a partial accumulator of key, made upstream from records up to time ts (local
+// aggregation), into the key's accumulator: as if those records came one by one, but for
+// the results in between, which are not sent. It needs an aggregator that implements
+// Merger.
+func (op *AggregateOperator[K, T, A, R]) Merge(key K, partial A, ts int64) error {
+	if op.merge == nil {
+		return fmt.Errorf("partial aggregate for key %v: the aggregator does not merge", key)
+	}
+	e := op.entry(key)
+	e.acc = op.merge(e.acc, partial)
+	op.updated(e, ts)
+	return nil
+}
+
+// entry returns key's entry, loaded from the store or new when it is not in memory, and
+// marks it to be written back.
+func (op *AggregateOperator[K, T, A, R]) entry(k K) *aggEntry[K, A] {
 	e := op.entries[k]
 	if e == nil {
 		if op.store != nil {
@@ -195,30 +226,30 @@ func (op *AggregateOperator[K, T, A, R]) Process(r Record[T]) error {
 		e.stored = op.flushEpoch + 1
 		op.touched = append(op.touched, e)
 	}
-	if r.Kind == Retract {
-		e.acc = op.retract(e.acc, r.Value)
-	} else {
-		e.acc = op.agg.Add(e.acc, r.Value)
-	}
-	if r.Time > e.ts {
-		e.ts = r.Time
+	return e
+}
+
+// updated records that e's accumulator changed with a record (or partial) of time ts: its
+// TTL, and its result, sent now or at the end of the batch as the emit mode says.
+func (op *AggregateOperator[K, T, A, R]) updated(e *aggEntry[K, A], ts int64) {
+	if ts > e.ts {
+		e.ts = ts
 	}
 	if op.expiry != nil {
 		if op.ttl.EventTime() {
-			op.expiry.touch(k, r.Time)
+			op.expiry.touch(e.key, ts)
 		} else {
-			op.expiry.touch(k, op.now)
+			op.expiry.touch(e.key, op.now)
 		}
 	}
 	if op.mode == EmitEveryUpdate {
-		op.push(Record[KV[K, R]]{Value: KV[K, R]{Key: k, Value: op.agg.Result(e.acc)}, Time: e.ts})
-		return nil
+		op.push(Record[KV[K, R]]{Value: KV[K, R]{Key: e.key, Value: op.agg.Result(e.acc)}, Time: e.ts})
+		return
 	}
 	if e.mark != op.epoch {
 		e.mark = op.epoch
 		op.dirty = append(op.dirty, e)
 	}
-	return nil
 }
 
 // EndBatch emits the compacted updates of the batch (EmitPerBatch) and writes the changed

@@ -211,3 +211,66 @@ func TestCountMergeAndReduceMerge(t *testing.T) {
 		}
 	}
 }
+
+// TestAggregateMerge checks that a merged partial (local aggregation) counts as the records
+// it stands for: per batch and per update, with the latest time, and that an aggregator
+// that does not merge refuses partials.
+func TestAggregateMerge(t *testing.T) {
+	type step struct {
+		key     string
+		partial int // a partial sum merged; 0: an insert of value 1 instead
+		ts      int64
+	}
+	tests := []struct {
+		name  string
+		mode  EmitMode
+		steps []step
+		want  []string
+	}{
+		{name: "per batch", mode: EmitPerBatch,
+			steps: []step{{"a", 0, 1}, {"a", 5, 9}, {"b", 3, 4}, {"a", 0, 2}},
+			want:  []string{"a=7@9", "b=3@4"}},
+		{name: "every update", mode: EmitEveryUpdate,
+			steps: []step{{"a", 0, 1}, {"a", 5, 9}, {"b", 3, 4}},
+			want:  []string{"a=1@1", "a=6@9", "b=3@4"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			op := NewAggregateOperator(func(kv KV[string, int]) string { return kv.Key }, Aggregator[KV[string, int], int, int](mergingSum{onValues[int, int]{agg.Sum[int]()}}), tt.mode, func(r Record[KV[string, int]]) {
+				got = append(got, fmt.Sprintf("%s=%d@%d", r.Value.Key, r.Value.Value, r.Time))
+			})
+			for _, s := range tt.steps {
+				var err error
+				if s.partial == 0 {
+					err = op.Process(Record[KV[string, int]]{Value: KV[string, int]{Key: s.key, Value: 1}, Time: s.ts})
+				} else {
+					err = op.Merge(s.key, s.partial, s.ts)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			op.EndBatch()
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("emitted %v; want %v", got, tt.want)
+			}
+		})
+	}
+	noMerge := NewAggregateOperator(func(v int) int { return v }, Aggregator[int, int, int](countOnly{}), EmitPerBatch, func(Record[KV[int, int]]) {})
+	if err := noMerge.Merge(1, 2, 0); err == nil {
+		t.Error("an aggregator without Merge took a partial")
+	}
+}
+
+// mergingSum is sumOfValues that merges.
+type mergingSum struct{ onValues[int, int] }
+
+func (mergingSum) Merge(a, b int) int { return a + b }
+
+// countOnly counts and does not merge.
+type countOnly struct{}
+
+func (countOnly) Zero() int              { return 0 }
+func (countOnly) Add(acc int, _ int) int { return acc + 1 }
+func (countOnly) Result(acc int) int     { return acc }
