@@ -94,6 +94,8 @@ type runner struct {
 	align       *alignment
 	lastBarrier int64
 	final       []byte // the state it finished with
+	// completed is the newest checkpoint the instance was told is complete (queries).
+	completed int64
 	ended       map[chanKey]bool
 
 	// wmMoved says a writer's watermark moved since the last flush of watermarks, which
@@ -132,6 +134,7 @@ func (r *runner) receive(msg any) {
 			r.afterWork()
 		}
 	case completeMsg:
+		r.completed = max(r.completed, m.id)
 		r.task.CheckpointComplete(m.id)
 	case startMsg:
 		r.started = r.env.Now()

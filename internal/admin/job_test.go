@@ -142,7 +142,7 @@ func TestJobAdminEndpoints(t *testing.T) {
 	}{
 		{"/state/nope?key=k0", 404},
 		{"/state/per-key?key=k9", 404},
-		{"/state/numbers?key=1", 404}, // not keyed
+		{"/state/numbers?key=1", 400}, // not keyed
 		{"/state/per-key", 400},
 		{"/nope", 404},
 		{"/stages?" + strings.Repeat("x", 2000), 414},
