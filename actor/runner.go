@@ -96,7 +96,7 @@ type runner struct {
 	final       []byte // the state it finished with
 	// completed is the newest checkpoint the instance was told is complete (queries).
 	completed int64
-	ended       map[chanKey]bool
+	ended     map[chanKey]bool
 
 	// wmMoved says a writer's watermark moved since the last flush of watermarks, which
 	// wmStop will do.
