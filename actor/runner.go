@@ -94,9 +94,10 @@ type runner struct {
 	align       *alignment
 	lastBarrier int64
 	final       []byte // the state it finished with
+	ended       map[chanKey]bool
+
 	// completed is the newest checkpoint the instance was told is complete (queries).
 	completed int64
-	ended     map[chanKey]bool
 
 	// wmMoved says a writer's watermark moved since the last flush of watermarks, which
 	// wmStop will do.
