@@ -179,6 +179,9 @@ func MergeScans(stage string, parts []ScanView, limit int) ScanView {
 	return out
 }
 
+// DefaultScanLimit is how many entries a scan without ?limit= returns (graph's).
+const DefaultScanLimit = 100
+
 // stateTimeout bounds how long a state query waits for its answer.
 const stateTimeout = 5 * time.Second
 
