@@ -16,37 +16,13 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/eddyflow/eddy/actor"
-	"github.com/eddyflow/eddy/actor/actortest"
 	"github.com/eddyflow/eddy/cluster"
-	"github.com/eddyflow/eddy/graph"
 	"github.com/eddyflow/eddy/internal/admin"
 	"github.com/eddyflow/eddy/persistence"
-	"github.com/eddyflow/eddy/stream"
 )
-
-const (
-	queryJob       = "spend"
-	queryKeys      = 1000
-	queryRecords   = 20_000
-	queryKeyGroups = 32
-)
-
-// purchase is record i of the queried job: user (i·7919 mod 1000) spends i mod 13 + 1.
-func purchase(i int64) stream.KV[string, int64] {
-	return stream.KV[string, int64]{Key: fmt.Sprintf("user-%04d", (i*7919)%queryKeys), Value: i%13 + 1}
-}
-
-// amountSum sums the amounts of a user's purchases.
-type amountSum struct{}
-
-func (amountSum) Zero() int64                                     { return 0 }
-func (amountSum) Add(acc int64, p stream.KV[string, int64]) int64 { return acc + p.Value }
-func (amountSum) Result(acc int64) int64                          { return acc }
 
 // The acceptance test of interactive queries on a cluster: three nodes run a keyed sum over
 // known input, the source held by a gate once all of it is in; then 1,000 keys are queried
@@ -60,35 +36,12 @@ func TestQueryClusterThroughOneNode(t *testing.T) {
 	}
 	fence := t.TempDir()
 
-	want := map[string]int64{}
-	for i := range int64(queryRecords) {
-		p := purchase(i)
-		want[p.Key] += p.Value
-	}
-	if len(want) != queryKeys {
-		t.Fatalf("the input has %d keys, want %d", len(want), queryKeys)
-	}
+	want := wantSums(t)
 
 	// The sink sees each key's latest sum: when it has seen every final sum, every record
 	// has been added to the state, and the gated source sends no more.
-	var mu sync.Mutex
-	seen := map[string]int64{}
-	gate := &actortest.Gate{} // never opened: the job runs until the test cancels it
-	build := func(option func(*actor.Config)) (cluster.JobRun, error) {
-		g := graph.New(queryJob)
-		src := graph.From(g, actortest.GatedSource(stream.Generate(1<<40, purchase), queryRecords, gate), graph.Name("purchases"))
-		perUser := graph.KeyBy(src, func(p stream.KV[string, int64]) string { return p.Key }, graph.WithCodec(stream.JSON[stream.KV[string, int64]]()))
-		graph.Aggregate(perUser, amountSum{}, graph.Name("spend")).To(stream.FuncSink(func(recs []stream.Record[stream.KV[string, int64]]) error {
-			mu.Lock()
-			defer mu.Unlock()
-			for _, r := range recs {
-				seen[r.Value.Key] = r.Value.Value
-			}
-			return nil
-		}), graph.Name("sink"))
-		return g.Build(graph.Parallelism(1), graph.MaxKeyGroups(queryKeyGroups), graph.Logger(quiet),
-			graph.Checkpoints(store, 20*time.Millisecond), option)
-	}
+	sums := &latestSums{m: map[string]int64{}}
+	build := spendJob(store, sums, quiet)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -123,7 +76,7 @@ func TestQueryClusterThroughOneNode(t *testing.T) {
 
 	// Quiescent: every final sum went out, and two more checkpoints completed after.
 	deadline := time.Now().Add(60 * time.Second)
-	for !sameSums(&mu, seen, want) {
+	for !sums.equal(want) {
 		select {
 		case err := <-runs:
 			runs <- err // for the deferred wait
@@ -245,39 +198,4 @@ func TestQueryClusterThroughOneNode(t *testing.T) {
 			t.Errorf("GET %s: %d %v, want %d with an error", tc.url, code, e, tc.code)
 		}
 	}
-}
-
-// keyGroupOf asks for key through base and returns its key group.
-func keyGroupOf(t *testing.T, client *http.Client, base, key string) (int, bool) {
-	var v admin.StateView
-	code := getState(t, client, base+"/state/spend?key="+url.QueryEscape(key), &v)
-	return v.KeyGroup, code == 200
-}
-
-func sameSums(mu *sync.Mutex, seen, want map[string]int64) bool {
-	mu.Lock()
-	defer mu.Unlock()
-	if len(seen) != len(want) {
-		return false
-	}
-	for k, v := range want {
-		if seen[k] != v {
-			return false
-		}
-	}
-	return true
-}
-
-// getState GETs url and decodes its JSON into v, returning the status.
-func getState(t *testing.T, client *http.Client, url string, v any) int {
-	t.Helper()
-	resp, err := client.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		t.Fatalf("GET %s: %s: %v", url, resp.Status, err)
-	}
-	return resp.StatusCode
 }
