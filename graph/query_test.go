@@ -36,7 +36,7 @@ func (l *latest[K]) sink() stream.Sink[stream.KV[K, int64]] {
 }
 
 // await waits until the sink has seen want, exactly.
-func (l *latest[K]) await(t *testing.T, want map[K]int64) {
+func (l *latest[K]) await(t testing.TB, want map[K]int64) {
 	t.Helper()
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
 		l.mu.Lock()

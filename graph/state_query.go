@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/eddyflow/eddy/actor"
 	"github.com/eddyflow/eddy/internal/operator"
@@ -37,6 +38,9 @@ var (
 	// between two runs.
 	ErrNotHere = actor.ErrNotHere
 )
+
+// scanFanOut is how many key groups a scan asks at a time.
+const scanFanOut = 64
 
 // Scan limits: a scan returns at most Limit entries, DefaultScanLimit when it is 0, and no
 // scan may ask for more than MaxScanLimit.
@@ -157,8 +161,9 @@ func (j *Job) Query(ctx context.Context, stage string, key any) (QueryResult, er
 
 // Scan returns the keys of the keyed stage named stage in the range s, with their state,
 // in the order of their bytes (see Scan), from every key group that runs in this process.
-// Each key group answers in its own goroutine, one after the other; with a Badger state
-// backend it seeks to the range, in memory it lists its keys and sorts those in range.
+// The key groups are asked at once and each answers in its own goroutine, with at most
+// Limit keys: with a Badger state backend it seeks to the range, in memory it lists its
+// keys and sorts those in range.
 func (j *Job) Scan(ctx context.Context, stage string, s Scan) (ScanResult, error) {
 	q, err := j.keyedStage(stage)
 	if err != nil {
@@ -168,25 +173,44 @@ func (j *Job) Scan(ctx context.Context, stage string, s Scan) (ScanResult, error
 	if err != nil {
 		return ScanResult{}, fmt.Errorf("scan %q: %w", stage, err)
 	}
-	out := ScanResult{Stage: stage, Entries: []Entry{}, KeyGroups: []int{}}
-	first := true
+	// The key groups are asked at once, at most scanFanOut at a time (each answers in its
+	// own goroutine); the answers are merged in key group order.
+	type answer struct {
+		part scanPart
+		at   AsOf
+		err  error
+	}
+	answers := make([]answer, q.instances)
 	aj := j.aj.Load()
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, scanFanOut)
 	for kg := range q.instances {
-		v, at, err := aj.Query(ctx, stage, kg, func(t actor.Task) (any, error) {
-			return scanState(unwrapTask(t), r, limit, q.keyOf.bytes)
-		})
-		if errors.Is(err, ErrNotHere) {
+		wg.Add(1)
+		slots <- struct{}{}
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			v, at, err := aj.Query(ctx, stage, kg, func(t actor.Task) (any, error) {
+				return scanState(unwrapTask(t), r, limit, q.keyOf.bytes)
+			})
+			answers[kg] = answer{at: at, err: err}
+			if err == nil {
+				answers[kg].part = v.(scanPart)
+			}
+		}()
+	}
+	wg.Wait()
+	out := ScanResult{Stage: stage, Entries: []Entry{}, KeyGroups: []int{}}
+	for kg, a := range answers {
+		if errors.Is(a.err, ErrNotHere) {
 			continue
 		}
-		if err != nil {
-			return ScanResult{}, fmt.Errorf("scan %q: %w", stage, err)
+		if a.err != nil {
+			return ScanResult{}, fmt.Errorf("scan %q: %w", stage, a.err)
 		}
-		part := v.(scanPart)
-		out.Entries = append(out.Entries, part.entries...)
-		out.More = out.More || part.more
+		out.Entries = append(out.Entries, a.part.entries...)
+		out.More = out.More || a.part.more
+		out.AsOf = lowerAsOf(out.AsOf, a.at, len(out.KeyGroups) == 0)
 		out.KeyGroups = append(out.KeyGroups, kg)
-		out.AsOf = lowerAsOf(out.AsOf, at, first)
-		first = false
 	}
 	mergeEntries(&out.Entries, &out.More, limit)
 	return out, nil
