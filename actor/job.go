@@ -31,7 +31,7 @@ type Job struct {
 	// deadLetters counts the job's dead letters, for Config.MaxDeadLetters.
 	deadLetters atomic.Int64
 	// inspect reaches the instances of the running job; nil when not running.
-	inspect atomic.Pointer[func(id Identity, msg inspectMsg) bool]
+	inspect atomic.Pointer[func(id Identity, msg any) bool]
 }
 
 // ErrNoState says an instance holds no state for the key asked about.
@@ -501,7 +501,7 @@ func (r *run) spawn() {
 	for i, pid := range r.pids {
 		here[r.runners[i].env.ID] = pid
 	}
-	inspect := func(id Identity, msg inspectMsg) bool {
+	inspect := func(id Identity, msg any) bool {
 		pid, ok := here[id]
 		if ok {
 			r.d.send(pid, msg)
@@ -990,6 +990,10 @@ func (a *instanceActor) Receive(c pa.Context) {
 	msg := c.Message()
 	if m, ok := msg.(inspectMsg); ok {
 		m.answer(a.r.task)
+		return
+	}
+	if m, ok := msg.(queryMsg); ok {
+		m.answer(a.r)
 		return
 	}
 	if b, ok := msg.(*wrapperspb.BytesValue); ok {

@@ -96,6 +96,9 @@ type runner struct {
 	final       []byte // the state it finished with
 	ended       map[chanKey]bool
 
+	// completed is the newest checkpoint the instance was told is complete (queries).
+	completed int64
+
 	// wmMoved says a writer's watermark moved since the last flush of watermarks, which
 	// wmStop will do.
 	wmMoved   bool
@@ -132,6 +135,7 @@ func (r *runner) receive(msg any) {
 			r.afterWork()
 		}
 	case completeMsg:
+		r.completed = max(r.completed, m.id)
 		r.task.CheckpointComplete(m.id)
 	case startMsg:
 		r.started = r.env.Now()

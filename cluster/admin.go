@@ -38,6 +38,11 @@ type AdminSource interface {
 //     instance's.
 //   - /cluster/stages: the same for the whole cluster: this node asks every member's
 //     /stages (at its admin address) and adds them up, so one address shows the whole job.
+//   - /state/{stage}?key=K: the state of key K in a keyed stage of the node's run, from
+//     whichever node owns K (this node forwards the query to the owner's admin address);
+//     /state/{stage}?prefix=P&from=A&to=B&limit=N: a scan, fanned out to every node and
+//     merged in key order (Node.QueryState and Node.ScanState; admin.StateView and
+//     admin.ScanView are the JSON).
 //   - /metrics: Prometheus metrics from a registry of its own: stage counters and gauges,
 //     cluster gauges, and the Go runtime's and the process's.
 func AdminHandler(src AdminSource) http.Handler {

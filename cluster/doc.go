@@ -11,8 +11,9 @@
 //     (buraksezer/consistent), computed by every node from the member list, implementing
 //     actor.Placement, with an Epoch to fence writes.
 //   - Admin (AdminHandler, ServeAdmin): /members, /placement, /stages, /cluster/stages (the
-//     whole cluster's, asked of every member) and Prometheus /metrics, on internal/admin's
-//     server.
+//     whole cluster's, asked of every member), /state (interactive queries: a key's state
+//     from its owner, scans merged from every node) and Prometheus /metrics, on
+//     internal/admin's server.
 //   - Nodes (StartNode, Node.Run, Node.Leave, RunOn, DirFence): a job run over the members,
 //     started again from a checkpoint when they change, fenced so that two runs never both
 //     commit. cmd/eddy is a node.

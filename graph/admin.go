@@ -2,7 +2,6 @@ package graph
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -15,6 +14,7 @@ import (
 
 // adminJob is what the admin endpoint shows of a running job.
 type adminJob struct {
+	jobState
 	j     *Job
 	ended chan struct{}
 
@@ -35,14 +35,6 @@ func (a *adminJob) Status() admin.Status {
 
 func (a *adminJob) Checkpoints() (actor.CheckpointStats, []actor.CheckpointRecord) {
 	return a.j.aj.Load().Checkpoints(), a.j.aj.Load().CheckpointHistory()
-}
-
-func (a *adminJob) State(ctx context.Context, stage, key string) (json.RawMessage, error) {
-	v, err := a.j.State(ctx, stage, key)
-	if errors.Is(err, ErrUnknownStage) || errors.Is(err, ErrNoState) {
-		return nil, fmt.Errorf("%w: %w", admin.ErrNotFound, err)
-	}
-	return v, err
 }
 
 // end records how the run ended and wakes the requests waiting for it.
@@ -69,7 +61,7 @@ func (j *Job) serveAdmin(ctx context.Context) (stop func(error), err error) {
 	if addr == "" {
 		return func(error) {}, nil
 	}
-	a := &adminJob{j: j, ended: make(chan struct{}), status: admin.Status{Job: j.desc.Job, State: "running", Started: time.Now()}}
+	a := &adminJob{jobState: jobState{j}, j: j, ended: make(chan struct{}), status: admin.Status{Job: j.desc.Job, State: "running", Started: time.Now()}}
 	srv, err := admin.Serve(context.WithoutCancel(ctx), addr, admin.Handler(a, admin.Options{}))
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", j.desc.Job, err)

@@ -35,4 +35,14 @@
 // outer) and AggregateTable regroups a table and aggregates each group, subtracting a
 // row's old value from its old group before adding the new one: both emit the retractions
 // that keep a downstream table right after every change.
+//
+// # Interactive queries
+//
+// A running job answers questions about its keyed state, as Kafka Streams' interactive
+// queries do: Job.Query returns one key's state, Job.Scan the keys of a range in the order
+// of their bytes, each with the checkpoint and watermark it reflects; the admin endpoint
+// serves them as /state/{stage}, and on a cluster every node routes them to the key's owner.
+//
+//	r, err := job.Query(ctx, "per-user", "alice")
+//	s, err := job.Scan(ctx, "per-user", graph.Scan{Prefix: "user-", Limit: 50})
 package graph

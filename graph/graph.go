@@ -68,8 +68,9 @@ type stage struct {
 	// to release what it opened should that Build fail.
 	instances func(cfg *actor.Config) (int, error)
 	abort     func()
-	// keyOf parses a key of a keyed stage from text and hashes it (admin state queries).
-	keyOf   func(text string) (key any, hash uint64, err error)
+	// keyOf turns a key of a keyed stage, or its text, into the key, its hash and its
+	// bytes (state queries).
+	keyOf   *keyFuncs
 	newTask func(ic *inst) (actor.Task, error)
 }
 
@@ -579,7 +580,7 @@ func keyedStageUnwired[K comparable, T, O any](k Keyed[K, T], kind string, opts 
 	ns.root, ns.keyed = true, true
 	ns.keyDesc = typeName[K]()
 	ns.instances = func(cfg *actor.Config) (int, error) { return cfg.MaxKeyGroups, nil }
-	ns.keyOf = keyParser(k.keyCodec, k.hash)
+	ns.keyOf = keyFuncsOf(k.keyCodec, k.hash)
 	return ns, so
 }
 
@@ -590,7 +591,7 @@ func keyedStage2[K comparable, A, B, O any](ka Keyed[K, A], kb Keyed[K, B], kind
 	ns.root, ns.keyed = true, true
 	ns.keyDesc = typeName[K]()
 	ns.instances = func(cfg *actor.Config) (int, error) { return cfg.MaxKeyGroups, nil }
-	ns.keyOf = keyParser(ka.keyCodec, ka.hash)
+	ns.keyOf = keyFuncsOf(ka.keyCodec, ka.hash)
 	wireKeyedInput(ns, ka, 0)
 	wireKeyedInput(ns, kb, 1)
 	return ns, so

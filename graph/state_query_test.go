@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/eddyflow/eddy/internal/admin"
 	"github.com/eddyflow/eddy/internal/operator"
 	"github.com/eddyflow/eddy/stream"
 )
@@ -61,4 +62,24 @@ func FuzzKeyParser(f *testing.F) {
 			_, _, _ = p(text)
 		}
 	})
+}
+
+func TestPrefixEnd(t *testing.T) {
+	for _, tc := range []struct{ p, want string }{
+		{"user-", "user."},
+		{"a\xff", "b"},
+		{"\xff\xff", ""},
+		{"", ""},
+	} {
+		if got := string(prefixEnd([]byte(tc.p))); got != tc.want {
+			t.Errorf("prefixEnd(%q) = %q, want %q", tc.p, got, tc.want)
+		}
+	}
+}
+
+// The admin endpoint's default limit (a cluster node merges with it) is Scan's.
+func TestScanLimitsMatchAdmin(t *testing.T) {
+	if admin.DefaultScanLimit != DefaultScanLimit {
+		t.Errorf("admin.DefaultScanLimit %d, graph.DefaultScanLimit %d", admin.DefaultScanLimit, DefaultScanLimit)
+	}
 }

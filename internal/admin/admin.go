@@ -38,16 +38,6 @@ type Job interface {
 	Checkpoints() (actor.CheckpointStats, []actor.CheckpointRecord)
 }
 
-// StateQuery is what /state/{stage}?key=K needs, when the source implements it.
-type StateQuery interface {
-	// State returns the state stage holds for key, as JSON; an error wrapping ErrNotFound
-	// when there is no such stage or no state for the key.
-	State(ctx context.Context, stage, key string) (json.RawMessage, error)
-}
-
-// ErrNotFound makes a state query answer 404.
-var ErrNotFound = errors.New("not found")
-
 // Status is the JSON of /status.
 type Status struct {
 	Job string `json:"job"`
@@ -81,9 +71,6 @@ const maxWait = time.Minute
 // maxQuery bounds a request's query string.
 const maxQuery = 1 << 10
 
-// stateTimeout bounds how long a state query waits for the instance to answer.
-const stateTimeout = 5 * time.Second
-
 // Handler serves src's admin endpoints:
 //
 //   - /stages: every stage's counters, with records/s over the last 10 s (since the oldest
@@ -93,7 +80,11 @@ const stateTimeout = 5 * time.Second
 //     those of opts.Collectors, and the Go runtime's and the process's.
 //   - with a Job: /status (?wait=5s waits that long for the job to end), /topology and
 //     /checkpoints.
-//   - with a StateQuery: /state/{stage}?key=K.
+//   - with a StateQuery: /state/{stage}?key=K, a point query (StateView), and
+//     /state/{stage}?prefix=P&from=A&to=B&limit=N, a scan (ScanView); 404 for an unknown
+//     stage or a key without state, 400 for a bad request (a stage without keyed state, a
+//     key that does not parse, a stage that cannot be scanned, a limit above the most),
+//     503 when the job cannot answer now.
 //   - opts.Routes.
 func Handler(src Stages, opts Options) http.Handler {
 	reg := prometheus.NewRegistry()
@@ -141,24 +132,7 @@ func Handler(src Stages, opts Options) http.Handler {
 		})
 	}
 	if q, ok := src.(StateQuery); ok {
-		mux.HandleFunc("GET /state/{stage}", func(w http.ResponseWriter, r *http.Request) {
-			key, ok := r.URL.Query()["key"]
-			if !ok || len(key) != 1 {
-				WriteError(w, http.StatusBadRequest, "want one key: /state/{stage}?key=K")
-				return
-			}
-			ctx, cancel := context.WithTimeout(r.Context(), stateTimeout)
-			defer cancel()
-			v, err := q.State(ctx, r.PathValue("stage"), key[0])
-			switch {
-			case errors.Is(err, ErrNotFound):
-				WriteError(w, http.StatusNotFound, err.Error())
-			case err != nil:
-				WriteError(w, http.StatusServiceUnavailable, err.Error())
-			default:
-				WriteJSON(w, http.StatusOK, StateView{Stage: r.PathValue("stage"), Key: key[0], Value: v})
-			}
-		})
+		mux.HandleFunc("GET /state/{stage}", serveState(q))
 	}
 	for pattern, h := range opts.Routes {
 		mux.HandleFunc("GET "+pattern, h)
@@ -167,13 +141,6 @@ func Handler(src Stages, opts Options) http.Handler {
 		WriteError(w, http.StatusNotFound, fmt.Sprintf("no such path %q", r.URL.Path))
 	})
 	return bounded(mux)
-}
-
-// StateView is the JSON of /state/{stage}?key=K.
-type StateView struct {
-	Stage string          `json:"stage"`
-	Key   string          `json:"key"`
-	Value json.RawMessage `json:"value"`
 }
 
 // bounded refuses what could make the server allocate without limit: a body, or a long

@@ -1,5 +1,6 @@
 // Package admin serves a running job's admin endpoint: JSON about its plan, its stages and
-// their instances, its checkpoints and its keyed state, and Prometheus metrics. graph.Admin
+// their instances, its checkpoints and its keyed state (point queries and scans,
+// /state/{stage}; see state.go for the JSON), and Prometheus metrics. graph.Admin
 // starts one for a job; cluster nodes serve the same endpoint with /members and /placement
 // added.
 //
@@ -10,6 +11,7 @@
 //	defer srv.Close()
 //
 // Every path is GET; every answer is JSON except /metrics, errors included
-// ({"error": "..."}, with 404 for an unknown path, stage or key). Requests are bounded: no
-// body is read, a query string is at most 1 KiB, headers at most 16 KiB.
+// ({"error": "..."}, with 404 for an unknown path, stage or key, 400 for a bad request).
+// Requests are bounded: no body is read, a query string is at most 1 KiB, headers at most
+// 16 KiB.
 package admin

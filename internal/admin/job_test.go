@@ -119,6 +119,28 @@ func TestJobAdminEndpoints(t *testing.T) {
 	if last != 334 {
 		t.Errorf("the job emitted %d last for k0; its state says 334", last)
 	}
+	// The state answers carry what they reflect; a scan lists the keys in key order.
+	var st admin.StateView
+	for _, k := range []string{"k2", "k1"} { // k0's count is final: the others soon are
+		for getJSON(t, base+"/state/per-key?key="+k, 200, &st); string(st.Value) != "333" && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+			getJSON(t, base+"/state/per-key?key="+k, 200, &st)
+		}
+	}
+	if st.Stage != "per-key" || st.Key != "k1" || string(st.Value) != "333" || st.KeyGroup < 0 || st.KeyGroup >= 8 {
+		t.Errorf("/state/per-key?key=k1: %+v, want 333", st)
+	}
+	var scan admin.ScanView
+	getJSON(t, base+"/state/per-key?prefix=k&limit=2", 200, &scan)
+	if len(scan.Entries) != 2 || string(scan.Entries[0].Key) != `"k0"` || string(scan.Entries[0].Value) != "334" ||
+		string(scan.Entries[1].Key) != `"k1"` || !scan.More || len(scan.KeyGroups) != 8 {
+		t.Errorf("/state/per-key?prefix=k&limit=2: %+v, want k0 = 334, k1 = 333, more", scan)
+	}
+	getJSON(t, base+"/state/per-key?from=k2", 200, &scan)
+	if len(scan.Entries) != 1 || string(scan.Entries[0].Key) != `"k2"` || scan.More {
+		t.Errorf("/state/per-key?from=k2: %+v, want k2 alone", scan)
+	}
+
 	var stages []admin.StageView
 	getJSON(t, base+"/stages", 200, &stages)
 	for stages[0].InRate == 0 && time.Now().Before(deadline) { // a later call has a rate
@@ -143,8 +165,13 @@ func TestJobAdminEndpoints(t *testing.T) {
 	}{
 		{"/state/nope?key=k0", 404},
 		{"/state/per-key?key=k9", 404},
-		{"/state/numbers?key=1", 404}, // not keyed
+		{"/state/numbers?key=1", 400}, // not keyed
 		{"/state/per-key", 400},
+		{"/state/per-key?key=k0&prefix=k", 400},
+		{"/state/per-key?limit=100001", 400},
+		{"/state/per-key?limit=x", 400},
+		{"/state/nope?prefix=k", 404},
+		{"/state/numbers?prefix=k", 400},
 		{"/nope", 404},
 		{"/stages?" + strings.Repeat("x", 2000), 414},
 	} {
