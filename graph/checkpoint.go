@@ -37,6 +37,9 @@ type storeSink struct {
 	// snapshots build on, so that pruning keeps them.
 	mu    sync.Mutex
 	bases map[int64][]int64
+	// refs holds, per checkpoint saved or read, the snapshot objects it refers to, so
+	// that retention deletes only objects no manifest refers to.
+	refs map[int64][]string
 	// savepoint, when set, is the savepoint to start from instead of the newest checkpoint.
 	savepoint      string
 	savepointStore persistence.CheckpointStore
@@ -62,6 +65,15 @@ func (s *storeSink) Save(ctx context.Context, cp actor.Checkpoint) error {
 	if err := s.prune(ctx); err != nil {
 		return fmt.Errorf("prune checkpoints after %d: %w", cp.ID, err)
 	}
+	if s.objects() != nil {
+		ids, err := s.store.List(ctx)
+		if err == nil {
+			err = s.collect(ctx, ids)
+		}
+		if err != nil {
+			return fmt.Errorf("delete the snapshot objects no checkpoint refers to after %d: %w", cp.ID, err)
+		}
+	}
 	return nil
 }
 
@@ -73,11 +85,16 @@ func (s *storeSink) latest(ctx context.Context) (*actor.Checkpoint, []error, err
 		return nil, nil, err
 	}
 	var skipped []error
+	verified := map[string]bool{}
 	for i := len(ids) - 1; i >= 0; i-- {
 		cp, err := s.loadCheckpoint(ctx, int64(ids[i]))
 		if err == nil {
 			// A chain is only as good as each checkpoint it reaches.
 			err = flattenDeltas(ctx, cp, s.loadCheckpoint)
+		}
+		if err == nil {
+			// And a checkpoint as good as each snapshot object it refers to.
+			err = s.verifyObjects(ctx, cp, verified)
 		}
 		var corrupt *persistence.CorruptError
 		switch {
@@ -104,12 +121,20 @@ func (j *Job) Savepoint(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("savepoint %q: %w", name, err)
 	}
-	// A savepoint stands on its own: chains of incremental snapshots are flattened.
+	// A savepoint stands on its own: chains of incremental snapshots are flattened, and
+	// snapshot objects merged into the savepoint's own, which retention does not touch.
 	cp.States = maps.Clone(cp.States)
 	if err := flattenDeltas(ctx, &cp, sink.loadCheckpoint); err != nil {
 		return fmt.Errorf("savepoint %q: %w", name, err)
 	}
-	if err := sink.store.WriteSavepoint(ctx, name, encodeCheckpoint(cp)); err != nil {
+	written, err := sink.copyRunsTo(ctx, &cp, name)
+	if err == nil {
+		err = sink.store.WriteSavepoint(ctx, name, encodeCheckpoint(cp))
+	}
+	if err != nil {
+		for _, k := range written {
+			_ = sink.objects().DeleteObject(ctx, k) // the savepoint's own: nothing refers to them
+		}
 		return fmt.Errorf("savepoint %q: %w", name, err)
 	}
 	return nil

@@ -215,6 +215,10 @@ func (s *storeSink) noteBases(cp actor.Checkpoint) {
 		s.bases = map[int64][]int64{}
 	}
 	s.bases[cp.ID] = basesOf(cp)
+	if s.refs == nil {
+		s.refs = map[int64][]string{}
+	}
+	s.refs[cp.ID] = runKeysOf(cp)
 }
 
 func basesOf(cp actor.Checkpoint) []int64 {
@@ -271,6 +275,7 @@ func (s *storeSink) prune(ctx context.Context) error {
 				return err
 			}
 			delete(s.bases, int64(id))
+			delete(s.refs, int64(id))
 		}
 	}
 	return nil
