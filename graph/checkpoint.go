@@ -30,6 +30,15 @@ func Checkpoints(store persistence.CheckpointStore, interval time.Duration) JobO
 	}
 }
 
+// CheckpointTimeout aborts a checkpoint that has not completed d after its trigger (every
+// instance acknowledged and the manifest written): it counts as failed, leaves no manifest,
+// and the next one starts on the next interval; what its instances wrote to the store is
+// deleted by retention. Default actor.DefaultCheckpointTimeout (10 minutes, as Flink's); a
+// full snapshot of a large state to a remote object store must fit in it.
+func CheckpointTimeout(d time.Duration) JobOption {
+	return func(c *actor.Config) { c.CheckpointTimeout = d }
+}
+
 // storeSink saves complete checkpoints to a persistence.CheckpointStore, one file each.
 type storeSink struct {
 	store persistence.CheckpointStore
