@@ -1,5 +1,7 @@
 package graph
 
+import "github.com/eddyflow/eddy/persistence"
+
 // The checkpoint file format, for the tests outside the package that read checkpoints back.
 var (
 	EncodeCheckpoint = encodeCheckpoint
@@ -11,4 +13,10 @@ var (
 func RunsChain(st []byte) int {
 	chain, _, _ := decodeRunsRef(st)
 	return len(chain)
+}
+
+// RunHandles returns the runs a key group's state in a manifest refers to (nil: inline).
+func RunHandles(st []byte) []persistence.RunHandle {
+	chain, _, _ := decodeRunsRef(st)
+	return chain
 }
