@@ -58,11 +58,11 @@ type coordinator struct {
 	interval time.Duration
 	// timeout aborts a checkpoint not acknowledged by every instance in time (0: none).
 	timeout time.Duration
-	send     func(id int64, complete bool)
-	total    int
-	first    int64 // ids go on after this one (the checkpoint restored from)
-	acks     chan ackMsg
-	stats    *checkpointCounters
+	send    func(id int64, complete bool)
+	total   int
+	first   int64 // ids go on after this one (the checkpoint restored from)
+	acks    chan ackMsg
+	stats   *checkpointCounters
 	// alignment returns the job's alignment time so far (nil: none counted).
 	alignment func() time.Duration
 	onError   func(err error)

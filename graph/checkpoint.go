@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/eddyflow/eddy/actor"
@@ -55,6 +56,8 @@ type storeSink struct {
 	// fromScratch makes Build start the job from no checkpoint: a restart before the first
 	// one completed.
 	fromScratch bool
+	// deltaBytes is what the key groups' logs of changes (deltaLog) hold, together.
+	deltaBytes atomic.Int64
 }
 
 func (s *storeSink) Save(ctx context.Context, cp actor.Checkpoint) error {

@@ -738,6 +738,9 @@ func aggregate[K comparable, T, A, R any](k Keyed[K, T], agg stream.Aggregator[T
 				// behind that checkpoint is unknown here: it counts as half the longest.
 				t.deltas, t.runs = &deltaLog{}, &runLog{}
 				sink, fromStore := ic.env.Config.Checkpoints.(*storeSink)
+				if fromStore {
+					t.deltas.budget = &sink.deltaBytes
+				}
 				if cp := ic.env.Config.Restore; cp != nil && cp.ID != actor.FinalCheckpoint && fromStore && sink.savepoint == "" {
 					t.deltas.base, t.deltas.chain = cp.ID, maxDeltaChain/2
 				}
