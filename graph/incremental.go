@@ -62,7 +62,7 @@ type segment struct {
 // with the state.
 const (
 	maxDeltaBytes = 16 << 20
-	jobDeltaBytes = 64 << 20
+	jobDeltaBytes = 32 << 20
 )
 
 func (l *deltaLog) written(key, value []byte) {

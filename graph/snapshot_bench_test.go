@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"strings"
 	"sync"
@@ -31,10 +32,12 @@ var snapshotKeys = flag.Int64("snapshot-keys", 2_000_000, "distinct keys of Benc
 // savepoint takes a checkpoint (each key group streams its full snapshot to the store) and
 // merges it into the savepoint's own objects; then a new job on an empty Badger restores
 // the savepoint. It reports the state's size in the store, the checkpoint's and the
-// savepoint's seconds and the peak live heap during them, and the recovery's seconds and
-// peak heap (from Build until the restored job emits).
+// savepoint's seconds and the peak heap during them (heap objects, garbage included, as
+// examples/bench samples it; and the live heap found by each collection), and the
+// recovery's seconds and peak heap (from Build until the restored job emits). As
+// examples/bench's large-state, it runs with a soft memory limit of 384 MiB.
 //
-//	go test ./graph -run '^$' -bench StreamedCheckpoint -benchtime 1x -timeout 60m -args -snapshot-keys=2000000
+//	EDDY_WEED_VOLUME_MB=512 go test ./graph -run '^$' -bench StreamedCheckpoint -benchtime 1x -timeout 60m -args -snapshot-keys=2000000
 func BenchmarkStreamedCheckpoint(b *testing.B) {
 	b.Run("dir", func(b *testing.B) {
 		store, err := persistence.OpenDirCheckpoints(b.TempDir())
@@ -77,6 +80,7 @@ func openBenchBadger(b *testing.B) *persistence.BadgerDB {
 
 func benchmarkStreamedCheckpoint(b *testing.B, store persistence.CheckpointStore) {
 	n := *snapshotKeys
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(384 << 20))
 	value := strings.Repeat("v", 100)
 	var gate actortest.Gate
 	newJob := func(db *persistence.BadgerDB, src stream.Source[stream.KV[uint64, string]], more ...graph.JobOption) *graph.Job {
@@ -121,7 +125,7 @@ func benchmarkStreamedCheckpoint(b *testing.B, store persistence.CheckpointStore
 			b.Fatal(err)
 		}
 		savepointSecs := time.Since(t0).Seconds()
-		peak := stop()
+		peak, peakLive := stop()
 		b.StopTimer()
 		cps := job.Checkpoints()
 		gate.Open()
@@ -155,7 +159,7 @@ func benchmarkStreamedCheckpoint(b *testing.B, store persistence.CheckpointStore
 			time.Sleep(time.Millisecond)
 		}
 		recoverySecs := time.Since(t0).Seconds()
-		recoveryPeak := stop()
+		recoveryPeak, recoveryLive := stop()
 		if err := <-done; err != nil {
 			b.Fatal(err)
 		}
@@ -163,6 +167,8 @@ func benchmarkStreamedCheckpoint(b *testing.B, store persistence.CheckpointStore
 		b.ReportMetric(cps.Duration.Seconds(), "checkpoint-s")
 		b.ReportMetric(savepointSecs, "savepoint-s")
 		b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+		b.ReportMetric(float64(peakLive)/(1<<20), "peak-live-MiB")
+		b.ReportMetric(float64(recoveryLive)/(1<<20), "recovery-peak-live-MiB")
 		b.ReportMetric(float64(before)/(1<<20), "heap-before-MiB")
 		b.ReportMetric(recoverySecs, "recovery-s")
 		b.ReportMetric(float64(recoveryPeak)/(1<<20), "recovery-peak-heap-MiB")
@@ -195,6 +201,14 @@ func savepointBytes(b *testing.B, store persistence.CheckpointStore, name string
 	return size
 }
 
+// liveAfterGC is the heap the last collection found live: what is retained, without the
+// garbage that liveHeap counts until the next collection.
+func liveAfterGC() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
 func liveHeap() uint64 {
 	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 	metrics.Read(s)
@@ -203,9 +217,10 @@ func liveHeap() uint64 {
 
 // watchLiveHeap samples the heap's objects (live and not yet collected, as examples/bench
 // does) every millisecond until the returned function is called, which returns the peak.
-func watchLiveHeap() func() uint64 {
-	var peak atomic.Uint64
+func watchLiveHeap() func() (uint64, uint64) {
+	var peak, peakLive atomic.Uint64
 	peak.Store(liveHeap())
+	peakLive.Store(liveAfterGC())
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -219,12 +234,15 @@ func watchLiveHeap() func() uint64 {
 				if v := liveHeap(); v > peak.Load() {
 					peak.Store(v)
 				}
+				if v := liveAfterGC(); v > peakLive.Load() {
+					peakLive.Store(v)
+				}
 			}
 		}
 	})
-	return func() uint64 {
+	return func() (uint64, uint64) {
 		close(done)
 		wg.Wait()
-		return peak.Load()
+		return peak.Load(), peakLive.Load()
 	}
 }

@@ -39,9 +39,23 @@ import (
 // then the number of runs and their handles (persistence.AppendRunHandle), oldest first.
 const runsRefMagic = "\xe5ESR"
 
+// blobRefMagic starts the state of an instance whose snapshot (any other state, larger
+// than inlineLimit) was moved to snapshot objects by offloadTask: one handle follows, as in
+// a runs reference. The run holds the snapshot's bytes in chunks of blobChunk.
+const blobRefMagic = "\xe5ESB"
+
+// inlineLimit is the largest snapshot a manifest holds inline; larger ones go to the
+// store's objects, so that an acknowledgement (one gRPC message on a cluster) stays small.
+const inlineLimit = 256 << 10
+
+// blobChunk is the size of the pieces an offloaded snapshot is written in.
+const blobChunk = 1 << 20
+
 // encodeRunsRef is the state a manifest keeps of a key group whose snapshot is chain.
-func encodeRunsRef(chain []persistence.RunHandle) []byte {
-	out := binary.AppendUvarint([]byte(runsRefMagic), uint64(len(chain)))
+func encodeRunsRef(chain []persistence.RunHandle) []byte { return encodeRef(runsRefMagic, chain) }
+
+func encodeRef(magic string, chain []persistence.RunHandle) []byte {
+	out := binary.AppendUvarint([]byte(magic), uint64(len(chain)))
 	for _, h := range chain {
 		out = persistence.AppendRunHandle(out, h)
 	}
@@ -49,12 +63,29 @@ func encodeRunsRef(chain []persistence.RunHandle) []byte {
 }
 
 // decodeRunsRef returns the chain of runs st refers to; ok is false when st is not such a
-// reference (an inline snapshot).
+// reference (an inline snapshot, or an offloaded one).
 func decodeRunsRef(st []byte) (chain []persistence.RunHandle, ok bool, err error) {
 	if !bytes.HasPrefix(st, []byte(runsRefMagic)) {
 		return nil, false, nil
 	}
-	b := st[len(runsRefMagic):]
+	return decodeChain(st[len(runsRefMagic):])
+}
+
+// decodeRef returns the runs st refers to, a key group's chain or an offloaded snapshot
+// (blob), or ok false when st is inline.
+func decodeRef(st []byte) (chain []persistence.RunHandle, blob, ok bool, err error) {
+	if bytes.HasPrefix(st, []byte(blobRefMagic)) {
+		chain, ok, err = decodeChain(st[len(blobRefMagic):])
+		if err == nil && len(chain) != 1 {
+			return nil, true, true, fmt.Errorf("%w: an offloaded snapshot in %d runs", errBadCheckpoint, len(chain))
+		}
+		return chain, true, ok, err
+	}
+	chain, ok, err = decodeRunsRef(st)
+	return chain, false, ok, err
+}
+
+func decodeChain(b []byte) (chain []persistence.RunHandle, ok bool, err error) {
 	n, w := binary.Uvarint(b)
 	if w <= 0 || n == 0 || n > maxDeltaChain*4 {
 		return nil, true, fmt.Errorf("%w: a snapshot reference to %d runs", errBadCheckpoint, n)
@@ -71,6 +102,72 @@ func decodeRunsRef(st []byte) (chain []persistence.RunHandle, ok bool, err error
 		return nil, true, fmt.Errorf("%w: %d bytes after a snapshot reference", errBadCheckpoint, len(b))
 	}
 	return chain, true, nil
+}
+
+// offloadTask moves an instance's snapshot to the store's snapshot objects when it is
+// larger than inlineLimit, and reads it back on restore: the acknowledgement and the
+// manifest carry a handle. It wraps every task of a job whose checkpoint store keeps
+// objects; key groups that stream their snapshots themselves pass through.
+type offloadTask struct {
+	actor.Task
+	env  *actor.Env
+	objs persistence.SnapshotObjects
+}
+
+func (t offloadTask) Snapshot(id int64) ([]byte, error) {
+	st, err := t.Task.Snapshot(id)
+	if err != nil || len(st) <= inlineLimit || id <= 0 {
+		return st, err
+	}
+	if _, _, ok, _ := decodeRef(st); ok {
+		return st, nil
+	}
+	key := persistence.CheckpointObjectKey(uint64(id), objectName(t.env.ID.String()))
+	h, err := writeRun(t.env.Context(), t.objs, key, func(add func(k, v []byte) error) error {
+		for i := 0; i*blobChunk < len(st); i++ {
+			if err := add(binary.BigEndian.AppendUint32(nil, uint32(i)), st[i*blobChunk:min(len(st), (i+1)*blobChunk)]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("snapshot checkpoint %d: move %d bytes of state to the store: %w", id, len(st), err)
+	}
+	return encodeRef(blobRefMagic, []persistence.RunHandle{h}), nil
+}
+
+func (t offloadTask) Restore(state []byte) error {
+	chain, blob, ok, err := decodeRef(state)
+	if !ok || !blob {
+		return t.Task.Restore(state)
+	}
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	var objs persistence.SnapshotObjects
+	if sink, isSink := t.env.Config.Checkpoints.(*storeSink); isSink {
+		objs = sink.restoreObjects()
+	}
+	if objs == nil {
+		return errors.New("restore: the snapshot is in snapshot objects, and the job's checkpoint store keeps none")
+	}
+	buf := make([]byte, 0, chain[0].Size)
+	err = mergeChain(t.env.Context(), objs, chain, func(_, v []byte) error {
+		buf = append(buf, v...)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("restore: read the snapshot: %w", err)
+	}
+	return t.Task.Restore(buf)
+}
+
+func (t offloadTask) Inspect(key any) (any, bool) {
+	if in, ok := t.Task.(actor.Inspector); ok {
+		return in.Inspect(key)
+	}
+	return nil, false
 }
 
 // objects returns the snapshot objects of the sink's store, nil when it keeps none.
@@ -320,7 +417,7 @@ func (t *aggregateTask[K, T, A, R]) restoreRuns(chain []persistence.RunHandle) e
 // sinks commit what the chosen checkpoint completed before the stages restore it.
 func (s *storeSink) verifyObjects(ctx context.Context, cp *actor.Checkpoint, verified map[string]bool) error {
 	for identity, st := range cp.States {
-		chain, ok, err := decodeRunsRef(st)
+		chain, _, ok, err := decodeRef(st)
 		if !ok {
 			continue
 		}
@@ -370,7 +467,7 @@ func verifyRun(ctx context.Context, objs persistence.SnapshotObjects, h persiste
 func runKeysOf(cp actor.Checkpoint) []string {
 	var keys []string
 	for _, st := range cp.States {
-		if chain, ok, err := decodeRunsRef(st); ok && err == nil {
+		if chain, _, ok, err := decodeRef(st); ok && err == nil {
 			for _, h := range chain {
 				keys = append(keys, h.Key)
 			}
@@ -435,7 +532,7 @@ func (s *storeSink) collect(ctx context.Context, ids []uint64) error {
 func (s *storeSink) copyRunsTo(ctx context.Context, cp *actor.Checkpoint, name string) ([]string, error) {
 	var written []string
 	for identity, st := range cp.States {
-		chain, ok, err := decodeRunsRef(st)
+		chain, blob, ok, err := decodeRef(st)
 		if !ok {
 			continue
 		}
@@ -451,7 +548,11 @@ func (s *storeSink) copyRunsTo(ctx context.Context, cp *actor.Checkpoint, name s
 			return written, fmt.Errorf("%s: copy its snapshot: %w", identity, err)
 		}
 		written = append(written, key)
-		cp.States[identity] = encodeRunsRef([]persistence.RunHandle{h})
+		magic := runsRefMagic
+		if blob {
+			magic = blobRefMagic
+		}
+		cp.States[identity] = encodeRef(magic, []persistence.RunHandle{h})
 	}
 	return written, nil
 }

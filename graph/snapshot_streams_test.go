@@ -287,3 +287,68 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// A snapshot larger than a manifest holds inline (here: counts of 100,000 keys in memory,
+// in two key groups) goes to the store's objects as well, and the manifest carries a
+// handle; a run cut off and started again restores it, exactly.
+func TestLargeInlineSnapshotsMoveToObjects(t *testing.T) {
+	const n, keys = 300_000, 100_000
+	store, err := persistence.OpenDirCheckpoints(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	counts := map[int64]int64{}
+	newJob := func(cut *cutPoint) *graph.Job {
+		g := graph.New("offload")
+		src := graph.From(g, cut.source(n), graph.Name("src"))
+		byKey := graph.Map(src, func(i int64) int64 { return i % keys })
+		graph.Count(graph.KeyBy(byKey, func(k int64) int64 { return k }), graph.Name("count")).To(stream.FuncSink(func(recs []stream.Record[stream.KV[int64, int64]]) error {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, r := range recs {
+				counts[r.Value.Key] = max(counts[r.Value.Key], r.Value.Value)
+			}
+			return nil
+		}))
+		return build(t, g, graph.Parallelism(2), graph.MaxKeyGroups(2), graph.Checkpoints(store, 10*time.Millisecond))
+	}
+	cut := &cutPoint{a: n / 4, b: n / 3}
+	cutOff(t, newJob(cut), 3, cut)
+	ids, err := store.List(context.Background())
+	if err != nil || len(ids) == 0 {
+		t.Fatalf("checkpoints: %v, %v", ids, err)
+	}
+	b, err := store.Load(context.Background(), ids[len(ids)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := graph.DecodeCheckpoint(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for identity, st := range cp.States {
+		if strings.Contains(identity, "/count") && len(st) > 64<<10 {
+			t.Errorf("checkpoint %d: %s's snapshot is inline, %d bytes", cp.ID, identity, len(st))
+		}
+	}
+	offloaded := 0
+	err = store.ListObjects(context.Background(), "chk-", func(key string, size int64) error {
+		if strings.Contains(key, "offload~count~") && size > 256<<10 {
+			offloaded++
+		}
+		return nil
+	})
+	if err != nil || offloaded == 0 {
+		t.Fatalf("no key group's snapshot in the store's objects (%v)", err)
+	}
+	runRestored(t, newJob(nil), n)
+	if len(counts) != keys {
+		t.Fatalf("%d keys counted, want %d", len(counts), keys)
+	}
+	for k, c := range counts {
+		if c != n/keys {
+			t.Fatalf("key %d counted %d, want %d", k, c, n/keys)
+		}
+	}
+}
