@@ -50,6 +50,8 @@ type storeSink struct {
 	// refs holds, per checkpoint saved or read, the snapshot objects it refers to, so
 	// that retention deletes only objects no manifest refers to.
 	refs map[int64][]string
+	// pins holds the checkpoints savepoints are being copied from: pruning keeps them.
+	pins map[int64]int
 	// savepoint, when set, is the savepoint to start from instead of the newest checkpoint.
 	savepoint      string
 	savepointStore persistence.CheckpointStore
@@ -133,6 +135,7 @@ func (j *Job) Savepoint(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("savepoint %q: %w", name, err)
 	}
+	defer sink.pin(cp.ID)()
 	// A savepoint stands on its own: chains of incremental snapshots are flattened, and
 	// snapshot objects merged into the savepoint's own, which retention does not touch.
 	cp.States = maps.Clone(cp.States)
@@ -163,6 +166,24 @@ func FromSavepoint(store persistence.CheckpointStore, name string) JobOption {
 			c.Checkpoints = s
 		}
 		s.savepoint, s.savepointStore = name, store
+	}
+}
+
+// pin keeps checkpoint id (and the objects it refers to) from pruning until the returned
+// function is called.
+func (s *storeSink) pin(id int64) func() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pins == nil {
+		s.pins = map[int64]int{}
+	}
+	s.pins[id]++
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.pins[id]--; s.pins[id] == 0 {
+			delete(s.pins, id)
+		}
 	}
 }
 

@@ -311,6 +311,9 @@ func (s *storeSink) prune(ctx context.Context) error {
 	for _, id := range ids[len(ids)-keepCheckpoints:] {
 		reach(int64(id), 0)
 	}
+	for id := range s.pins {
+		reach(id, 0) // a savepoint is being copied from it
+	}
 	for _, id := range ids {
 		if !keep[int64(id)] {
 			if err := s.store.Delete(ctx, id); err != nil {

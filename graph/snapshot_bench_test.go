@@ -4,9 +4,11 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,7 +25,10 @@ import (
 	"github.com/eddyflow/eddy/stream"
 )
 
-var snapshotKeys = flag.Int64("snapshot-keys", 2_000_000, "distinct keys of BenchmarkStreamedCheckpoint's state")
+var (
+	snapshotKeys       = flag.Int64("snapshot-keys", 2_000_000, "distinct keys of BenchmarkStreamedCheckpoint's state")
+	snapshotMemprofile = flag.String("snapshot-memprofile", "", "write heap profiles of BenchmarkStreamedCheckpoint to PREFIX-before.pprof (the state loaded, before the checkpoint) and PREFIX-recovered.pprof (as of the last collection of the recovery)")
+)
 
 // BenchmarkStreamedCheckpoint measures a checkpoint and a recovery of a large state on
 // Badger (snapshot-keys distinct keys, each with a 100-byte value, the latest per key, as
@@ -118,6 +123,9 @@ func benchmarkStreamedCheckpoint(b *testing.B, store persistence.CheckpointStore
 		b.Logf("%d keys in Badger in %v", n, time.Since(start).Round(time.Millisecond))
 		runtime.GC()
 		before := liveHeap()
+		if *snapshotMemprofile != "" {
+			writeHeapProfile(b, *snapshotMemprofile+"-before.pprof")
+		}
 		b.StartTimer()
 		stop := watchLiveHeap()
 		t0 := time.Now()
@@ -160,6 +168,9 @@ func benchmarkStreamedCheckpoint(b *testing.B, store persistence.CheckpointStore
 		}
 		recoverySecs := time.Since(t0).Seconds()
 		recoveryPeak, recoveryLive := stop()
+		if *snapshotMemprofile != "" {
+			writeHeapProfile(b, *snapshotMemprofile+"-recovered.pprof")
+		}
 		if err := <-done; err != nil {
 			b.Fatal(err)
 		}
@@ -244,5 +255,16 @@ func watchLiveHeap() func() (uint64, uint64) {
 		close(done)
 		wg.Wait()
 		return peak.Load(), peakLive.Load()
+	}
+}
+
+func writeHeapProfile(b *testing.B, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		b.Fatal(err)
 	}
 }
