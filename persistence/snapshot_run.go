@@ -187,17 +187,32 @@ func (rr *RunReader) frame() ([]byte, error) {
 	if n > maxRunFrame {
 		return nil, rr.corrupt("frame at byte %d: %d bytes, more than a run's frame holds (%d)", rr.size, n, maxRunFrame)
 	}
-	if cap(rr.block) < frameHeaderSize+int(n) {
-		rr.block = make([]byte, frameHeaderSize+int(n), max(frameHeaderSize+int(n), runBlockSize+2048))
-	}
-	buf := rr.block[:frameHeaderSize+int(n)]
-	copy(buf, rr.header[:])
-	if _, err := io.ReadFull(rr.r, buf[frameHeaderSize:]); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, rr.corrupt("truncated in the frame at byte %d (of %d bytes)", rr.size, n)
+	var buf []byte
+	if n <= 2*runBlockSize {
+		if cap(rr.block) < frameHeaderSize+int(n) {
+			rr.block = make([]byte, 0, 2*runBlockSize+frameHeaderSize)
 		}
-		rr.err = fmt.Errorf("read %s: %w", rr.where, err)
-		return nil, rr.err
+		buf = rr.block[:frameHeaderSize+int(n)]
+		copy(buf, rr.header[:])
+		if _, err := io.ReadFull(rr.r, buf[frameHeaderSize:]); err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return nil, rr.corrupt("truncated in the frame at byte %d (of %d bytes)", rr.size, n)
+			}
+			rr.err = fmt.Errorf("read %s: %w", rr.where, err)
+			return nil, rr.err
+		}
+	} else {
+		// A large pair: the buffer grows with what arrives, so a damaged length costs no
+		// more than the bytes that are there.
+		big := bytes.NewBuffer(append(make([]byte, 0, 2*runBlockSize), rr.header[:]...))
+		if got, err := io.CopyN(big, rr.r, int64(n)); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil, rr.corrupt("truncated in the frame at byte %d (%d of %d bytes)", rr.size, got, n)
+			}
+			rr.err = fmt.Errorf("read %s: %w", rr.where, err)
+			return nil, rr.err
+		}
+		buf = big.Bytes()
 	}
 	payload, err := decodeFrame(buf)
 	if err != nil {

@@ -281,3 +281,17 @@ func runObjectsContract(t *testing.T, s interface {
 		t.Fatalf("after deletes: objects %v, want checkpoint 4's only", got)
 	}
 }
+
+// Pairs larger than a block round-trip, and a large frame cut short is reported as such.
+func TestRunLargePair(t *testing.T) {
+	big := strings.Repeat("z", 3*runBlockSize)
+	b, h := writeRun(t, []kv{{"a", "1"}, {"b", big}, {"c", "3"}})
+	got, err := readRun(b, &h)
+	if err != nil || len(got) != 3 || got[1].v != big {
+		t.Fatalf("read back %d pairs, %v", len(got), err)
+	}
+	var corrupt *CorruptError
+	if _, err := readRun(b[:len(b)-runBlockSize], nil); !errors.As(err, &corrupt) || !strings.Contains(err.Error(), "truncated") {
+		t.Errorf("a cut large frame: %v", err)
+	}
+}
