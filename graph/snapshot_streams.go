@@ -495,10 +495,16 @@ func (s *storeSink) collect(ctx context.Context, ids []uint64) error {
 		keys, ok := s.refs[int64(id)]
 		if !ok {
 			cp, err := s.loadCheckpoint(ctx, int64(id))
-			if err != nil {
-				// Unreadable: it restores nothing, and keeps nothing either.
+			var corrupt *persistence.CorruptError
+			switch {
+			case errors.As(err, &corrupt), errors.Is(err, errBadCheckpoint), errors.Is(err, persistence.ErrNotFound):
+				// Damaged or gone: it restores nothing, and keeps nothing either.
 				s.refs[int64(id)] = nil
 				continue
+			case err != nil:
+				// Unread (an I/O error): what it refers to is unknown, so nothing is
+				// deleted this time; the next checkpoint tries again.
+				return nil
 			}
 			keys = runKeysOf(*cp)
 			s.refs[int64(id)] = keys
