@@ -35,6 +35,12 @@ type CheckpointStats struct {
 	Bytes     int64         `json:"last_bytes"`       // state size of the last
 }
 
+// DefaultCheckpointTimeout is how long a checkpoint may take before it is aborted, unless
+// Config.CheckpointTimeout says otherwise: Flink's default, long enough for a full snapshot
+// of a large state to reach an object store, short enough that a lost acknowledgement
+// costs minutes of checkpoints, not all of them.
+const DefaultCheckpointTimeout = 10 * time.Minute
+
 type ackMsg struct {
 	id       int64
 	identity string
@@ -50,11 +56,13 @@ type ackMsg struct {
 type coordinator struct {
 	sink     CheckpointSink
 	interval time.Duration
-	send     func(id int64, complete bool)
-	total    int
-	first    int64 // ids go on after this one (the checkpoint restored from)
-	acks     chan ackMsg
-	stats    *checkpointCounters
+	// timeout aborts a checkpoint not acknowledged by every instance in time (0: none).
+	timeout time.Duration
+	send    func(id int64, complete bool)
+	total   int
+	first   int64 // ids go on after this one (the checkpoint restored from)
+	acks    chan ackMsg
+	stats   *checkpointCounters
 	// alignment returns the job's alignment time so far (nil: none counted).
 	alignment func() time.Duration
 	onError   func(err error)
@@ -161,16 +169,45 @@ func (c *coordinator) run(ctx context.Context, wg *sync.WaitGroup) {
 		}
 		return c.alignment()
 	}
+	// deadline fires when the checkpoint under way has taken timeout.
+	var deadline <-chan time.Time
+	var timer *time.Timer
+	if c.timeout > 0 {
+		timer = time.NewTimer(c.timeout)
+		timer.Stop()
+		defer timer.Stop()
+	}
 	trigger := func() {
 		id++
 		waiting, states, done, failed, started = c.total, map[string][]byte{}, map[string]bool{}, nil, time.Now()
 		aligned = alignment()
+		if timer != nil {
+			timer.Reset(c.timeout)
+			deadline = timer.C
+		}
 		c.send(id, false)
 	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-deadline:
+			deadline = nil
+			if waiting == 0 {
+				continue
+			}
+			// Aborted: no manifest; late acknowledgements of it are ignored (waiting is 0),
+			// and the next tick starts the next one.
+			err := fmt.Errorf("checkpoint %d: aborted after %v: %d of %d instances acknowledged", id, c.timeout, c.total-waiting, c.total)
+			waiting = 0
+			c.stats.failed.Add(1)
+			c.stats.record(CheckpointRecord{ID: id, Started: started, Duration: time.Since(started),
+				Alignment: alignment() - aligned, Error: err.Error()})
+			c.onError(err)
+			waiters = c.answer(waiters, id, checkpointResult{err: err})
+			if len(waiters) > 0 {
+				trigger()
+			}
 		case ch := <-c.requests:
 			waiters = append(waiters, waiter{minID: id + 1, ch: ch})
 			if waiting == 0 {
@@ -198,6 +235,7 @@ func (c *coordinator) run(ctx context.Context, wg *sync.WaitGroup) {
 			if waiting > 0 {
 				continue
 			}
+			deadline = nil
 			if failed == nil && c.fence != nil {
 				if err := c.fence(); err != nil {
 					// Another run holds the job now: this one must neither save nor commit.

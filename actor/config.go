@@ -66,6 +66,12 @@ type Config struct {
 	// Checkpoints stores the result. Shorter loses less work on a failure; longer costs
 	// less. Default (with Checkpoints set): 1s.
 	CheckpointInterval time.Duration
+	// CheckpointTimeout is how long a checkpoint may take, from its trigger to its last
+	// acknowledgement, before it is aborted (counted as failed, nothing saved; what its
+	// instances wrote is deleted by retention) and the next one starts: a lost
+	// acknowledgement, or an instance stuck, does not stop checkpoints for good. Default
+	// (with Checkpoints set): DefaultCheckpointTimeout.
+	CheckpointTimeout time.Duration
 	// Checkpoints stores complete checkpoints. nil: no checkpoints.
 	Checkpoints CheckpointSink
 	// MicroBatch, when > 0, runs the job in micro-batches of this processing-time interval
@@ -139,13 +145,14 @@ func (c *Config) Validate() error {
 		{"idle timeout", int64(c.IdleTimeout), 0},
 		{"watermark interval", int64(c.WatermarkInterval), 0},
 		{"checkpoint interval", int64(c.CheckpointInterval), 0},
+		{"checkpoint timeout", int64(c.CheckpointTimeout), 0},
 		{"micro-batch interval", int64(c.MicroBatch), 0},
 		{"micro-batch records", int64(c.MicroBatchRecords), 0},
 		{"max dead letters", c.MaxDeadLetters, 0},
 	}
 	for _, ch := range checks {
 		if ch.v < ch.min {
-			if ch.name == "linger" || ch.name == "idle timeout" || ch.name == "watermark interval" || ch.name == "checkpoint interval" || ch.name == "micro-batch interval" {
+			if ch.name == "linger" || ch.name == "idle timeout" || ch.name == "watermark interval" || ch.name == "checkpoint interval" || ch.name == "checkpoint timeout" || ch.name == "micro-batch interval" {
 				return fmt.Errorf("config: %s %v is negative", ch.name, time.Duration(ch.v))
 			}
 			return fmt.Errorf("config: %s %d is negative", ch.name, ch.v)
@@ -174,6 +181,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Checkpoints != nil && c.CheckpointInterval == 0 {
 		c.CheckpointInterval = time.Second
+	}
+	if c.Checkpoints != nil && c.CheckpointTimeout == 0 {
+		c.CheckpointTimeout = DefaultCheckpointTimeout
 	}
 	if c.MicroBatch > 0 && c.Cluster != nil {
 		return errors.New("config: micro-batch mode runs on one node, not in a cluster run")

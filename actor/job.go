@@ -436,7 +436,7 @@ func (r *run) startCoordinator(coordinating bool) {
 	if cl := j.cfg.Cluster; cl != nil {
 		fence = cl.Fence
 	}
-	c := &coordinator{fence: fence, sink: j.cfg.Checkpoints, interval: j.cfg.CheckpointInterval, total: len(r.all), first: j.restoredID(), requests: requests,
+	c := &coordinator{fence: fence, sink: j.cfg.Checkpoints, interval: j.cfg.CheckpointInterval, timeout: j.cfg.CheckpointTimeout, total: len(r.all), first: j.restoredID(), requests: requests,
 		acks: r.d.acks, stats: &j.ckpt, alignment: j.alignment, onError: func(err error) {
 			if r.coordCtx.Err() == nil { // not a checkpoint cut short by the end of the run
 				j.cfg.Logger.Warn("checkpoint failed", "err", err)

@@ -156,8 +156,14 @@ func (g *Graph) Build(opts ...JobOption) (*Job, error) {
 			ic := newInst(env, vp)
 			ic.pace = pace
 			task, err := vp.newTask(ic)
-			if err != nil || len(ic.preCommits) == 0 {
-				return task, err
+			if err != nil {
+				return nil, err
+			}
+			if objs := snapshotObjectsOf(env.Config); objs != nil {
+				task = offloadTask{Task: task, env: env, objs: objs} // large snapshots: handles
+			}
+			if len(ic.preCommits) == 0 {
+				return task, nil
 			}
 			return twoPhaseTask{Task: task, ic: ic}, nil
 		}

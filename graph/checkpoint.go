@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/eddyflow/eddy/actor"
@@ -30,6 +31,15 @@ func Checkpoints(store persistence.CheckpointStore, interval time.Duration) JobO
 	}
 }
 
+// CheckpointTimeout aborts a checkpoint that has not completed d after its trigger (every
+// instance acknowledged and the manifest written): it counts as failed, leaves no manifest,
+// and the next one starts on the next interval; what its instances wrote to the store is
+// deleted by retention. Default actor.DefaultCheckpointTimeout (10 minutes, as Flink's); a
+// full snapshot of a large state to a remote object store must fit in it.
+func CheckpointTimeout(d time.Duration) JobOption {
+	return func(c *actor.Config) { c.CheckpointTimeout = d }
+}
+
 // storeSink saves complete checkpoints to a persistence.CheckpointStore, one file each.
 type storeSink struct {
 	store persistence.CheckpointStore
@@ -37,12 +47,19 @@ type storeSink struct {
 	// snapshots build on, so that pruning keeps them.
 	mu    sync.Mutex
 	bases map[int64][]int64
+	// refs holds, per checkpoint saved or read, the snapshot objects it refers to, so
+	// that retention deletes only objects no manifest refers to.
+	refs map[int64][]string
+	// pins holds the checkpoints savepoints are being copied from: pruning keeps them.
+	pins map[int64]int
 	// savepoint, when set, is the savepoint to start from instead of the newest checkpoint.
 	savepoint      string
 	savepointStore persistence.CheckpointStore
 	// fromScratch makes Build start the job from no checkpoint: a restart before the first
 	// one completed.
 	fromScratch bool
+	// deltaBytes is what the key groups' logs of changes (deltaLog) hold, together.
+	deltaBytes atomic.Int64
 }
 
 func (s *storeSink) Save(ctx context.Context, cp actor.Checkpoint) error {
@@ -62,6 +79,15 @@ func (s *storeSink) Save(ctx context.Context, cp actor.Checkpoint) error {
 	if err := s.prune(ctx); err != nil {
 		return fmt.Errorf("prune checkpoints after %d: %w", cp.ID, err)
 	}
+	if s.objects() != nil {
+		ids, err := s.store.List(ctx)
+		if err == nil {
+			err = s.collect(ctx, ids)
+		}
+		if err != nil {
+			return fmt.Errorf("delete the snapshot objects no checkpoint refers to after %d: %w", cp.ID, err)
+		}
+	}
 	return nil
 }
 
@@ -73,11 +99,16 @@ func (s *storeSink) latest(ctx context.Context) (*actor.Checkpoint, []error, err
 		return nil, nil, err
 	}
 	var skipped []error
+	verified := map[string]bool{}
 	for i := len(ids) - 1; i >= 0; i-- {
 		cp, err := s.loadCheckpoint(ctx, int64(ids[i]))
 		if err == nil {
 			// A chain is only as good as each checkpoint it reaches.
 			err = flattenDeltas(ctx, cp, s.loadCheckpoint)
+		}
+		if err == nil {
+			// And a checkpoint as good as each snapshot object it refers to.
+			err = s.verifyObjects(ctx, cp, verified)
 		}
 		var corrupt *persistence.CorruptError
 		switch {
@@ -104,12 +135,21 @@ func (j *Job) Savepoint(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("savepoint %q: %w", name, err)
 	}
-	// A savepoint stands on its own: chains of incremental snapshots are flattened.
+	defer sink.pin(cp.ID)()
+	// A savepoint stands on its own: chains of incremental snapshots are flattened, and
+	// snapshot objects merged into the savepoint's own, which retention does not touch.
 	cp.States = maps.Clone(cp.States)
 	if err := flattenDeltas(ctx, &cp, sink.loadCheckpoint); err != nil {
 		return fmt.Errorf("savepoint %q: %w", name, err)
 	}
-	if err := sink.store.WriteSavepoint(ctx, name, encodeCheckpoint(cp)); err != nil {
+	written, err := sink.copyRunsTo(ctx, &cp, name)
+	if err == nil {
+		err = sink.store.WriteSavepoint(ctx, name, encodeCheckpoint(cp))
+	}
+	if err != nil {
+		for _, k := range written {
+			_ = sink.objects().DeleteObject(ctx, k) // the savepoint's own: nothing refers to them
+		}
 		return fmt.Errorf("savepoint %q: %w", name, err)
 	}
 	return nil
@@ -126,6 +166,24 @@ func FromSavepoint(store persistence.CheckpointStore, name string) JobOption {
 			c.Checkpoints = s
 		}
 		s.savepoint, s.savepointStore = name, store
+	}
+}
+
+// pin keeps checkpoint id (and the objects it refers to) from pruning until the returned
+// function is called.
+func (s *storeSink) pin(id int64) func() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pins == nil {
+		s.pins = map[int64]int{}
+	}
+	s.pins[id]++
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.pins[id]--; s.pins[id] == 0 {
+			delete(s.pins, id)
+		}
 	}
 }
 

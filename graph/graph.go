@@ -763,8 +763,11 @@ func aggregate[K comparable, T, A, R any](k Keyed[K, T], agg stream.Aggregator[T
 				// Its snapshots are incremental, on the checkpoint it restored when that is in
 				// the store (a savepoint is not: the first snapshot is then full). The chain
 				// behind that checkpoint is unknown here: it counts as half the longest.
-				t.deltas = &deltaLog{}
+				t.deltas, t.runs = &deltaLog{}, &runLog{}
 				sink, fromStore := ic.env.Config.Checkpoints.(*storeSink)
+				if fromStore {
+					t.deltas.budget = &sink.deltaBytes
+				}
 				if cp := ic.env.Config.Restore; cp != nil && cp.ID != actor.FinalCheckpoint && fromStore && sink.savepoint == "" {
 					t.deltas.base, t.deltas.chain = cp.ID, maxDeltaChain/2
 				}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync/atomic"
 
 	"github.com/eddyflow/eddy/actor"
 )
@@ -37,6 +38,11 @@ const maxChainDepth = 10_000
 type deltaLog struct {
 	current  []byte    // pairs written back since the last snapshot
 	segments []segment // sealed by snapshots, newest last; dropped once complete
+	// size is the bytes current and segments hold; past maxDeltaBytes, or with the job's
+	// budget (shared by its key groups: jobDeltaBytes) spent, the log gives up (overflow)
+	// and the next snapshot is full.
+	size   int
+	budget *atomic.Int64
 	// base is the last complete checkpoint this key group's snapshots can build on (0:
 	// none, so the next snapshot is full), chain the length of its chain, and chains the
 	// chain length of each snapshot taken and not yet complete.
@@ -50,8 +56,39 @@ type segment struct {
 	data []byte
 }
 
+// maxDeltaBytes bounds what a key group's log of changes holds in memory: past it (a long
+// interval, or checkpoints that keep failing, with many keys written) the log is dropped
+// and the next snapshot is full, read from the state store, instead of the heap growing
+// with the state.
+const (
+	maxDeltaBytes = 16 << 20
+	jobDeltaBytes = 32 << 20
+)
+
 func (l *deltaLog) written(key, value []byte) {
+	before := len(l.current)
 	l.current = appendUvarintBytes(appendUvarintBytes(l.current, key), value)
+	l.resize(l.size + len(l.current) - before)
+	if l.size > maxDeltaBytes || l.budget != nil && l.budget.Load() > jobDeltaBytes {
+		l.overflow()
+	}
+}
+
+// resize sets size, and the job's budget by as much.
+func (l *deltaLog) resize(size int) {
+	if l.budget != nil {
+		l.budget.Add(int64(size - l.size))
+	}
+	l.size = size
+}
+
+// overflow drops the log: no snapshot taken so far can be a base any more (the changes
+// since it are gone), so the next snapshot is full, and the chain starts again from it.
+func (l *deltaLog) overflow() {
+	l.current, l.segments = nil, nil
+	l.resize(0)
+	l.base, l.chain = 0, 0
+	clear(l.chains)
 }
 
 // snapshot seals what was written since the last snapshot as checkpoint id's, and returns
@@ -88,6 +125,11 @@ func (l *deltaLog) complete(id int64) {
 		}
 	}
 	l.segments = slices.DeleteFunc(l.segments, func(s segment) bool { return s.id <= id })
+	size := len(l.current)
+	for _, s := range l.segments {
+		size += len(s.data)
+	}
+	l.resize(size)
 }
 
 // deltaBase returns the checkpoint an incremental snapshot builds on.
@@ -215,6 +257,10 @@ func (s *storeSink) noteBases(cp actor.Checkpoint) {
 		s.bases = map[int64][]int64{}
 	}
 	s.bases[cp.ID] = basesOf(cp)
+	if s.refs == nil {
+		s.refs = map[int64][]string{}
+	}
+	s.refs[cp.ID] = runKeysOf(cp)
 }
 
 func basesOf(cp actor.Checkpoint) []int64 {
@@ -265,12 +311,16 @@ func (s *storeSink) prune(ctx context.Context) error {
 	for _, id := range ids[len(ids)-keepCheckpoints:] {
 		reach(int64(id), 0)
 	}
+	for id := range s.pins {
+		reach(id, 0) // a savepoint is being copied from it
+	}
 	for _, id := range ids {
 		if !keep[int64(id)] {
 			if err := s.store.Delete(ctx, id); err != nil {
 				return err
 			}
 			delete(s.bases, int64(id))
+			delete(s.refs, int64(id))
 		}
 	}
 	return nil

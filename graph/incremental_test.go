@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 
 	"github.com/eddyflow/eddy/actor"
@@ -200,6 +201,70 @@ func FuzzDecodeCheckpoint(f *testing.F) {
 			if again, err := decodeCheckpoint(encodeCheckpoint(cp)); err != nil || again.ID != cp.ID || len(again.States) != len(cp.States) {
 				t.Fatalf("re-encoding %+v: %+v, %v", cp, again, err)
 			}
+		}
+	})
+}
+
+// A log that grows past its bound (a long interval, or checkpoints that keep failing) is
+// dropped: the next snapshot is full, a snapshot taken before the drop no longer becomes a
+// base when it completes, and deltas resume on the next full snapshot.
+func TestDeltaLogOverflow(t *testing.T) {
+	var budget atomic.Int64
+	l := deltaLog{budget: &budget}
+	l.snapshot(1)
+	l.complete(1)
+	l.written([]byte("a"), []byte("1"))
+	if _, ok := l.snapshot(2); !ok {
+		t.Fatal("snapshot 2 is full; 1 is its base")
+	}
+	big := bytes.Repeat([]byte("x"), 1<<20)
+	for i := 0; l.base != 0; i++ {
+		if i > maxDeltaBytes>>20+2 {
+			t.Fatalf("%d MiB written and the log still holds %d bytes", i, l.size)
+		}
+		l.written(fmt.Appendf(nil, "k%d", i), big)
+	}
+	if budget.Load() != int64(l.size) || l.size > 1<<20+64 {
+		t.Errorf("after the drop: the log holds %d bytes, the job's budget says %d", l.size, budget.Load())
+	}
+	l.complete(2) // taken before the drop: the changes since it are gone
+	if l.base != 0 {
+		t.Fatalf("checkpoint 2 became a base after the log was dropped")
+	}
+	if _, ok := l.snapshot(3); ok {
+		t.Fatal("snapshot 3 after a drop is incremental")
+	}
+	l.complete(3)
+	l.written([]byte("b"), []byte("2"))
+	if d, ok := l.snapshot(4); !ok {
+		t.Fatal("snapshot 4 is full; 3 is its base")
+	} else if base, rest, _ := deltaBase(d); base != 3 || !bytes.Equal(rest, pairs("b", "2")) {
+		t.Errorf("snapshot 4: base %d, pairs %q; want 3 and b=2", base, rest)
+	}
+	l.complete(4)
+	if budget.Load() != int64(l.size) {
+		t.Errorf("the budget says %d bytes, the log holds %d", budget.Load(), l.size)
+	}
+}
+
+// A manifest's reference to a key group's runs comes from a store: bad bytes are an error
+// (errBadCheckpoint), never a panic, and what decodes encodes back the same.
+func FuzzDecodeRunsRef(f *testing.F) {
+	f.Add(encodeRunsRef([]persistence.RunHandle{{Key: "chk-00000000000000000001/j~c~0.ab", Size: 9, CRC: 7, Pairs: 1}}))
+	f.Add([]byte(runsRefMagic + "\x02"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		chain, ok, err := decodeRunsRef(b)
+		if !ok {
+			return
+		}
+		if err != nil {
+			if !errors.Is(err, errBadCheckpoint) {
+				t.Fatalf("error %v is not errBadCheckpoint", err)
+			}
+			return
+		}
+		if again, _, err := decodeRunsRef(encodeRunsRef(chain)); err != nil || !slices.Equal(again, chain) {
+			t.Fatalf("%+v does not round-trip: %+v, %v", chain, again, err)
 		}
 	})
 }

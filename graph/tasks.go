@@ -533,12 +533,18 @@ type aggregateTask[K comparable, T, A, R any] struct {
 	// deltas, with a state backend and checkpoints, is what the key group wrote back since
 	// the last complete checkpoint: its snapshots are incremental.
 	deltas *deltaLog
+	// runs, with a state backend and checkpoints, is what the key group streamed to the
+	// checkpoint store's snapshot objects (snapshot_streams.go).
+	runs *runLog
 }
 
 // CheckpointComplete lets later incremental snapshots build on checkpoint id.
 func (t *aggregateTask[K, T, A, R]) CheckpointComplete(id int64) {
 	if t.deltas != nil {
 		t.deltas.complete(id)
+	}
+	if t.runs != nil {
+		t.runs.complete(id)
 	}
 }
 
@@ -616,6 +622,12 @@ const aggSnapshotVersion = 2
 // Restore loads the accumulators of a full snapshot: into the state backend when there is
 // one. (Incremental snapshots are flattened when their checkpoint is loaded.)
 func (t *aggregateTask[K, T, A, R]) Restore(state []byte) error {
+	if chain, ok, err := decodeRunsRef(state); ok {
+		if err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+		return t.restoreRuns(chain)
+	}
 	if len(state) > 0 && state[0] == aggDeltaVersion {
 		return errors.New("restore: an incremental snapshot, not flattened against the checkpoints it builds on")
 	}
@@ -676,6 +688,9 @@ func (t *aggregateTask[K, T, A, R]) Snapshot(id int64) ([]byte, error) {
 	if t.store != nil {
 		if err := t.flush(); err != nil {
 			return nil, err
+		}
+		if ref, ok, err := t.streamSnapshot(id); ok {
+			return ref, err // to the store as a stream: the checkpoint carries a handle
 		}
 		if t.deltas != nil {
 			if delta, ok := t.deltas.snapshot(id); ok {

@@ -19,6 +19,7 @@ import (
 //
 //	PREFIX checkpoints/chk-00000000000000000042   checkpoint 42 (20 digits: keys sort by number)
 //	PREFIX savepoints/NAME.savepoint              savepoint NAME
+//	PREFIX objects/KEY                            snapshot data a checkpoint's metadata refers to (SnapshotObjects)
 //
 // Each object is one frame (version, length, CRC-32C, metadata), as in DirCheckpoints, so a
 // truncated or damaged object is a *CorruptError and LoadLatestValid falls back past it.
@@ -34,6 +35,8 @@ type BucketCheckpoints struct {
 	prefix string
 	// where names the bucket in errors and CorruptError.Where, e.g. "s3://ckpt/jobs/clicks/".
 	where string
+	// writers holds a token per snapshot object being written (at most bucketWriters).
+	writers chan struct{}
 }
 
 var _ CheckpointStore = (*BucketCheckpoints)(nil)
@@ -45,7 +48,8 @@ func NewBucketCheckpoints(bucket *blob.Bucket, prefix, where string) (*BucketChe
 	if prefix != "" && !strings.HasSuffix(prefix, "/") {
 		return nil, fmt.Errorf("bucket checkpoint store: prefix %q must be empty or end in /", prefix)
 	}
-	return &BucketCheckpoints{bucket: bucket, prefix: prefix, where: strings.TrimSuffix(where, "/") + "/" + prefix}, nil
+	return &BucketCheckpoints{bucket: bucket, prefix: prefix, where: strings.TrimSuffix(where, "/") + "/" + prefix,
+		writers: make(chan struct{}, bucketWriters)}, nil
 }
 
 // OpenBucketCheckpoints opens the bucket at url (any scheme registered with gocloud.dev's
@@ -177,6 +181,9 @@ func (s *BucketCheckpoints) DeleteSavepoint(ctx context.Context, name string) er
 	key, err := s.savepointKey(name)
 	if err == nil {
 		err = s.delete(ctx, key)
+	}
+	if err == nil {
+		err = deleteObjects(ctx, s, savepointObjectPrefix(name))
 	}
 	if err != nil {
 		return fmt.Errorf("delete savepoint %q: %w", name, err)

@@ -109,6 +109,9 @@ var bucketCases = []struct {
 			t.Fatal("prefix without a trailing slash: no error")
 		}
 	}},
+	{"snapshot objects", func(t *testing.T, bucket *blob.Bucket, prefix, where string) {
+		runObjectsContract(t, mustBucketStore(t, bucket, prefix, where))
+	}},
 }
 
 func seq(from, to uint64) []uint64 {

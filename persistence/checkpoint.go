@@ -53,6 +53,7 @@ type CheckpointStore interface {
 //
 //	DIR/checkpoints/chk-00000000000000000042   checkpoint 42 (20 digits, so names sort by number)
 //	DIR/savepoints/NAME.savepoint              savepoint NAME
+//	DIR/objects/KEY                            snapshot data a checkpoint's metadata refers to (SnapshotObjects)
 //	DIR/*/.tmp-*                               a write in progress, or one a crash interrupted
 //
 // Each file is one frame (version, length, CRC-32C, metadata). A write goes to a temporary
@@ -62,6 +63,8 @@ type CheckpointStore interface {
 type DirCheckpoints struct {
 	checkpoints string
 	savepoints  string
+	// objects holds snapshot objects (SnapshotObjects): DIR/objects/KEY.
+	objects string
 }
 
 var _ CheckpointStore = (*DirCheckpoints)(nil)
@@ -78,6 +81,7 @@ func OpenDirCheckpoints(dir string) (*DirCheckpoints, error) {
 	s := &DirCheckpoints{
 		checkpoints: filepath.Join(dir, "checkpoints"),
 		savepoints:  filepath.Join(dir, "savepoints"),
+		objects:     filepath.Join(dir, "objects"),
 	}
 	for _, d := range []string{s.checkpoints, s.savepoints} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -94,6 +98,9 @@ func OpenDirCheckpoints(dir string) (*DirCheckpoints, error) {
 				}
 			}
 		}
+	}
+	if err := s.removeObjectTemps(); err != nil {
+		return nil, fmt.Errorf("open checkpoint store: %w", err)
 	}
 	return s, nil
 }
@@ -226,6 +233,9 @@ func (s *DirCheckpoints) DeleteSavepoint(ctx context.Context, name string) error
 	path, err := s.savepointPath(name)
 	if err == nil {
 		err = removeFile(path)
+	}
+	if err == nil {
+		err = deleteObjects(ctx, s, savepointObjectPrefix(name))
 	}
 	if err != nil {
 		return fmt.Errorf("delete savepoint %q: %w", name, err)

@@ -33,6 +33,16 @@ type Server struct {
 	Client *s3.Client
 }
 
+// envOr returns the environment variable name, or def when it is empty. Benchmarks that
+// write hundreds of MB (graph's BenchmarkStreamedCheckpoint) set EDDY_WEED_VOLUME_MB and
+// EDDY_WEED_VOLUMES for larger volumes.
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
 // WeedPath returns where the weed binary is looked for.
 func WeedPath() string {
 	if p := os.Getenv("EDDY_WEED"); p != "" {
@@ -94,7 +104,7 @@ func Start(t testing.TB) *Server {
 		"-filer.localSocket="+filepath.Join(dir, "filer.sock"), "-s3.localSocket="+filepath.Join(dir, "s3.sock"),
 		// Small volumes: the tests write kilobytes, and the default (30 GB) volumes
 		// reserve more disk than a CI machine may have.
-		"-master.volumeSizeLimitMB=64", "-volume.max=16",
+		"-master.volumeSizeLimitMB="+envOr("EDDY_WEED_VOLUME_MB", "64"), "-volume.max="+envOr("EDDY_WEED_VOLUMES", "16"),
 	)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logFile, logFile
