@@ -34,10 +34,16 @@ type scanPart struct {
 
 // unwrapTask returns the task of a keyed stage inside the wrappers Build puts around it.
 func unwrapTask(t actor.Task) actor.Task {
-	if tp, ok := t.(twoPhaseTask); ok {
-		return tp.Task
+	for {
+		switch w := t.(type) {
+		case twoPhaseTask:
+			t = w.Task
+		case offloadTask:
+			t = w.Task
+		default:
+			return t
+		}
 	}
-	return t
 }
 
 // lookupState returns the state task holds for key.
