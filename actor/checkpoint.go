@@ -249,6 +249,9 @@ func (c *coordinator) run(ctx context.Context, wg *sync.WaitGroup) {
 			}
 			if failed == nil {
 				failed = c.sink.Save(ctx, Checkpoint{ID: id, States: states, Finished: done})
+				if failed != nil && ctx.Err() != nil {
+					return // the save was cut off by the run's end, not a failure of its own
+				}
 			}
 			if failed != nil {
 				c.stats.failed.Add(1)
