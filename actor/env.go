@@ -394,6 +394,14 @@ func (w *Writer[T]) append(d int, r stream.Record[T]) {
 			b = make([]stream.Record[T], 0, min(w.batch, firstBuffer))
 		}
 	}
+	if len(b) == cap(b) && cap(b) < w.batch {
+		// Grown here, never past the batch: the fast path in WriteAll fills a buffer up to
+		// its capacity without looking at the batch size, so a buffer larger than the batch
+		// would pass it unsent, and then wait for a credit that nothing spends.
+		nb := make([]stream.Record[T], len(b), min(2*cap(b)+firstBuffer, w.batch))
+		copy(nb, b)
+		b = nb
+	}
 	b = append(b, r)
 	w.bufs[d] = b
 	if len(b) >= w.batch {
@@ -440,7 +448,7 @@ func (w *Writer[T]) barrier(d int, id int64) {
 // back, so the free list is bounded by destinations × credits.
 func (w *Writer[T]) recycle(_ int, records any) {
 	b, ok := records.([]stream.Record[T])
-	if !ok || cap(b) == 0 || cap(b) > 2*w.batch {
+	if !ok || cap(b) == 0 || cap(b) > w.batch { // larger would pass the fast path's check unsent
 		return
 	}
 	clear(b)

@@ -3,6 +3,7 @@ package graph_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -26,11 +27,13 @@ type streamStore interface {
 
 // streamedCountJob counts keyOf(i) for n records on the Badger backend with checkpoints
 // into store every 10ms; the test reads the counts back from db (badgerCounts).
+// The count stage takes records one by one (no local aggregation): cutOff counts the
+// records it has taken.
 func streamedCountJob(t *testing.T, db *persistence.BadgerDB, store persistence.CheckpointStore, n int64, cut *cutPoint, more ...graph.JobOption) *graph.Job {
 	g := graph.New("streamed")
 	src := graph.From(g, cut.source(n), graph.Name("src"))
 	keys := graph.Map(src, keyOf)
-	graph.Count(graph.KeyBy(keys, func(k int64) int64 { return k }), graph.Name("count")).To(stream.FuncSink(func([]stream.Record[stream.KV[int64, int64]]) error { return nil }))
+	graph.Count(graph.KeyBy(keys, func(k int64) int64 { return k }), graph.Name("count"), graph.LocalAggregation(false)).To(stream.FuncSink(func([]stream.Record[stream.KV[int64, int64]]) error { return nil }))
 	opts := append([]graph.JobOption{graph.Parallelism(2), graph.MaxKeyGroups(4), graph.BadgerState(db), graph.Checkpoints(store, 10*time.Millisecond)}, more...)
 	return build(t, g, opts...)
 }
@@ -89,6 +92,13 @@ func manifestRuns(t *testing.T, store streamStore) map[uint64][]persistence.RunH
 	out := map[uint64][]persistence.RunHandle{}
 	for _, id := range ids {
 		b, err := store.Load(ctx, id)
+		if errors.Is(err, persistence.ErrNotFound) {
+			// Listed, then gone: pruned by the run's last save. Seen once against SeaweedFS,
+			// whose listing may still show a key just deleted; a checkpoint that is gone
+			// refers to nothing.
+			t.Logf("checkpoint %d was listed but is gone: %v", id, err)
+			continue
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -303,7 +313,7 @@ func TestLargeInlineSnapshotsMoveToObjects(t *testing.T) {
 		g := graph.New("offload")
 		src := graph.From(g, cut.source(n), graph.Name("src"))
 		byKey := graph.Map(src, func(i int64) int64 { return i % keys })
-		graph.Count(graph.KeyBy(byKey, func(k int64) int64 { return k }), graph.Name("count")).To(stream.FuncSink(func(recs []stream.Record[stream.KV[int64, int64]]) error {
+		graph.Count(graph.KeyBy(byKey, func(k int64) int64 { return k }), graph.Name("count"), graph.LocalAggregation(false)).To(stream.FuncSink(func(recs []stream.Record[stream.KV[int64, int64]]) error {
 			mu.Lock()
 			defer mu.Unlock()
 			for _, r := range recs {
