@@ -662,12 +662,18 @@ func (t *aggregateTask[K, T, A, R]) Restore(state []byte) error {
 const restoreBatch = 4096
 
 // Snapshot encodes every key's accumulator; with a state backend it writes the changed ones
-// back first and copies the key group's state from there.
+// back first and copies the key group's state from there. Id 0 is the state an instance
+// ends with in a job without checkpoints, which nothing reads: with a state backend, where
+// the state is already, it writes back and returns none (copying the whole state out of
+// Badger into memory there made the heap grow with the state, docs/decisions-badgerspeed.md).
 func (t *aggregateTask[K, T, A, R]) Snapshot(id int64) ([]byte, error) {
 	out := []byte{aggSnapshotVersion}
 	if t.store != nil {
 		if err := t.flush(); err != nil {
 			return nil, err
+		}
+		if id == 0 {
+			return nil, nil
 		}
 		if t.deltas != nil {
 			if delta, ok := t.deltas.snapshot(id); ok {
