@@ -262,12 +262,16 @@ type stateStoreFailure struct{ err error }
 // stateStore is a key group's state in Badger as an aggregate operator's AccStore.
 type stateStore struct{ kv *persistence.KeyedValues }
 
-func (s stateStore) Get(key []byte) ([]byte, bool, error) {
-	v, ok, err := s.kv.Get(key)
-	if err != nil {
-		panic(stateStoreFailure{fmt.Errorf("read key %x from the state store: %w", key, err)})
+func (s stateStore) GetBatch(keys [][]byte, found func(i int, value []byte) error) error {
+	var foundErr error
+	err := s.kv.GetBatch(keys, func(i int, v []byte) error {
+		foundErr = found(i, v)
+		return foundErr
+	})
+	if err != nil && foundErr == nil {
+		panic(stateStoreFailure{fmt.Errorf("read %d keys from the state store: %w", len(keys), err)})
 	}
-	return v, ok, nil
+	return foundErr // a value that does not decode
 }
 
 func (s stateStore) PutBatch(keys, values [][]byte) error {
@@ -530,6 +534,10 @@ type aggregateTask[K comparable, T, A, R any] struct {
 	// memory).
 	keys  stream.Codec[K]
 	store *persistence.KeyedValues
+	// key is the stage's key function, and prefetchKeys the keys of a batch being
+	// prefetched from store.
+	key          func(T) K
+	prefetchKeys []K
 	// deltas, with a state backend and checkpoints, is what the key group wrote back since
 	// the last complete checkpoint: its snapshots are incremental.
 	deltas *deltaLog
@@ -564,11 +572,59 @@ func (t *aggregateTask[K, T, A, R]) Process(_ int, records any, start, end int) 
 		t.op.SetProcessingTime(t.env.Now().UnixMilli())
 	}
 	recs := records.([]stream.Record[T])[:end]
+	if t.store != nil && !t.prefetch(recs[start:]) {
+		return len(recs) // the job fails: the state store failed
+	}
 	i := start
 	for i < len(recs) && !t.env.Blocked() {
 		i = t.from(recs, i)
 	}
 	return i
+}
+
+// prefetch reads the accumulators of recs' keys that are not in memory from the state
+// store in one read, so that folding them in costs no read per record. A failing store
+// fails the job (it returns false); a key function that panics is left to Process, which
+// makes its record a dead letter.
+func (t *aggregateTask[K, T, A, R]) prefetch(recs []stream.Record[T]) (ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			if actor.Unwinding(p) {
+				panic(p)
+			}
+			if sf, isStore := p.(stateStoreFailure); isStore {
+				t.env.Fail(fmt.Errorf("stage %q: %w", t.name, sf.err))
+			} else if se, isState := p.(*stream.StateError); isState {
+				t.env.Fail(fmt.Errorf("stage %q: %w", t.name, se))
+			} else {
+				panic(p)
+			}
+			ok = false
+		}
+	}()
+	keys := t.prefetchKeys[:0]
+	for _, r := range recs {
+		if k, ok := t.keyOf(r.Value); ok {
+			keys = append(keys, k)
+		}
+	}
+	t.op.Prefetch(keys)
+	clear(keys)
+	t.prefetchKeys = keys[:0]
+	return true
+}
+
+// keyOf returns v's key, or false when the key function panics.
+func (t *aggregateTask[K, T, A, R]) keyOf(v T) (k K, ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			if actor.Unwinding(p) {
+				panic(p)
+			}
+			ok = false
+		}
+	}()
+	return t.key(v), true
 }
 
 // from folds recs[start:] in until the end, a blocked output or a panic, which costs the
@@ -673,6 +729,11 @@ func (t *aggregateTask[K, T, A, R]) Snapshot(id int64) ([]byte, error) {
 			return nil, err
 		}
 		if id == 0 {
+			if err := t.store.Flush(); err != nil {
+				err = fmt.Errorf("final state: write back to the state store: %w", err)
+				t.env.Fail(fmt.Errorf("stage %q: %w", t.name, err))
+				return nil, err
+			}
 			return nil, nil
 		}
 		if t.deltas != nil {

@@ -111,6 +111,10 @@ type BadgerDB struct {
 
 	// cleaner deletes old generations of keyed state in the background.
 	cleaner stateCleaner
+	// writes is the write batch of every KeyedValues; generations what the KeyedValues of
+	// each generation of keyed state share (its key filter, badger_filter.go).
+	writes      stateWrites
+	generations stateGenerations
 
 	journal   *BadgerJournal
 	snapshots *BadgerSnapshots
@@ -138,6 +142,7 @@ func OpenBadger(dir string, opts ...Option) (*BadgerDB, error) {
 	}
 	d := &BadgerDB{db: db, dir: dir, logger: cfg.logger, cfg: cfg}
 	d.cleaner.d = d
+	d.writes.epoch = 1
 	d.journal = &BadgerJournal{d: d, highest: make(map[string]uint64)}
 	d.snapshots = &BadgerSnapshots{d: d}
 	if cfg.sync.every > 0 {
@@ -161,6 +166,9 @@ func (d *BadgerDB) Sync() error {
 		return err
 	}
 	defer d.end()
+	if err := d.writes.commit(); err != nil {
+		return fmt.Errorf("sync badger %s: %w", d.dir, err)
+	}
 	if err := d.db.Sync(); err != nil {
 		return fmt.Errorf("sync badger %s: %w", d.dir, err)
 	}
@@ -180,8 +188,12 @@ func (d *BadgerDB) Close() error {
 		}
 		d.cleaner.close()
 		d.inflight.Wait()
+		// Writes of keyed state still in the shared batch are committed before the close.
+		werr := d.writes.commit()
 		if err := d.db.Close(); err != nil {
 			d.closeErr = fmt.Errorf("close badger %s: %w", d.dir, err)
+		} else if werr != nil {
+			d.closeErr = fmt.Errorf("close badger %s: %w", d.dir, werr)
 		}
 	})
 	return d.closeErr

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -25,9 +26,32 @@ const (
 // length, CRC-32C) like every other stored value. The state has generations: a restore
 // starts a fresh, empty one (FreshKeyedValues) and the old ones are deleted in the
 // background, so a recovery does not wait for the deletes.
+//
+// Reads and writes are built for state far larger than memory:
+//   - A Bloom filter of the keys the generation holds (built from the keys when it is first
+//     opened in a process, kept up to date by PutBatch) answers most lookups of a key that
+//     is not there without reading Badger: a new key costs no lookup. A false positive costs
+//     one lookup; there are no false negatives, as long as the identity's state is written
+//     through this package (every KeyedValues of a generation shares its filter).
+//   - GetBatch looks keys up in one read transaction.
+//   - PutBatch does not wait for the disk: its writes go into one write batch shared by every
+//     KeyedValues of the database (the key groups of a node), which Badger commits as it
+//     fills, in the background. A read of an identity with writes not yet committed commits
+//     them first (Flush), so reads always see what was written.
 type KeyedValues struct {
 	d      *BadgerDB
 	prefix []byte
+	gen    *generation
+}
+
+// generation is what every KeyedValues of one generation of keyed state shares in a
+// process.
+type generation struct {
+	// known holds the keys the generation holds.
+	known *keyFilter
+	// wrote is the epoch of the shared write batch (d.writes) that last took a write of
+	// the generation: the generation has writes waiting while that batch is not committed.
+	wrote atomic.Uint64
 }
 
 // KeyedValues returns identity's keyed state: its current generation.
@@ -36,7 +60,12 @@ func (d *BadgerDB) KeyedValues(identity string) (*KeyedValues, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &KeyedValues{d: d, prefix: generationPrefix(identity, gen)}, nil
+	prefix := generationPrefix(identity, gen)
+	g, err := d.generationOf(prefix)
+	if err != nil {
+		return nil, fmt.Errorf("state %q: %w", identity, err)
+	}
+	return &KeyedValues{d: d, prefix: prefix, gen: g}, nil
 }
 
 // FreshKeyedValues starts a new, empty generation of identity's keyed state and returns it.
@@ -58,8 +87,9 @@ func (d *BadgerDB) FreshKeyedValues(identity string) (*KeyedValues, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new generation of state %q: %w", identity, err)
 	}
-	d.cleaner.add(kindPrefix(identity, kindValue), generationPrefix(identity, gen))
-	return &KeyedValues{d: d, prefix: generationPrefix(identity, gen)}, nil
+	prefix := generationPrefix(identity, gen)
+	d.cleaner.add(kindPrefix(identity, kindValue), prefix)
+	return &KeyedValues{d: d, prefix: prefix, gen: d.freshGeneration(kindPrefix(identity, kindValue), prefix)}, nil
 }
 
 func (d *BadgerDB) generation(identity string) (uint64, error) {
@@ -90,35 +120,68 @@ func (kv *KeyedValues) key(k []byte) []byte {
 // Get returns the value of key, and whether there is one. A value that fails its checks is
 // a *CorruptError.
 func (kv *KeyedValues) Get(key []byte) ([]byte, bool, error) {
-	if err := kv.d.begin(); err != nil {
-		return nil, false, err
-	}
-	defer kv.d.end()
 	var out []byte
-	err := kv.d.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(kv.key(key))
-		if err != nil {
-			return err
-		}
-		return item.Value(func(v []byte) error {
-			payload, err := decodeFrame(v)
-			if err != nil {
-				return &CorruptError{Where: fmt.Sprintf("badger %s: state %q/%x", kv.d.dir, kv.prefix, key), Reason: err.Error()}
-			}
-			out = append([]byte(nil), payload...)
-			return nil
-		})
+	var found bool
+	err := kv.GetBatch([][]byte{key}, func(_ int, v []byte) error {
+		out, found = append([]byte(nil), v...), true
+		return nil
 	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, fmt.Errorf("get state: %w", err)
-	}
-	return out, true, nil
+	return out, found, err
 }
 
-// PutBatch writes values[i] under keys[i], in one write batch (nil value: delete).
+// GetBatch looks keys up in one read transaction and calls found with the index and value
+// of each key that has one, in order, until found returns an error, which GetBatch returns.
+// The value is valid only during the call. Keys the filter knows are not there cost no
+// read. A value that fails its checks is a *CorruptError.
+func (kv *KeyedValues) GetBatch(keys [][]byte, found func(i int, value []byte) error) error {
+	maybe := make([]int, 0, len(keys))
+	for i, k := range keys {
+		if kv.gen.known.mayContain(k) {
+			maybe = append(maybe, i)
+		}
+	}
+	kv.gen.known.counted(len(maybe), len(keys)-len(maybe))
+	if len(maybe) == 0 {
+		return nil
+	}
+	if err := kv.d.begin(); err != nil {
+		return err
+	}
+	defer kv.d.end()
+	if err := kv.commitWrites(); err != nil {
+		return fmt.Errorf("get state: %w", err)
+	}
+	err := kv.d.db.View(func(txn *badger.Txn) error {
+		for _, i := range maybe {
+			item, err := txn.Get(kv.key(keys[i]))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				continue // a false positive of the filter, or deleted
+			}
+			if err != nil {
+				return err
+			}
+			err = item.Value(func(v []byte) error {
+				payload, err := decodeFrame(v)
+				if err != nil {
+					return &CorruptError{Where: fmt.Sprintf("badger %s: state %q/%x", kv.d.dir, kv.prefix, keys[i]), Reason: err.Error()}
+				}
+				return found(i, payload)
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("get state: %w", err)
+	}
+	return nil
+}
+
+// PutBatch writes values[i] under keys[i] (nil value: delete) into the database's shared
+// write batch, which Badger commits in the background as it fills; Flush, or any read of
+// this state, waits until they are committed. The slices may be reused once it returns.
 func (kv *KeyedValues) PutBatch(keys, values [][]byte) error {
 	if len(keys) != len(values) {
 		return fmt.Errorf("put state: %d keys and %d values", len(keys), len(values))
@@ -127,23 +190,116 @@ func (kv *KeyedValues) PutBatch(keys, values [][]byte) error {
 		return err
 	}
 	defer kv.d.end()
-	wb := kv.d.db.NewWriteBatch()
-	defer wb.Cancel()
+	w := &kv.d.writes
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.failedFor(kv); err != nil {
+		return fmt.Errorf("put state: %w", err)
+	}
+	if w.batch == nil {
+		w.batch = kv.d.db.NewWriteBatch()
+	}
+	kv.gen.wrote.Store(w.epoch)
 	for i, k := range keys {
 		var err error
 		if values[i] == nil {
-			err = wb.Delete(kv.key(k))
+			err = w.batch.Delete(kv.key(k))
 		} else {
-			err = wb.Set(kv.key(k), appendFrame(nil, values[i]))
+			err = w.batch.Set(kv.key(k), appendFrame(nil, values[i]))
+			kv.gen.known.add(k) // known before it is committed: a read commits it first
 		}
 		if err != nil {
+			// The batch is unusable: what the other states wrote into it since the last
+			// commit is lost with it, and each of them is told on its next call.
+			w.batch.Cancel()
+			w.fail(err)
 			return fmt.Errorf("put state: %w", err)
 		}
 	}
-	if err := wb.Flush(); err != nil {
-		return fmt.Errorf("put state: %w", err)
+	return nil
+}
+
+// Flush waits until every write of this state's PutBatch calls (and of any other state of
+// the database written since) is committed to Badger, and returns the first error of those
+// commits.
+func (kv *KeyedValues) Flush() error {
+	if err := kv.d.begin(); err != nil {
+		return err
+	}
+	defer kv.d.end()
+	if err := kv.commitWrites(); err != nil {
+		return fmt.Errorf("flush state: %w", err)
 	}
 	return nil
+}
+
+// commitWrites commits the shared write batch if this state wrote into it since it was last
+// committed. The caller holds begin.
+func (kv *KeyedValues) commitWrites() error {
+	w := &kv.d.writes
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.failedFor(kv); err != nil {
+		return err
+	}
+	if w.batch == nil || kv.gen.wrote.Load() != w.epoch {
+		return nil
+	}
+	return w.commitLocked()
+}
+
+// stateWrites is the write batch that every KeyedValues of a database writes into, so that
+// the key groups of a node share one stream of commits instead of one batch each.
+type stateWrites struct {
+	mu    sync.Mutex
+	batch *badger.WriteBatch // nil: nothing written since the last commit
+	// epoch counts batches, from 1: a state whose last write was in an earlier one has
+	// nothing waiting.
+	epoch uint64
+	// failure is why the batch of failedEpoch was lost: the states that wrote into it get
+	// it from then on.
+	failure     error
+	failedEpoch uint64
+}
+
+// commitLocked commits the batch and waits for it; the caller holds mu.
+func (w *stateWrites) commitLocked() error {
+	b := w.batch
+	if err := b.Flush(); err != nil {
+		b.Cancel() // waits for the commits still running
+		w.fail(err)
+		return w.failure
+	}
+	w.batch = nil
+	w.epoch++
+	return nil
+}
+
+// fail drops the batch of this epoch for err; the caller holds mu.
+func (w *stateWrites) fail(err error) {
+	w.failure = fmt.Errorf("writes of keyed state lost: %w", err)
+	w.failedEpoch = w.epoch
+	w.batch = nil
+	w.epoch++
+}
+
+// failedFor returns the failure that lost some of kv's writes, if one did; the caller
+// holds mu.
+func (w *stateWrites) failedFor(kv *KeyedValues) error {
+	if w.failure != nil && kv.gen.wrote.Load() == w.failedEpoch {
+		return w.failure
+	}
+	return nil
+}
+
+// commit commits what every KeyedValues of the database wrote (Sync and Close call it).
+func (w *stateWrites) commit() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.batch == nil {
+		return nil
+	}
+	return w.commitLocked()
 }
 
 // Scan calls f with every key and value of the identity's state, in key order, until f
@@ -154,6 +310,9 @@ func (kv *KeyedValues) Scan(f func(key, value []byte) error) error {
 		return err
 	}
 	defer kv.d.end()
+	if err := kv.commitWrites(); err != nil {
+		return fmt.Errorf("scan state: %w", err)
+	}
 	return kv.d.db.View(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
 		opts.Prefix = kv.prefix
