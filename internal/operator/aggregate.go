@@ -34,7 +34,7 @@ type AggregateOperator[K comparable, T, A, R any] struct {
 	// prefetchEntries and prefetchKeys are Prefetch's buffers.
 	prefetchEntries []*aggEntry[K, A]
 	prefetchKeys    [][]byte
-	flushEpoch uint64
+	flushEpoch      uint64
 	// written, when set, is told every key and accumulator written back to the store.
 	written func(key, value []byte)
 }
