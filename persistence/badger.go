@@ -97,6 +97,8 @@ type BadgerDB struct {
 	dir    string
 	logger *slog.Logger
 	cfg    badgerConfig
+	// maxValue is the size of Badger's value log files, which no value may reach.
+	maxValue int64
 
 	cancel   context.CancelFunc
 	syncDone chan struct{}
@@ -140,7 +142,7 @@ func OpenBadger(dir string, opts ...Option) (*BadgerDB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open badger %s: %w", dir, err)
 	}
-	d := &BadgerDB{db: db, dir: dir, logger: cfg.logger, cfg: cfg}
+	d := &BadgerDB{db: db, dir: dir, logger: cfg.logger, cfg: cfg, maxValue: bo.ValueLogFileSize}
 	d.cleaner.d = d
 	d.writes.epoch = 1
 	d.journal = &BadgerJournal{d: d, highest: make(map[string]uint64)}

@@ -186,6 +186,16 @@ func (kv *KeyedValues) PutBatch(keys, values [][]byte) error {
 	if len(keys) != len(values) {
 		return fmt.Errorf("put state: %d keys and %d values", len(keys), len(values))
 	}
+	for i, k := range keys {
+		// What Badger would refuse is refused before anything goes into the shared batch,
+		// which one refused write would otherwise spoil for every state writing into it.
+		if n := len(kv.prefix) + len(k); n > maxStateKey {
+			return fmt.Errorf("put state: key %d is %d bytes with its prefix, more than Badger's %d", i, n, maxStateKey)
+		}
+		if n := int64(len(values[i]) + frameHeaderSize); n >= kv.d.maxValue {
+			return fmt.Errorf("put state: the value of key %d is %d bytes, more than the database's value log file (%d)", i, n, kv.d.maxValue)
+		}
+	}
 	if err := kv.d.begin(); err != nil {
 		return err
 	}
@@ -247,6 +257,9 @@ func (kv *KeyedValues) commitWrites() error {
 	}
 	return w.commitLocked()
 }
+
+// maxStateKey is the longest key Badger takes (its maxKeySize).
+const maxStateKey = 65000
 
 // stateWrites is the write batch that every KeyedValues of a database writes into, so that
 // the key groups of a node share one stream of commits instead of one batch each.
