@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 )
 
 // SyncPolicy says when Badger's writes are forced to stable storage (fsync). In every
@@ -76,6 +77,32 @@ func WithLogger(l *slog.Logger) Option {
 // Dir, ValueDir, SyncWrites and Logger are set afterwards by this package.
 func WithBadgerOptions(f func(badger.Options) badger.Options) Option {
 	return optionFunc(func(c *badgerConfig) { c.tune = f })
+}
+
+// LargeStateOptions adjusts Badger's options for keyed state far larger than memory (a key
+// group's values, written back in batches and read rarely): pass it to WithBadgerOptions.
+// What each choice trades (docs/decisions-badgerspeed.md has the measurements):
+//
+//   - Values stay in the LSM tree (Badger's default value threshold of 1 MiB): state is
+//     rewritten on every update, and values in the value log would leave a dead copy there
+//     each time, which only value-log GC (which nothing here runs) would reclaim.
+//   - 16 MiB memtables, two of them: a write-back batch fills a fraction of one; larger
+//     memtables mean fewer, larger level-0 tables, so fewer flushes and fewer table files
+//     to sync, at 16 MiB of heap each (Badger's memtables live in the Go heap).
+//   - 2 MiB tables, a 16 MiB base level, 4 level-0 tables before compaction (8 before
+//     writes stall), 2 compactors: compactions build tables in buffers of about the
+//     table size each, so small tables and few compactors keep those off the heap's peak,
+//     while writes stall less often than with Badger's 5/15 defaults on a small machine.
+//   - 16 MiB block cache and 16 MiB index cache: reads are rare (the key filter of each
+//     generation answers most lookups of new keys), so caches buy little and cost heap.
+//   - No compression: compression buffers were a third of the heap at its peak, and the
+//     values of keyed state (counts, sums, encoded accumulators) compress poorly anyway.
+func LargeStateOptions(o badger.Options) badger.Options {
+	return o.WithMemTableSize(16 << 20).WithNumMemtables(2).
+		WithBlockCacheSize(16 << 20).WithIndexCacheSize(16 << 20).
+		WithNumLevelZeroTables(4).WithNumLevelZeroTablesStall(8).
+		WithNumCompactors(2).WithBaseTableSize(2 << 20).WithBaseLevelSize(16 << 20).
+		WithCompression(options.None)
 }
 
 func (c *badgerConfig) validate() error {

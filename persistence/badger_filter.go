@@ -27,8 +27,9 @@ type keyFilter struct {
 
 // Each filter of a chain has filterBitsPerKey bits per key it is sized for and
 // filterHashes hash functions: about 0.8% false positives when full, so that a chain of
-// five (a key group that grew to 2 M keys) answers all but about 4% of new keys itself.
-// 10 bits a key is 25 MiB for 20 M keys (up to twice that while the newest filter fills).
+// seven (firstFilterKeys, then twice as many each: a key group that grew to 2 M keys)
+// answers all but about 6% of new keys itself. 10 bits a key is 25 MiB for 20 M keys (up to
+// twice that while the newest filter fills).
 const (
 	filterBitsPerKey = 10
 	filterHashes     = 7

@@ -210,12 +210,27 @@ func (kv *KeyedValues) PutBatch(keys, values [][]byte) error {
 		w.batch = kv.d.db.NewWriteBatch()
 	}
 	kv.gen.wrote.Store(w.epoch)
+	// Badger keeps the keys and values until it has committed them: they are cut from one
+	// allocation rather than two each.
+	size := 0
 	for i, k := range keys {
+		size += len(kv.prefix) + len(k)
+		if values[i] != nil {
+			size += frameHeaderSize + len(values[i])
+		}
+	}
+	slab := make([]byte, 0, size)
+	for i, k := range keys {
+		start := len(slab)
+		slab = append(append(slab, kv.prefix...), k...)
+		key := slab[start:len(slab):len(slab)]
 		var err error
 		if values[i] == nil {
-			err = w.batch.Delete(kv.key(k))
+			err = w.batch.Delete(key)
 		} else {
-			err = w.batch.Set(kv.key(k), appendFrame(nil, values[i]))
+			start = len(slab)
+			slab = appendFrame(slab, values[i])
+			err = w.batch.Set(key, slab[start:len(slab):len(slab)])
 			kv.gen.known.add(k) // known before it is committed: a read commits it first
 		}
 		if err != nil {

@@ -47,7 +47,6 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
-	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/eddyflow/eddy/graph"
 	"github.com/eddyflow/eddy/persistence"
@@ -189,7 +188,7 @@ func run(w io.Writer, scenario string, n int64, p, runs, nodes int, backend stri
 			plainSecs = append(plainSecs, plain)
 			logger.Info("run done", "run", i+1, "baseline_seconds", baseSecs[i], "engine_seconds", secs, "checkpoints", cps, "without_checkpoints_seconds", plain)
 		} else {
-			logger.Info("run done", "run", i+1, "baseline_seconds", baseSecs[i], "engine_seconds", secs)
+			logger.Info("run done", "run", i+1, "baseline_seconds", baseSecs[i], "engine_seconds", secs, "ratio", baseSecs[i]/secs, "peak_heap_bytes", heap)
 		}
 	}
 	base, secs := median(baseSecs), median(engineSecs)
@@ -764,19 +763,11 @@ func (l *largeState) build(g *graph.Graph, n int64) {
 // makes the collector run before garbage piles up (the state is on disk, and what the heap
 // holds between collections is mostly Badger's compaction buffers and records already
 // passed on).
-const largeStateMemoryLimit = 384 << 20
+const largeStateMemoryLimit = 224 << 20
 
 // largeStateOptions are the Badger options of both the engine's state backend and the
-// baseline's database.
-func largeStateOptions(o badger.Options) badger.Options {
-	// Small caches: the state is meant to live on disk, not in the heap.
-	// Compactions build tables in buffers of about the table size each: few
-	// compactors and small tables keep those off the heap's peak.
-	return o.WithMemTableSize(8 << 20).WithNumMemtables(2).WithBlockCacheSize(16 << 20).
-		WithIndexCacheSize(16 << 20).WithNumLevelZeroTables(2).WithNumLevelZeroTablesStall(4).
-		WithNumCompactors(2).WithBaseTableSize(1 << 20).WithBaseLevelSize(8 << 20).
-		WithCompression(options.None) // compression buffers were a third of the rest
-}
+// baseline's database: persistence.LargeStateOptions (why each: its doc comment).
+func largeStateOptions(o badger.Options) badger.Options { return persistence.LargeStateOptions(o) }
 
 func (l *largeState) options() ([]graph.JobOption, func(), error) {
 	dir, err := os.MkdirTemp("", "eddy-bench-state-")
