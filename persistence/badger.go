@@ -171,7 +171,6 @@ func OpenBadger(dir string, opts ...Option) (*BadgerDB, error) {
 	}
 	d := &BadgerDB{db: db, dir: dir, logger: cfg.logger, cfg: cfg, maxValue: bo.ValueLogFileSize}
 	d.cleaner.d = d
-	d.writes.epoch = 1
 	d.journal = &BadgerJournal{d: d, highest: make(map[string]uint64)}
 	d.snapshots = &BadgerSnapshots{d: d}
 	if cfg.sync.every > 0 {

@@ -78,6 +78,14 @@ func TestKeyedValuesFilter(t *testing.T) {
 	lookups := func(kv *KeyedValues) uint64 { return kv.gen.known.lookups.Load() }
 	before := lookups(a)
 	check(a, "the writer")
+	if got := lookups(a) - before; got != 0 {
+		t.Errorf("%d Badger lookups for keys whose writes are not flushed yet, want 0: they are in memory", got)
+	}
+	if err := a.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	before = lookups(a)
+	check(a, "the writer, flushed")
 	if got := lookups(a) - before; got < n || got > n+n/20 {
 		t.Errorf("%d Badger lookups for %d keys that are there and %d that are not; want %d to %d", got, n, n, n, n+n/20)
 	}

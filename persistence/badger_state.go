@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
-	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -36,8 +35,10 @@ const (
 //   - GetBatch looks keys up in one read transaction.
 //   - PutBatch does not wait for the disk: its writes go into one write batch shared by every
 //     KeyedValues of the database (the key groups of a node), which Badger commits as it
-//     fills, in the background. A read of an identity with writes not yet committed commits
-//     them first (Flush), so reads always see what was written.
+//     fills, in the background. Until the batch is flushed (every maxPendingWrites writes,
+//     or by Flush, Scan, Sync, Close), the generation also holds its writes by key in
+//     memory, and reads find them there: reads always see what was written, without
+//     waiting for the disk.
 type KeyedValues struct {
 	d      *BadgerDB
 	prefix []byte
@@ -49,9 +50,11 @@ type KeyedValues struct {
 type generation struct {
 	// known holds the keys the generation holds.
 	known *keyFilter
-	// wrote is the epoch of the shared write batch (d.writes) that last took a write of
-	// the generation: the generation has writes waiting while that batch is not committed.
-	wrote atomic.Uint64
+	// pending holds the generation's writes in the shared batch since it was last flushed,
+	// framed, by key (nil: a delete); lost is why they were lost, when the batch failed.
+	// d.writes.mu guards both.
+	pending map[string][]byte
+	lost    error
 }
 
 // KeyedValues returns identity's keyed state: its current generation.
@@ -132,7 +135,8 @@ func (kv *KeyedValues) Get(key []byte) ([]byte, bool, error) {
 // GetBatch looks keys up in one read transaction and calls found with the index and value
 // of each key that has one, in order, until found returns an error, which GetBatch returns.
 // The value is valid only during the call. Keys the filter knows are not there cost no
-// read. A value that fails its checks is a *CorruptError.
+// read, and neither do keys written since the shared batch was last flushed. A value that
+// fails its checks is a *CorruptError.
 func (kv *KeyedValues) GetBatch(keys [][]byte, found func(i int, value []byte) error) error {
 	maybe := make([]int, 0, len(keys))
 	for i, k := range keys {
@@ -140,48 +144,90 @@ func (kv *KeyedValues) GetBatch(keys [][]byte, found func(i int, value []byte) e
 			maybe = append(maybe, i)
 		}
 	}
-	kv.gen.known.counted(len(maybe), len(keys)-len(maybe))
 	if len(maybe) == 0 {
+		kv.gen.known.counted(0, len(keys))
 		return nil
 	}
-	if err := kv.d.begin(); err != nil {
-		return err
-	}
-	defer kv.d.end()
-	if err := kv.commitWrites(); err != nil {
+	// Keys with a write not yet flushed are answered from memory; the others' every write
+	// is committed, since a flush commits before it forgets.
+	stored := maybe[:0]
+	var framed [][]byte // the pending values of maybe's keys, in order
+	var at []int
+	w := &kv.d.writes
+	w.mu.Lock()
+	if err := kv.gen.lost; err != nil {
+		w.mu.Unlock()
 		return fmt.Errorf("get state: %w", err)
 	}
-	err := kv.d.db.View(func(txn *badger.Txn) error {
-		for _, i := range maybe {
-			item, err := txn.Get(kv.key(keys[i]))
-			if errors.Is(err, badger.ErrKeyNotFound) {
-				continue // a false positive of the filter, or deleted
+	for _, i := range maybe {
+		if v, ok := kv.gen.pending[string(keys[i])]; ok {
+			if v != nil {
+				framed, at = append(framed, v), append(at, i)
 			}
-			if err != nil {
-				return err
-			}
-			err = item.Value(func(v []byte) error {
-				payload, err := decodeFrame(v)
-				if err != nil {
-					return &CorruptError{Where: fmt.Sprintf("badger %s: state %q/%x", kv.d.dir, kv.prefix, keys[i]), Reason: err.Error()}
-				}
-				return found(i, payload)
-			})
-			if err != nil {
+			continue
+		}
+		stored = append(stored, i)
+	}
+	w.mu.Unlock()
+	kv.gen.known.counted(len(stored), len(keys)-len(stored))
+	decode := func(i int, v []byte) error {
+		payload, err := decodeFrame(v)
+		if err != nil {
+			return &CorruptError{Where: fmt.Sprintf("badger %s: state %q/%x", kv.d.dir, kv.prefix, keys[i]), Reason: err.Error()}
+		}
+		return found(i, payload)
+	}
+	// found is called in key order: pending values and stored ones are merged by index.
+	next := 0
+	pendingUpTo := func(i int) error {
+		for ; next < len(at) && at[next] < i; next++ {
+			if err := decode(at[next], framed[next]); err != nil {
 				return err
 			}
 		}
 		return nil
-	})
-	if err != nil {
+	}
+	if len(stored) > 0 {
+		if err := kv.d.begin(); err != nil {
+			return err
+		}
+		defer kv.d.end()
+		err := kv.d.db.View(func(txn *badger.Txn) error {
+			for _, i := range stored {
+				if err := pendingUpTo(i); err != nil {
+					return err
+				}
+				item, err := txn.Get(kv.key(keys[i]))
+				if errors.Is(err, badger.ErrKeyNotFound) {
+					continue // a false positive of the filter, or deleted
+				}
+				if err != nil {
+					return err
+				}
+				if err := item.Value(func(v []byte) error { return decode(i, v) }); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("get state: %w", err)
+		}
+	}
+	if err := pendingUpTo(len(keys)); err != nil {
 		return fmt.Errorf("get state: %w", err)
 	}
 	return nil
 }
 
+// maxPendingWrites is how many writes the shared batch takes before PutBatch flushes it (and
+// the generations forget their pending writes): it bounds that memory, about 150 bytes a
+// write for 100-byte values.
+const maxPendingWrites = 1 << 16
+
 // PutBatch writes values[i] under keys[i] (nil value: delete) into the database's shared
-// write batch, which Badger commits in the background as it fills; Flush, or any read of
-// this state, waits until they are committed. The slices may be reused once it returns.
+// write batch, which Badger commits in the background as it fills; reads see the writes at
+// once, and Flush waits until they are committed. The slices may be reused once it returns.
 func (kv *KeyedValues) PutBatch(keys, values [][]byte) error {
 	if len(keys) != len(values) {
 		return fmt.Errorf("put state: %d keys and %d values", len(keys), len(values))
@@ -203,13 +249,16 @@ func (kv *KeyedValues) PutBatch(keys, values [][]byte) error {
 	w := &kv.d.writes
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if err := w.failedFor(kv); err != nil {
+	if err := kv.gen.lost; err != nil {
 		return fmt.Errorf("put state: %w", err)
 	}
 	if w.batch == nil {
 		w.batch = kv.d.db.NewWriteBatch()
 	}
-	kv.gen.wrote.Store(w.epoch)
+	if kv.gen.pending == nil {
+		kv.gen.pending = make(map[string][]byte, len(keys))
+		w.gens = append(w.gens, kv.gen)
+	}
 	// Badger keeps the keys and values until it has committed them: they are cut from one
 	// allocation rather than two each.
 	size := 0
@@ -224,20 +273,29 @@ func (kv *KeyedValues) PutBatch(keys, values [][]byte) error {
 		start := len(slab)
 		slab = append(append(slab, kv.prefix...), k...)
 		key := slab[start:len(slab):len(slab)]
+		var value []byte
 		var err error
 		if values[i] == nil {
 			err = w.batch.Delete(key)
 		} else {
 			start = len(slab)
 			slab = appendFrame(slab, values[i])
-			err = w.batch.Set(key, slab[start:len(slab):len(slab)])
-			kv.gen.known.add(k) // known before it is committed: a read commits it first
+			value = slab[start:len(slab):len(slab)]
+			err = w.batch.Set(key, value)
+			kv.gen.known.add(k)
 		}
 		if err != nil {
 			// The batch is unusable: what the other states wrote into it since the last
-			// commit is lost with it, and each of them is told on its next call.
+			// flush is lost with it, and each of them is told on its next call.
 			w.batch.Cancel()
 			w.fail(err)
+			return fmt.Errorf("put state: %w", err)
+		}
+		kv.gen.pending[string(k)] = value
+	}
+	w.count += len(keys)
+	if w.count >= maxPendingWrites {
+		if err := w.flushLocked(); err != nil {
 			return fmt.Errorf("put state: %w", err)
 		}
 	}
@@ -258,19 +316,19 @@ func (kv *KeyedValues) Flush() error {
 	return nil
 }
 
-// commitWrites commits the shared write batch if this state wrote into it since it was last
-// committed. The caller holds begin.
+// commitWrites flushes the shared write batch if this state has writes in it. The caller
+// holds begin.
 func (kv *KeyedValues) commitWrites() error {
 	w := &kv.d.writes
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if err := w.failedFor(kv); err != nil {
+	if err := kv.gen.lost; err != nil {
 		return err
 	}
-	if w.batch == nil || kv.gen.wrote.Load() != w.epoch {
+	if kv.gen.pending == nil {
 		return nil
 	}
-	return w.commitLocked()
+	return w.flushLocked()
 }
 
 // maxStateKey is the longest key Badger takes (its maxKeySize).
@@ -280,54 +338,50 @@ const maxStateKey = 65000
 // the key groups of a node share one stream of commits instead of one batch each.
 type stateWrites struct {
 	mu    sync.Mutex
-	batch *badger.WriteBatch // nil: nothing written since the last commit
-	// epoch counts batches, from 1: a state whose last write was in an earlier one has
-	// nothing waiting.
-	epoch uint64
-	// failure is why the batch of failedEpoch was lost: the states that wrote into it get
-	// it from then on.
-	failure     error
-	failedEpoch uint64
+	batch *badger.WriteBatch // nil: nothing written since the last flush
+	// gens are the generations with writes in batch, count how many writes it took.
+	gens  []*generation
+	count int
 }
 
-// commitLocked commits the batch and waits for it; the caller holds mu.
-func (w *stateWrites) commitLocked() error {
+// flushLocked commits the batch, waits for it, and lets the generations forget their
+// pending writes; the caller holds mu.
+func (w *stateWrites) flushLocked() error {
+	if w.batch == nil {
+		return nil
+	}
 	b := w.batch
 	if err := b.Flush(); err != nil {
 		b.Cancel() // waits for the commits still running
 		w.fail(err)
-		return w.failure
+		return fmt.Errorf("writes of keyed state lost: %w", err)
 	}
-	w.batch = nil
-	w.epoch++
+	w.forget()
 	return nil
 }
 
-// fail drops the batch of this epoch for err; the caller holds mu.
+// fail drops the batch for err: the generations with writes in it get err from then on.
+// The caller holds mu.
 func (w *stateWrites) fail(err error) {
-	w.failure = fmt.Errorf("writes of keyed state lost: %w", err)
-	w.failedEpoch = w.epoch
-	w.batch = nil
-	w.epoch++
+	for _, g := range w.gens {
+		g.lost = fmt.Errorf("writes of keyed state lost: %w", err)
+	}
+	w.forget()
 }
 
-// failedFor returns the failure that lost some of kv's writes, if one did; the caller
-// holds mu.
-func (w *stateWrites) failedFor(kv *KeyedValues) error {
-	if w.failure != nil && kv.gen.wrote.Load() == w.failedEpoch {
-		return w.failure
+func (w *stateWrites) forget() {
+	for i, g := range w.gens {
+		g.pending = nil
+		w.gens[i] = nil
 	}
-	return nil
+	w.gens, w.count, w.batch = w.gens[:0], 0, nil
 }
 
 // commit commits what every KeyedValues of the database wrote (Sync and Close call it).
 func (w *stateWrites) commit() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.batch == nil {
-		return nil
-	}
-	return w.commitLocked()
+	return w.flushLocked()
 }
 
 // Scan calls f with every key and value of the identity's state, in key order, until f
