@@ -86,22 +86,29 @@ func WithBadgerOptions(f func(badger.Options) badger.Options) Option {
 //   - Values stay in the LSM tree (Badger's default value threshold of 1 MiB): state is
 //     rewritten on every update, and values in the value log would leave a dead copy there
 //     each time, which only value-log GC (which nothing here runs) would reclaim.
-//   - 16 MiB memtables, two of them: a write-back batch fills a fraction of one; larger
-//     memtables mean fewer, larger level-0 tables, so fewer flushes and fewer table files
-//     to sync, at 16 MiB of heap each (Badger's memtables live in the Go heap).
-//   - 2 MiB tables, a 16 MiB base level, 4 level-0 tables before compaction (8 before
-//     writes stall), 2 compactors: compactions build tables in buffers of about the
-//     table size each, so small tables and few compactors keep those off the heap's peak,
-//     while writes stall less often than with Badger's 5/15 defaults on a small machine.
-//   - 16 MiB block cache and 16 MiB index cache: reads are rare (the key filter of each
-//     generation answers most lookups of new keys), so caches buy little and cost heap.
+//   - 8 MiB memtables, two of them: a write-back batch fills a fraction of one. Badger's
+//     memtables and the buffer that flushes one to a level-0 table (twice its size) live
+//     in the Go heap; 16 MiB memtables put the heap past 256 MiB at 2 M keys.
+//   - 2 MiB tables on every level (TableSizeMultiplier 1; Badger's default doubles them per
+//     level), a 16 MiB base level, 4 level-0 tables before compaction (8 before writes
+//     stall), 2 compactors: each compaction builds its tables in buffers of twice the table
+//     size, in the Go heap, and with doubling sizes the builders of the deep levels of a
+//     20 M-key state (16–32 MiB tables) made most of the heap's peak. More, smaller tables
+//     cost a little more index memory (bounded by the index cache) and nothing per key.
+//   - No block cache, a 16 MiB index cache: reads are rare (the key filter of each
+//     generation answers most lookups of new keys, writes not yet flushed are read from
+//     memory), and compactions, which read every block once, churned a 16 MiB block cache
+//     with a hit ratio of 0 (and Badger warned about it once a minute). The index cache
+//     keeps tables' indexes and Bloom filters from all being held in memory.
 //   - No compression: compression buffers were a third of the heap at its peak, and the
 //     values of keyed state (counts, sums, encoded accumulators) compress poorly anyway.
 func LargeStateOptions(o badger.Options) badger.Options {
-	return o.WithMemTableSize(16 << 20).WithNumMemtables(2).
-		WithBlockCacheSize(16 << 20).WithIndexCacheSize(16 << 20).
+	o.TableSizeMultiplier = 1 // it has no With method
+	return o.WithMemTableSize(8 << 20).WithNumMemtables(2).
+		WithBlockCacheSize(0).WithIndexCacheSize(16 << 20).
 		WithNumLevelZeroTables(4).WithNumLevelZeroTablesStall(8).
-		WithNumCompactors(2).WithBaseTableSize(2 << 20).WithBaseLevelSize(16 << 20).
+		WithNumCompactors(2).WithBaseTableSize(2 << 20).
+		WithBaseLevelSize(16 << 20).
 		WithCompression(options.None)
 }
 
