@@ -21,7 +21,10 @@
 //     source; checks that every update arrived and the final counts are exact.
 //   - large-state: N distinct keys (uint64(i)), each with a 100-byte value, the latest value
 //     per key kept by an aggregate on the Badger state backend (state far larger than the
-//     heap); the checksum of every key's value must equal the baseline's.
+//     heap); the checksum of every key's value must equal the baseline's. Its baseline is a
+//     plain loop over the same keys in Badger with the same options
+//     (persistence.LargeStateOptions): per batch of 1,000 keys, one read transaction that
+//     looks each up, then one write batch with the new values.
 //   - window: 10,000 keys (key uint64(i)*2654435761 % 10000), event time i/100 ms, value
 //     i % 7; count and sum per key in tumbling 1 s event-time windows, fired by the
 //     watermark; the checksum and number of firings must equal the baseline's.
