@@ -737,7 +737,7 @@ func aggregate[K comparable, T, A, R any](k Keyed[K, T], agg stream.Aggregator[T
 		wireKeyedInput(ns, k, 0)
 	}
 	ns.newTask = func(ic *inst) (actor.Task, error) {
-		t := &aggregateTask[K, T, A, R]{env: ic.env, name: ns.name, ic: ic, wm: wmOf(ic, ns), keys: keyCodecOf(k.keyCodec)}
+		t := &aggregateTask[K, T, A, R]{env: ic.env, name: ns.name, ic: ic, wm: wmOf(ic, ns), keys: keyCodecOf(k.keyCodec), key: k.key}
 		t.out = newOutBuffer(ic, pushOf[stream.KV[K, R]](ic, ns))
 		t.op = operator.NewAggregateOperator(k.key, agg, ns.emitMode, t.out.add)
 		if err := t.op.SetTTL(o.ttl); err != nil {

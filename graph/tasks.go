@@ -262,12 +262,16 @@ type stateStoreFailure struct{ err error }
 // stateStore is a key group's state in Badger as an aggregate operator's AccStore.
 type stateStore struct{ kv *persistence.KeyedValues }
 
-func (s stateStore) Get(key []byte) ([]byte, bool, error) {
-	v, ok, err := s.kv.Get(key)
-	if err != nil {
-		panic(stateStoreFailure{fmt.Errorf("read key %x from the state store: %w", key, err)})
+func (s stateStore) GetBatch(keys [][]byte, found func(i int, value []byte) error) error {
+	var foundErr error
+	err := s.kv.GetBatch(keys, func(i int, v []byte) error {
+		foundErr = found(i, v)
+		return foundErr
+	})
+	if err != nil && foundErr == nil {
+		panic(stateStoreFailure{fmt.Errorf("read %d keys from the state store: %w", len(keys), err)})
 	}
-	return v, ok, nil
+	return foundErr // a value that does not decode
 }
 
 func (s stateStore) PutBatch(keys, values [][]byte) error {
@@ -530,6 +534,10 @@ type aggregateTask[K comparable, T, A, R any] struct {
 	// memory).
 	keys  stream.Codec[K]
 	store *persistence.KeyedValues
+	// key is the stage's key function, and prefetchKeys the keys of a batch being
+	// prefetched from store.
+	key          func(T) K
+	prefetchKeys []K
 	// deltas, with a state backend and checkpoints, is what the key group wrote back since
 	// the last complete checkpoint: its snapshots are incremental.
 	deltas *deltaLog
@@ -571,6 +579,9 @@ func (t *aggregateTask[K, T, A, R]) Process(_ int, records any, start, end int) 
 	}
 	if parts, ok := records.([]stream.Record[partial[K, T, A]]); ok { // local aggregation
 		parts = parts[:end]
+		if t.store != nil && !t.prefetchPartials(parts[start:]) {
+			return len(parts) // the job fails: the state store failed
+		}
 		i := start
 		for i < len(parts) && !t.env.Blocked() {
 			i = t.mergeFrom(parts, i)
@@ -578,11 +589,79 @@ func (t *aggregateTask[K, T, A, R]) Process(_ int, records any, start, end int) 
 		return i
 	}
 	recs := records.([]stream.Record[T])[:end]
+	if t.store != nil && !t.prefetch(recs[start:]) {
+		return len(recs) // the job fails: the state store failed
+	}
 	i := start
 	for i < len(recs) && !t.env.Blocked() {
 		i = t.from(recs, i)
 	}
 	return i
+}
+
+// prefetch reads the accumulators of recs' keys that are not in memory from the state
+// store in one read, so that folding them in costs no read per record. A failing store
+// fails the job (it returns false); a key function that panics is left to Process, which
+// makes its record a dead letter.
+func (t *aggregateTask[K, T, A, R]) prefetch(recs []stream.Record[T]) (ok bool) {
+	keys := t.prefetchKeys[:0]
+	for _, r := range recs {
+		if k, ok := t.keyOf(r.Value); ok {
+			keys = append(keys, k)
+		}
+	}
+	return t.prefetchKeysOf(keys)
+}
+
+// prefetchPartials reads the state of the keys of parts (local aggregation's partial
+// results, and records sent raw) in one go, as prefetch does for records.
+func (t *aggregateTask[K, T, A, R]) prefetchPartials(parts []stream.Record[partial[K, T, A]]) (ok bool) {
+	keys := t.prefetchKeys[:0]
+	for _, r := range parts {
+		if !r.Value.Raw {
+			keys = append(keys, r.Value.Key)
+		} else if k, ok := t.keyOf(r.Value.Value); ok {
+			keys = append(keys, k)
+		}
+	}
+	return t.prefetchKeysOf(keys)
+}
+
+// prefetchKeysOf has the operator read keys' state; false when the state store failed (the
+// job fails).
+func (t *aggregateTask[K, T, A, R]) prefetchKeysOf(keys []K) (ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			if actor.Unwinding(p) {
+				panic(p)
+			}
+			if sf, isStore := p.(stateStoreFailure); isStore {
+				t.env.Fail(fmt.Errorf("stage %q: %w", t.name, sf.err))
+			} else if se, isState := p.(*stream.StateError); isState {
+				t.env.Fail(fmt.Errorf("stage %q: %w", t.name, se))
+			} else {
+				panic(p)
+			}
+			ok = false
+		}
+	}()
+	t.op.Prefetch(keys)
+	clear(keys)
+	t.prefetchKeys = keys[:0]
+	return true
+}
+
+// keyOf returns v's key, or false when the key function panics.
+func (t *aggregateTask[K, T, A, R]) keyOf(v T) (k K, ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			if actor.Unwinding(p) {
+				panic(p)
+			}
+			ok = false
+		}
+	}()
+	return t.key(v), true
 }
 
 // from folds recs[start:] in until the end, a blocked output or a panic, which costs the
@@ -682,12 +761,23 @@ func (t *aggregateTask[K, T, A, R]) Restore(state []byte) error {
 const restoreBatch = 4096
 
 // Snapshot encodes every key's accumulator; with a state backend it writes the changed ones
-// back first and copies the key group's state from there.
+// back first and copies the key group's state from there. Id 0 is the state an instance
+// ends with in a job without checkpoints, which nothing reads: with a state backend, where
+// the state is already, it writes back and returns none (copying the whole state out of
+// Badger into memory there made the heap grow with the state, docs/decisions-badgerspeed.md).
 func (t *aggregateTask[K, T, A, R]) Snapshot(id int64) ([]byte, error) {
 	out := []byte{aggSnapshotVersion}
 	if t.store != nil {
 		if err := t.flush(); err != nil {
 			return nil, err
+		}
+		if id == 0 {
+			if err := t.store.Flush(); err != nil {
+				err = fmt.Errorf("final state: write back to the state store: %w", err)
+				t.env.Fail(fmt.Errorf("stage %q: %w", t.name, err))
+				return nil, err
+			}
+			return nil, nil
 		}
 		if ref, ok, err := t.streamSnapshot(id); ok {
 			return ref, err // to the store as a stream: the checkpoint carries a handle

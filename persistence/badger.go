@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 )
 
 // SyncPolicy says when Badger's writes are forced to stable storage (fsync). In every
@@ -78,6 +79,39 @@ func WithBadgerOptions(f func(badger.Options) badger.Options) Option {
 	return optionFunc(func(c *badgerConfig) { c.tune = f })
 }
 
+// LargeStateOptions adjusts Badger's options for keyed state far larger than memory (a key
+// group's values, written back in batches and read rarely): pass it to WithBadgerOptions.
+// What each choice trades (docs/decisions-badgerspeed.md has the measurements):
+//
+//   - Values stay in the LSM tree (Badger's default value threshold of 1 MiB): state is
+//     rewritten on every update, and values in the value log would leave a dead copy there
+//     each time, which only value-log GC (which nothing here runs) would reclaim.
+//   - 8 MiB memtables, two of them: a write-back batch fills a fraction of one. Badger's
+//     memtables and the buffer that flushes one to a level-0 table (twice its size) live
+//     in the Go heap; 16 MiB memtables put the heap past 256 MiB at 2 M keys.
+//   - 2 MiB tables on every level (TableSizeMultiplier 1; Badger's default doubles them per
+//     level), a 16 MiB base level, 4 level-0 tables before compaction (8 before writes
+//     stall), 2 compactors: each compaction builds its tables in buffers of twice the table
+//     size, in the Go heap, and with doubling sizes the builders of the deep levels of a
+//     20 M-key state (16–32 MiB tables) made most of the heap's peak. More, smaller tables
+//     cost a little more index memory (bounded by the index cache) and nothing per key.
+//   - No block cache, a 16 MiB index cache: reads are rare (the key filter of each
+//     generation answers most lookups of new keys, writes not yet flushed are read from
+//     memory), and compactions, which read every block once, churned a 16 MiB block cache
+//     with a hit ratio of 0 (and Badger warned about it once a minute). The index cache
+//     keeps tables' indexes and Bloom filters from all being held in memory.
+//   - No compression: compression buffers were a third of the heap at its peak, and the
+//     values of keyed state (counts, sums, encoded accumulators) compress poorly anyway.
+func LargeStateOptions(o badger.Options) badger.Options {
+	o.TableSizeMultiplier = 1 // it has no With method
+	return o.WithMemTableSize(8 << 20).WithNumMemtables(2).
+		WithBlockCacheSize(0).WithIndexCacheSize(16 << 20).
+		WithNumLevelZeroTables(4).WithNumLevelZeroTablesStall(8).
+		WithNumCompactors(2).WithBaseTableSize(2 << 20).
+		WithBaseLevelSize(16 << 20).
+		WithCompression(options.None)
+}
+
 func (c *badgerConfig) validate() error {
 	if c.sync.every < 0 {
 		return fmt.Errorf("sync every %v: must be positive", c.sync.every)
@@ -97,6 +131,8 @@ type BadgerDB struct {
 	dir    string
 	logger *slog.Logger
 	cfg    badgerConfig
+	// maxValue is the size of Badger's value log files, which no value may reach.
+	maxValue int64
 
 	cancel   context.CancelFunc
 	syncDone chan struct{}
@@ -111,6 +147,10 @@ type BadgerDB struct {
 
 	// cleaner deletes old generations of keyed state in the background.
 	cleaner stateCleaner
+	// writes is the write batch of every KeyedValues; generations what the KeyedValues of
+	// each generation of keyed state share (its key filter, badger_filter.go).
+	writes      stateWrites
+	generations stateGenerations
 
 	journal   *BadgerJournal
 	snapshots *BadgerSnapshots
@@ -136,7 +176,7 @@ func OpenBadger(dir string, opts ...Option) (*BadgerDB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open badger %s: %w", dir, err)
 	}
-	d := &BadgerDB{db: db, dir: dir, logger: cfg.logger, cfg: cfg}
+	d := &BadgerDB{db: db, dir: dir, logger: cfg.logger, cfg: cfg, maxValue: bo.ValueLogFileSize}
 	d.cleaner.d = d
 	d.journal = &BadgerJournal{d: d, highest: make(map[string]uint64)}
 	d.snapshots = &BadgerSnapshots{d: d}
@@ -161,6 +201,9 @@ func (d *BadgerDB) Sync() error {
 		return err
 	}
 	defer d.end()
+	if err := d.writes.commit(); err != nil {
+		return fmt.Errorf("sync badger %s: %w", d.dir, err)
+	}
 	if err := d.db.Sync(); err != nil {
 		return fmt.Errorf("sync badger %s: %w", d.dir, err)
 	}
@@ -180,8 +223,12 @@ func (d *BadgerDB) Close() error {
 		}
 		d.cleaner.close()
 		d.inflight.Wait()
+		// Writes of keyed state still in the shared batch are committed before the close.
+		werr := d.writes.commit()
 		if err := d.db.Close(); err != nil {
 			d.closeErr = fmt.Errorf("close badger %s: %w", d.dir, err)
+		} else if werr != nil {
+			d.closeErr = fmt.Errorf("close badger %s: %w", d.dir, werr)
 		}
 	})
 	return d.closeErr

@@ -38,7 +38,11 @@ func TestKeyedValues(t *testing.T) {
 	if err := a.PutBatch([][]byte{[]byte("x")}, nil); err == nil {
 		t.Error("keys and values of different lengths were accepted")
 	}
-	// A value whose frame is damaged is reported, not returned.
+	// A value whose frame is damaged is reported, not returned (once the writes are
+	// committed: until then reads find them in memory).
+	if err := a.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	if err := db.db.Update(func(txn *badger.Txn) error { return txn.Set(a.key([]byte("y")), []byte{1, 0, 0, 0, 9, 1, 2}) }); err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,8 @@ package operator
 import (
 	"errors"
 	"fmt"
+
+	"github.com/eddyflow/eddy/stream"
 )
 
 // AggregateOperator runs an Aggregator per key over the records of one key group and emits
@@ -30,7 +32,10 @@ type AggregateOperator[K comparable, T, A, R any] struct {
 	keyBytes   func(K) ([]byte, error)
 	cacheLimit int
 	touched    []*aggEntry[K, A]
-	flushEpoch uint64
+	// prefetchEntries and prefetchKeys are Prefetch's buffers.
+	prefetchEntries []*aggEntry[K, A]
+	prefetchKeys    [][]byte
+	flushEpoch      uint64
 	// written, when set, is told every key and accumulator written back to the store.
 	written func(key, value []byte)
 }
@@ -43,7 +48,10 @@ func (op *AggregateOperator[K, T, A, R]) OnWriteBack(f func(key, value []byte)) 
 // AccStore keeps the accumulators of an AggregateOperator outside memory (a key group's
 // keyed values in Badger, say), so keyed state can be far larger than RAM.
 type AccStore interface {
-	Get(key []byte) ([]byte, bool, error)
+	// GetBatch calls found with the index and value of each of keys that has a value; the
+	// value is valid only during the call.
+	GetBatch(keys [][]byte, found func(i int, value []byte) error) error
+	// PutBatch writes values[i] under keys[i]; it may keep neither slice.
 	PutBatch(keys, values [][]byte) error
 }
 
@@ -66,16 +74,56 @@ func (op *AggregateOperator[K, T, A, R]) load(k K) A {
 	if err != nil {
 		panic(fmt.Sprintf("aggregate: key %v: %v", k, err))
 	}
-	b, ok, err := op.store.Get(kb)
+	err = op.store.GetBatch([][]byte{kb}, func(_ int, b []byte) error {
+		var err error
+		acc, err = DecodeState[A](b)
+		return err
+	})
 	if err != nil {
-		panic(fmt.Sprintf("aggregate: load key %v: %v", k, err))
-	}
-	if ok {
-		if acc, err = DecodeState[A](b); err != nil {
-			panic(fmt.Sprintf("aggregate: load key %v: %v", k, err))
-		}
+		panic(&stream.StateError{Op: fmt.Sprintf("aggregate: load key %v", k), Err: err})
 	}
 	return acc
+}
+
+// Prefetch brings the accumulators of keys that are not in memory into it from the store,
+// in one read (which costs nothing for keys the store knows it does not hold): the records
+// of a batch then fold without a read each. Without a store it does nothing.
+func (op *AggregateOperator[K, T, A, R]) Prefetch(keys []K) {
+	if op.store == nil {
+		return
+	}
+	missing, kbs := op.prefetchEntries[:0], op.prefetchKeys[:0]
+	for _, k := range keys {
+		if op.entries[k] != nil {
+			continue
+		}
+		kb, err := op.keyBytes(k)
+		if err != nil {
+			continue // Process reports it, for the record that has it
+		}
+		e := &aggEntry[K, A]{key: k, acc: op.agg.Zero()}
+		op.entries[k] = e
+		missing, kbs = append(missing, e), append(kbs, kb)
+	}
+	if len(missing) > 0 {
+		err := op.store.GetBatch(kbs, func(i int, b []byte) error {
+			acc, err := DecodeState[A](b)
+			if err != nil {
+				return fmt.Errorf("key %v: %w", missing[i].key, err)
+			}
+			missing[i].acc = acc
+			return nil
+		})
+		if err != nil {
+			for _, e := range missing {
+				delete(op.entries, e.key) // not loaded: Process loads it again
+			}
+			panic(&stream.StateError{Op: fmt.Sprintf("aggregate: load %d keys", len(kbs)), Err: err})
+		}
+	}
+	clear(missing)
+	clear(kbs)
+	op.prefetchEntries, op.prefetchKeys = missing[:0], kbs[:0]
 }
 
 // writeBackEvery is how many changed keys wait in memory before they are written back:
