@@ -17,6 +17,9 @@ func (kv *KeyedValues) ScanRange(from, to []byte, f func(key, value []byte) (boo
 		return err
 	}
 	defer kv.d.end()
+	if err := kv.commitWrites(); err != nil { // what PutBatch queued is part of the state
+		return fmt.Errorf("scan state: %w", err)
+	}
 	return kv.d.db.View(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
 		opts.Prefix = kv.prefix
