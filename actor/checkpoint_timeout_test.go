@@ -72,7 +72,11 @@ func TestCheckpointTimeoutAbortsAndGoesOn(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("checkpoint 2 not saved in 10s")
 	}
+	// The sink has it; the coordinator counts it once Save has returned.
 	st := c.stats.snapshot()
+	for deadline := time.Now().Add(10 * time.Second); (st.Completed == 0 || len(c.stats.recent()) < 2) && time.Now().Before(deadline); st = c.stats.snapshot() {
+		time.Sleep(time.Millisecond)
+	}
 	if st.Failed != 1 || st.Completed != 1 || st.Last != 2 {
 		t.Errorf("stats %+v, want 1 failed, 1 completed, last 2", st)
 	}
