@@ -214,16 +214,17 @@ func (c *RunConfig) validate() (NodeConfig, error) {
 		nc.Membership.Profile = Loopback
 	}
 	if tlsFiles == 3 {
-		if nc.ServerTLS, nc.ClientTLS, err = loadMutualTLS(c.TLSCert, c.TLSKey, c.TLSCA); err != nil {
+		if nc.ServerTLS, nc.ClientTLS, err = LoadMutualTLS(c.TLSCert, c.TLSKey, c.TLSCA); err != nil {
 			return NodeConfig{}, fmt.Errorf("run config: %w", err)
 		}
 	}
 	return nc, nil
 }
 
-// loadMutualTLS returns the server and client TLS configurations of mutual TLS: each node
-// shows its certificate, and trusts the certificates ca signed.
-func loadMutualTLS(certFile, keyFile, caFile string) (server, client *tls.Config, err error) {
+// LoadMutualTLS returns the server and client TLS configurations of mutual TLS 1.3 for
+// NodeConfig.ServerTLS and ClientTLS: each node shows its certificate (PEM files certFile,
+// keyFile), and trusts the certificates the CA in caFile signed.
+func LoadMutualTLS(certFile, keyFile, caFile string) (server, client *tls.Config, err error) {
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load TLS certificate: %w", err)

@@ -56,8 +56,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -181,7 +179,7 @@ func run(ctx, leave context.Context, args []string, stderr io.Writer) error {
 	}
 	if *certFile != "" {
 		var err error
-		if cfg.ServerTLS, cfg.ClientTLS, err = loadTLS(*certFile, *keyFile, *caFile); err != nil {
+		if cfg.ServerTLS, cfg.ClientTLS, err = cluster.LoadMutualTLS(*certFile, *keyFile, *caFile); err != nil {
 			return err
 		}
 	}
@@ -268,24 +266,4 @@ func run(ctx, leave context.Context, args []string, stderr io.Writer) error {
 		return nil
 	}
 	return err
-}
-
-// loadTLS returns the server and client TLS configurations of mutual TLS: each node shows
-// its certificate, and trusts the certificates ca signed.
-func loadTLS(certFile, keyFile, caFile string) (server, client *tls.Config, err error) {
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return nil, nil, fmt.Errorf("load TLS certificate: %w", err)
-	}
-	caPEM, err := os.ReadFile(caFile)
-	if err != nil {
-		return nil, nil, fmt.Errorf("load TLS CA: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return nil, nil, fmt.Errorf("load TLS CA %s: no certificate in it", caFile)
-	}
-	server = &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool, MinVersion: tls.VersionTLS13}
-	client = &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS13}
-	return server, client, nil
 }

@@ -246,7 +246,7 @@ func TestClusterTLS(t *testing.T) {
 	n2 := startNode(t, bin, dir, "n2", append(common, "-join", n1.gossip)...)
 	// The transport speaks TLS, and only to a client with a certificate the CA signed.
 	remote := n1.remoteAddr(t)
-	server, client, err := loadTLS(cert, key, ca)
+	server, client, err := cluster.LoadMutualTLS(cert, key, ca)
 	if err != nil {
 		t.Fatal(err)
 	}
